@@ -1,0 +1,103 @@
+/**
+ * Stable error codes, one range per area. Codes never change meaning once shipped;
+ * callers match on `code`, never on message text.
+ */
+export const KilnErrorCode = {
+  // 1xxx: envelopes and identities
+  ENVELOPE_MALFORMED: 'KILN_1001',
+  ENVELOPE_TOO_LARGE: 'KILN_1002',
+  ENVELOPE_BAD_SIGNATURE: 'KILN_1003',
+  ENVELOPE_EXPIRED: 'KILN_1004',
+  ENVELOPE_NOT_YET_VALID: 'KILN_1005',
+  ENVELOPE_REPLAYED: 'KILN_1006',
+  ENVELOPE_WRONG_KIND: 'KILN_1007',
+  ENVELOPE_WRONG_SIGNER: 'KILN_1008',
+  KEYPAIR_FILE_INVALID: 'KILN_1101',
+  KEYPAIR_FILE_MISSING: 'KILN_1102',
+  // 2xxx: job specs and other payloads
+  PAYLOAD_INVALID: 'KILN_2001',
+  SPEC_FILE_UNREADABLE: 'KILN_2002',
+  // 3xxx: scheduling and lifecycle
+  JOB_NOT_FOUND: 'KILN_3001',
+  JOB_WRONG_STATE: 'KILN_3002',
+  INSUFFICIENT_FUNDS: 'KILN_3003',
+  NOT_JOB_OWNER: 'KILN_3004',
+  // 4xxx: escrow and chain
+  ESCROW_NOT_FUNDED: 'KILN_4001',
+  ESCROW_WRONG_ACCOUNT: 'KILN_4002',
+  ESCROW_TX_REJECTED: 'KILN_4003',
+  SETTLEMENT_REFUSED: 'KILN_4004',
+  CHAIN_UNREACHABLE: 'KILN_4005',
+  // 5xxx: provider runtime
+  IMAGE_NOT_FOUND: 'KILN_5001',
+  CONTAINER_FAILED: 'KILN_5002',
+  CONTAINER_TIMEOUT: 'KILN_5003',
+  DOCKER_UNAVAILABLE: 'KILN_5004',
+  OUTPUT_TOO_LARGE: 'KILN_5005',
+  LEASE_REFUSED: 'KILN_5006',
+  // 6xxx: artifacts and transport
+  ARTIFACT_DIGEST_MISMATCH: 'KILN_6001',
+  ARTIFACT_NOT_FOUND: 'KILN_6002',
+  STREAM_FRAME_TOO_LARGE: 'KILN_6003',
+  PEER_UNREACHABLE: 'KILN_6004',
+  // 9xxx: configuration
+  CONFIG_INVALID: 'KILN_9001',
+} as const
+
+export type KilnErrorName = keyof typeof KilnErrorCode
+export type KilnErrorCodeValue = (typeof KilnErrorCode)[KilnErrorName]
+
+/** Structured detail carried by an error; for payload errors, one entry per bad field. */
+export interface KilnErrorContext {
+  issues?: FieldIssue[]
+  [key: string]: unknown
+}
+
+export interface FieldIssue {
+  /** Dotted path of the field, e.g. `resources.memoryMb`. */
+  path: string
+  /** What was wrong. */
+  message: string
+  /** What would be accepted, when known. */
+  expected?: string
+}
+
+export class KilnError extends Error {
+  override readonly name = 'KilnError'
+  readonly code: KilnErrorCodeValue
+  readonly kind: KilnErrorName
+  readonly context: KilnErrorContext
+
+  constructor(kind: KilnErrorName, message: string, context: KilnErrorContext = {}, options?: { cause?: unknown }) {
+    super(message, options)
+    this.kind = kind
+    this.code = KilnErrorCode[kind]
+    this.context = context
+  }
+
+  toJSON(): { code: string; kind: string; message: string; context: KilnErrorContext } {
+    return { code: this.code, kind: this.kind, message: this.message, context: this.context }
+  }
+}
+
+export function isKilnError(e: unknown, kind?: KilnErrorName): e is KilnError {
+  if (typeof e !== 'object' || e === null || (e as { name?: unknown }).name !== 'KilnError') return false
+  return kind === undefined || (e as KilnError).kind === kind
+}
+
+/** Rebuilds a KilnError from its JSON form (as it crosses the API). */
+export function kilnErrorFromJSON(json: unknown): KilnError | undefined {
+  if (typeof json !== 'object' || json === null) return undefined
+  const j = json as Record<string, unknown>
+  if (typeof j.kind !== 'string' || !(j.kind in KilnErrorCode) || typeof j.message !== 'string') return undefined
+  return new KilnError(j.kind as KilnErrorName, j.message, (j.context as KilnErrorContext) ?? {})
+}
+
+/** One line per issue, readable in a terminal. */
+export function formatKilnError(e: KilnError): string {
+  const lines = [`${e.code} ${e.message}`]
+  for (const i of e.context.issues ?? []) {
+    lines.push(`  - ${i.path || '(root)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}`)
+  }
+  return lines.join('\n')
+}

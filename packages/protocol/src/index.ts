@@ -1,0 +1,6 @@
+export * from './errors.ts'
+export * from './bytes.ts'
+export * from './identity.ts'
+export * from './validate.ts'
+export * from './envelope.ts'
+export * from './schemas.ts'

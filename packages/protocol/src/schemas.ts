@@ -1,0 +1,161 @@
+import { z } from 'zod'
+import { isAddress, type Address } from './identity.ts'
+
+/**
+ * Money is counted in the stablecoin's base units (6 decimals, like USDC): 1_000_000 = 1.00.
+ * Integers only; amounts stay well inside Number.MAX_SAFE_INTEGER.
+ */
+export const TOKEN_DECIMALS = 6
+export const TOKEN_UNIT = 10 ** TOKEN_DECIMALS
+
+export const address = z.string().refine(isAddress, { message: 'not a valid base58 address' }).transform((s) => s as Address)
+export const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex sha256 digest (64 characters)')
+export const amount = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+export const jobId = z.string().regex(/^job_[0-9a-z]{10,40}$/, 'a job id like job_01h...')
+
+/** Docker image reference: [registry/]name[:tag][@sha256:digest]. */
+const imageRef = z.string().min(1).max(255).regex(
+  /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$/,
+  'a Docker image reference such as kiln/matmul:1 or ghcr.io/org/img@sha256:…',
+)
+
+export const GpuRequest = z.object({
+  count: z.number().int().min(0).max(16).default(0),
+  /** Accepted GPU models (substring match, case-insensitive); empty means any. */
+  models: z.array(z.string().min(1).max(64)).max(16).default([]),
+  minVramMb: z.number().int().min(0).max(1_048_576).default(0),
+}).strict()
+
+export const Resources = z.object({
+  cpu: z.number().positive().max(256).default(1),
+  memoryMb: z.number().int().min(16).max(1_048_576).default(512),
+  gpu: GpuRequest.default({ count: 0, models: [], minVramMb: 0 }),
+}).strict()
+
+export const JobSpec = z.object({
+  name: z.string().min(1).max(80).optional(),
+  image: imageRef,
+  command: z.array(z.string().max(4096)).max(256).optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string().max(4096))
+    .refine((e) => Object.keys(e).length <= 64, 'at most 64 variables').default({}),
+  resources: Resources.default({ cpu: 1, memoryMb: 512, gpu: { count: 0, models: [], minVramMb: 0 } }),
+  /** The most the client pays per hour of lease, in token base units. */
+  maxPricePerHour: amount.min(1),
+  timeoutSec: z.number().int().min(1).max(7 * 24 * 3600).default(600),
+  network: z.boolean().default(false),
+  region: z.string().min(1).max(32).optional(),
+  outputs: z.object({
+    maxBytes: z.number().int().min(0).max(4 * 1024 ** 3).default(64 * 1024 ** 2),
+  }).strict().default({ maxBytes: 64 * 1024 ** 2 }),
+}).strict()
+export type JobSpec = z.output<typeof JobSpec>
+export type JobSpecInput = z.input<typeof JobSpec>
+
+/** The most a lease can cost: the hourly price over the whole timeout, rounded up. */
+export function maxLeaseCost(pricePerHour: number, timeoutSec: number): number {
+  return Math.ceil((pricePerHour * timeoutSec) / 3600)
+}
+
+/** What a run of `seconds` costs at `pricePerHour`, rounded up, never above the lock. */
+export function leaseCost(pricePerHour: number, seconds: number, lockAmount: number): number {
+  return Math.min(lockAmount, Math.ceil((pricePerHour * Math.max(0, seconds)) / 3600))
+}
+
+export const GpuInfo = z.object({
+  index: z.number().int().min(0).max(64),
+  model: z.string().max(128),
+  vramMb: z.number().int().min(0),
+  driver: z.string().max(32).optional(),
+  cuda: z.string().max(32).optional(),
+}).strict()
+export type GpuInfo = z.output<typeof GpuInfo>
+
+export const Hardware = z.object({
+  cpuCores: z.number().int().min(1).max(1024),
+  memoryMb: z.number().int().min(1),
+  diskMb: z.number().int().min(0),
+  gpus: z.array(GpuInfo).max(64),
+}).strict()
+export type Hardware = z.output<typeof Hardware>
+
+export const CapacityAdvert = z.object({
+  peerId: z.string().min(1).max(128),
+  addrs: z.array(z.string().max(256)).max(16),
+  /** Increases with every advert from this provider; older ones are ignored. */
+  seq: z.number().int().nonnegative(),
+  hardware: Hardware,
+  free: z.object({
+    cpu: z.number().min(0),
+    memoryMb: z.number().int().min(0),
+    gpus: z.number().int().min(0),
+  }).strict(),
+  pricePerHour: amount,
+  region: z.string().max(32),
+  version: z.string().max(32),
+  available: z.boolean(),
+  /** Why the provider is unavailable, when it is. */
+  reason: z.string().max(200).optional(),
+}).strict()
+export type CapacityAdvert = z.output<typeof CapacityAdvert>
+
+export const Lease = z.object({
+  jobId,
+  client: address,
+  provider: address,
+  arbiter: address,
+  spec: JobSpec,
+  pricePerHour: amount,
+  lockAmount: amount,
+  mint: address,
+  multisig: address,
+  vault: address,
+  /** The provider must have started by then, or the lease lapses. */
+  startBy: z.number().int(),
+}).strict()
+export type Lease = z.output<typeof Lease>
+
+export const RunStatus = z.enum(['succeeded', 'failed'])
+export const ResultReceipt = z.object({
+  jobId,
+  provider: address,
+  status: RunStatus,
+  exitCode: z.number().int().nullable(),
+  error: z.object({ code: z.string().max(16), message: z.string().max(1000) }).strict().optional(),
+  outputDigest: sha256.nullable(),
+  outputBytes: z.number().int().nonnegative(),
+  logDigest: sha256,
+  logBytes: z.number().int().nonnegative(),
+  startedAt: z.number().int().nullable(),
+  endedAt: z.number().int(),
+  containerSeconds: z.number().nonnegative(),
+  gpuSeconds: z.number().nonnegative(),
+}).strict()
+export type ResultReceipt = z.output<typeof ResultReceipt>
+
+/** Envelope kinds; a kind names both the payload schema and who may sign it. */
+export const Kind = {
+  advert: 'kiln/advert/1',
+  lease: 'kiln/lease/1',
+  receipt: 'kiln/receipt/1',
+  submit: 'kiln/api/submit/1',
+  lock: 'kiln/api/lock/1',
+  cancel: 'kiln/api/cancel/1',
+  settleRequest: 'kiln/settle-request/1',
+} as const
+
+export const SubmitRequest = z.object({ spec: JobSpec }).strict()
+export const LockRequest = z.object({ jobId, signature: z.string().min(64).max(100) }).strict()
+export const CancelRequest = z.object({ jobId }).strict()
+
+/** The arbiter asks a party to co-sign a settlement transaction it has already signed. */
+export const SettleRequest = z.object({
+  jobId,
+  action: z.enum(['release', 'refund']),
+  /** base64 of the partially signed, serialised transaction. */
+  transaction: z.string().max(4096),
+}).strict()
+export type SettleRequest = z.output<typeof SettleRequest>
+
+export const JobState = z.enum(['queued', 'matched', 'locked', 'running', 'verifying', 'settling', 'done', 'failed', 'cancelled', 'expired'])
+export type JobState = z.output<typeof JobState>
+export const TERMINAL_STATES: readonly JobState[] = ['done', 'failed', 'cancelled', 'expired']

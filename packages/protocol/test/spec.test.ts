@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest'
+import { JobSpec, parseOrThrow, maxLeaseCost, leaseCost } from '../src/index.ts'
+
+describe('job spec', () => {
+  it('fills defaults for a minimal spec', () => {
+    const spec = parseOrThrow(JobSpec, { image: 'kiln/matmul:1', maxPricePerHour: 1_000_000 }, 'job spec')
+    expect(spec.resources).toEqual({ cpu: 1, memoryMb: 512, gpu: { count: 0, models: [], minVramMb: 0 } })
+    expect(spec.network).toBe(false)
+    expect(spec.timeoutSec).toBe(600)
+  })
+
+  it('names every bad field with what would be accepted', () => {
+    try {
+      parseOrThrow(JobSpec, { image: 'Bad Image!', maxPricePerHour: -1, resources: { memoryMb: 1 }, bogus: 1 }, 'job spec')
+      expect.unreachable()
+    } catch (e) {
+      const issues = (e as { context: { issues: { path: string; expected?: string }[] } }).context.issues
+      const paths = issues.map((i) => i.path)
+      expect(paths).toEqual(expect.arrayContaining(['image', 'maxPricePerHour', 'resources.memoryMb', '']))
+      expect(issues.find((i) => i.path === 'resources.memoryMb')?.expected).toBe('>= 16')
+    }
+  })
+
+  it('prices a lease by the second, rounded up and capped by the lock', () => {
+    expect(maxLeaseCost(3_600_000, 600)).toBe(600_000)
+    expect(leaseCost(3_600_000, 1.5, 600_000)).toBe(1_500)
+    expect(leaseCost(3_600_000, 10_000, 600_000)).toBe(600_000)
+  })
+})
