@@ -1,0 +1,83 @@
+import { bigint, bigserial, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text } from 'drizzle-orm/pg-core'
+import type { CapacityAdvert, Envelope, JobSpec, ResultReceipt } from '@kiln/protocol'
+
+// Times are epoch milliseconds in bigint columns (mode 'number'): exact, and cheap to compare.
+const ms = (name: string) => bigint(name, { mode: 'number' })
+
+export interface JobError {
+  code: string
+  kind: string
+  message: string
+}
+
+export const jobs = pgTable('jobs', {
+  id: text('id').primaryKey(),
+  client: text('client').notNull(),
+  spec: jsonb('spec').$type<JobSpec>().notNull(),
+  /** The client's signed submit envelope, kept as proof of what was asked. */
+  submitEnvelope: jsonb('submit_envelope').$type<Envelope>().notNull(),
+  state: text('state').notNull(),
+  /** Bumped on every transition; lets a writer detect it lost a race. */
+  version: integer('version').notNull().default(0),
+  attempt: integer('attempt').notNull().default(0),
+  provider: text('provider'),
+  pricePerHour: bigint('price_per_hour', { mode: 'number' }),
+  lockAmount: bigint('lock_amount', { mode: 'number' }),
+  maxCost: bigint('max_cost', { mode: 'number' }).notNull(),
+  vault: text('vault'),
+  multisig: text('multisig'),
+  lockSignature: text('lock_signature'),
+  lockDeadline: ms('lock_deadline'),
+  receipt: jsonb('receipt').$type<Envelope<ResultReceipt>>(),
+  outputDigest: text('output_digest'),
+  outputBytes: bigint('output_bytes', { mode: 'number' }),
+  paidToProvider: bigint('paid_to_provider', { mode: 'number' }),
+  refundedToClient: bigint('refunded_to_client', { mode: 'number' }),
+  /** What settlement owes once the run is over: pay the provider or refund the client. */
+  settleAction: text('settle_action'),
+  settlementSignature: text('settlement_signature'),
+  error: jsonb('error').$type<JobError>(),
+  createdAt: ms('created_at').notNull(),
+  updatedAt: ms('updated_at').notNull(),
+  startedAt: ms('started_at'),
+  endedAt: ms('ended_at'),
+}, (t) => [index('jobs_state_idx').on(t.state), index('jobs_client_idx').on(t.client)])
+
+export const jobEvents = pgTable('job_events', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  jobId: text('job_id').notNull(),
+  from: text('from_state'),
+  to: text('to_state').notNull(),
+  reason: text('reason').notNull(),
+  detail: jsonb('detail').$type<Record<string, unknown>>(),
+  at: ms('at').notNull(),
+}, (t) => [index('job_events_job_idx').on(t.jobId)])
+
+export const jobLogs = pgTable('job_logs', {
+  jobId: text('job_id').notNull(),
+  seq: integer('seq').notNull(),
+  stream: text('stream').notNull(),
+  text: text('text').notNull(),
+  at: ms('at').notNull(),
+}, (t) => [primaryKey({ columns: [t.jobId, t.seq] })])
+
+export const providers = pgTable('providers', {
+  address: text('address').primaryKey(),
+  advert: jsonb('advert').$type<CapacityAdvert>().notNull(),
+  firstSeen: ms('first_seen').notNull(),
+  lastSeen: ms('last_seen').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  jobsDone: integer('jobs_done').notNull().default(0),
+  jobsFailed: integer('jobs_failed').notNull().default(0),
+  earned: bigint('earned', { mode: 'number' }).notNull().default(0),
+  containerSeconds: doublePrecision('container_seconds').notNull().default(0),
+})
+
+export const settlements = pgTable('settlements', {
+  jobId: text('job_id').notNull(),
+  action: text('action').notNull(),
+  signature: text('signature').notNull(),
+  toProvider: bigint('to_provider', { mode: 'number' }).notNull(),
+  toClient: bigint('to_client', { mode: 'number' }).notNull(),
+  at: ms('at').notNull(),
+}, (t) => [primaryKey({ columns: [t.jobId, t.action] })])

@@ -1,0 +1,27 @@
+import type { JobState } from '@kiln/protocol'
+
+/**
+ * The lifecycle. `settling` carries the pending action (release or refund) on the job row;
+ * it ends in `done` (paid) or `failed` (refunded, with the reason kept).
+ */
+export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
+  queued: ['matched', 'cancelled', 'expired', 'failed'],
+  matched: ['locked', 'queued', 'cancelled', 'failed'],
+  locked: ['running', 'settling', 'failed'],
+  running: ['verifying', 'settling', 'failed'],
+  verifying: ['settling', 'failed'],
+  settling: ['done', 'failed'],
+  done: [],
+  failed: [],
+  cancelled: [],
+  expired: [],
+}
+
+export function canTransition(from: JobState, to: JobState): boolean {
+  return TRANSITIONS[from].includes(to)
+}
+
+/** States from which `to` may be entered. */
+export function sourcesOf(to: JobState): JobState[] {
+  return (Object.keys(TRANSITIONS) as JobState[]).filter((s) => TRANSITIONS[s].includes(to))
+}

@@ -1,0 +1,86 @@
+import { and, asc, desc, eq, gt, inArray, jobEvents, jobLogs, jobs, type Db } from '@kiln/db'
+import { KilnError, randomHex, type JobState } from '@kiln/protocol'
+import { canTransition } from './states.ts'
+
+export type Job = typeof jobs.$inferSelect
+export type NewJob = typeof jobs.$inferInsert
+export type JobPatch = Partial<Omit<Job, 'id' | 'state' | 'version' | 'createdAt'>>
+
+/** Sortable, unguessable job ids: time prefix for order, randomness for uniqueness. */
+export function newJobId(now = Date.now()): string {
+  return `job_${now.toString(36).padStart(9, '0')}${randomHex(8)}`
+}
+
+export interface JobStore {
+  create(job: Omit<NewJob, 'state' | 'version' | 'createdAt' | 'updatedAt'>): Promise<Job>
+  get(id: string): Promise<Job | undefined>
+  mustGet(id: string): Promise<Job>
+  /**
+   * Moves a job from one of `from` to `to`, atomically with its event record. Returns the
+   * updated job, or undefined when the job was not in one of `from` (someone else already
+   * moved it): callers treat that as "already done", which makes every step idempotent.
+   */
+  transition(id: string, from: readonly JobState[], to: JobState, reason: string, patch?: JobPatch, detail?: Record<string, unknown>): Promise<Job | undefined>
+  update(id: string, patch: JobPatch): Promise<void>
+  list(opts?: { states?: JobState[]; client?: string; limit?: number }): Promise<Job[]>
+  events(id: string): Promise<(typeof jobEvents.$inferSelect)[]>
+  appendLogs(id: string, firstSeq: number, chunks: { stream: string; text: string }[]): Promise<void>
+  logs(id: string, afterSeq: number, limit?: number): Promise<(typeof jobLogs.$inferSelect)[]>
+}
+
+export function createJobStore(db: Db): JobStore {
+  const get = async (id: string) => (await db.select().from(jobs).where(eq(jobs.id, id)).limit(1))[0]
+  return {
+    async create(job) {
+      const now = Date.now()
+      return db.transaction(async (tx) => {
+        const [row] = await tx.insert(jobs).values({ ...job, state: 'queued', version: 0, createdAt: now, updatedAt: now }).returning()
+        await tx.insert(jobEvents).values({ jobId: job.id, from: null, to: 'queued', reason: 'submitted', at: now })
+        if (!row) throw new Error('insert returned no row')
+        return row
+      })
+    },
+    get,
+    async mustGet(id) {
+      const job = await get(id)
+      if (!job) throw new KilnError('JOB_NOT_FOUND', `no job ${id}`, { jobId: id })
+      return job
+    },
+    async transition(id, from, to, reason, patch = {}, detail) {
+      const allowed = from.filter((f) => canTransition(f, to))
+      if (allowed.length === 0) throw new Error(`no legal transition from ${from.join('|')} to ${to}`)
+      const now = Date.now()
+      return db.transaction(async (tx) => {
+        const [prev] = await tx.select({ state: jobs.state, version: jobs.version }).from(jobs).where(and(eq(jobs.id, id), inArray(jobs.state, allowed))).for('update')
+        if (!prev) return undefined
+        const [row] = await tx.update(jobs)
+          .set({ ...patch, state: to, version: prev.version + 1, updatedAt: now })
+          .where(and(eq(jobs.id, id), eq(jobs.version, prev.version)))
+          .returning()
+        if (!row) return undefined
+        await tx.insert(jobEvents).values({ jobId: id, from: prev.state, to, reason, detail, at: now })
+        return row
+      })
+    },
+    async update(id, patch) {
+      await db.update(jobs).set({ ...patch, updatedAt: Date.now() }).where(eq(jobs.id, id))
+    },
+    async list(opts = {}) {
+      const conds = []
+      if (opts.states?.length) conds.push(inArray(jobs.state, opts.states))
+      if (opts.client) conds.push(eq(jobs.client, opts.client))
+      return db.select().from(jobs).where(conds.length ? and(...conds) : undefined).orderBy(desc(jobs.createdAt)).limit(opts.limit ?? 100)
+    },
+    async events(id) {
+      return db.select().from(jobEvents).where(eq(jobEvents.jobId, id)).orderBy(asc(jobEvents.id))
+    },
+    async appendLogs(id, firstSeq, chunks) {
+      if (chunks.length === 0) return
+      const now = Date.now()
+      await db.insert(jobLogs).values(chunks.map((c, i) => ({ jobId: id, seq: firstSeq + i, stream: c.stream, text: c.text, at: now }))).onConflictDoNothing()
+    },
+    async logs(id, afterSeq, limit = 500) {
+      return db.select().from(jobLogs).where(and(eq(jobLogs.jobId, id), gt(jobLogs.seq, afterSeq))).orderBy(asc(jobLogs.seq)).limit(limit)
+    },
+  }
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest'
+import { openDb } from '@kiln/db'
+import { createJobStore, newJobId } from '../src/index.ts'
+
+describe('JobStore (PGlite)', () => {
+  it('moves a job through legal transitions once, recording each event', async () => {
+    const { store, close, create } = await setup()
+    try {
+      const job = await create()
+      expect(job.state).toBe('queued')
+      const matched = await store.transition(job.id, ['queued'], 'matched', 'placed', { provider: 'p1' })
+      expect(matched?.state).toBe('matched')
+      expect(matched?.version).toBe(1)
+      // A second, concurrent attempt at the same step finds the job moved and does nothing.
+      expect(await store.transition(job.id, ['queued'], 'matched', 'placed again')).toBeUndefined()
+      const events = await store.events(job.id)
+      expect(events.map((e) => `${e.from ?? '-'}>${e.to}`)).toEqual(['->queued', 'queued>matched'])
+    } finally {
+      await close()
+    }
+  })
+
+  it('refuses an illegal transition outright', async () => {
+    const { store, close, create } = await setup()
+    try {
+      const job = await create()
+      await expect(store.transition(job.id, ['queued'], 'done', 'skip ahead')).rejects.toThrow(/no legal transition/)
+    } finally {
+      await close()
+    }
+  })
+
+  it('races of many writers on one transition: exactly one wins', async () => {
+    const { store, close, create } = await setup()
+    try {
+      const job = await create()
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.transition(job.id, ['queued'], 'matched', `writer ${i}`)))
+      expect(results.filter(Boolean)).toHaveLength(1)
+    } finally {
+      await close()
+    }
+  })
+
+  it('keeps log chunks in order and dedupes re-sent chunks', async () => {
+    const { store, close, create } = await setup()
+    try {
+      const job = await create()
+      await store.appendLogs(job.id, 0, [{ stream: 'stdout', text: 'a' }, { stream: 'stdout', text: 'b' }])
+      await store.appendLogs(job.id, 1, [{ stream: 'stdout', text: 'b' }, { stream: 'stderr', text: 'c' }])
+      expect((await store.logs(job.id, -1)).map((l) => l.text)).toEqual(['a', 'b', 'c'])
+      expect((await store.logs(job.id, 1)).map((l) => l.text)).toEqual(['c'])
+    } finally {
+      await close()
+    }
+  })
+})
+
+async function setup() {
+  const { db, close } = await openDb()
+  const store = createJobStore(db)
+  const create = () => store.create({ id: newJobId(), client: 'c', spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost: 1 })
+  return { store, close, create }
+}
