@@ -1,0 +1,121 @@
+import { readdir, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import Dockerode from 'dockerode'
+import { KilnError } from '@kiln/protocol'
+import { LABEL_MANAGED } from './sandbox.ts'
+import { JOB_DIR_PREFIX, runJob, type RunContext } from './run.ts'
+import { dockerMessage, isConnectionError, withTimeout } from './errors.ts'
+import type { DockerRuntime, PingResult, RuntimeInit, RuntimeLogger } from './types.ts'
+
+export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock'
+const MiB = 1024 * 1024
+
+const silentLogger: RuntimeLogger = { debug() {}, info() {}, warn() {} }
+
+/** Where the client talks to the engine, for messages a person will read. */
+export function describeEndpoint(docker: Dockerode): string {
+  const modem = docker.modem as { socketPath?: string; host?: string; port?: string | number; protocol?: string }
+  if (modem.socketPath) return modem.socketPath
+  return `${modem.protocol ?? 'http'}://${modem.host ?? 'localhost'}${modem.port ? `:${modem.port}` : ''}`
+}
+
+export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
+  // An explicit socket path: without options docker-modem would read DOCKER_HOST itself.
+  const docker = init.docker ?? new Dockerode({ socketPath: DEFAULT_SOCKET_PATH })
+  const endpoint = describeEndpoint(docker)
+  const logger = init.logger ?? silentLogger
+  const pingTimeoutMs = init.pingTimeoutMs ?? 5000
+  const pullTimeoutMs = init.pullTimeoutMs ?? 10 * 60_000
+
+  const unavailable = (e: unknown): KilnError =>
+    new KilnError('DOCKER_UNAVAILABLE', `cannot reach the Docker engine at ${endpoint}: ${dockerMessage(e)}`, { endpoint }, { cause: e })
+
+  async function ping(): Promise<PingResult> {
+    try {
+      const v = await withTimeout(docker.version(), pingTimeoutMs, `no answer within ${pingTimeoutMs} ms`)
+      return { ok: true, version: v.Version }
+    } catch (e) {
+      return { ok: false, reason: `cannot reach the Docker engine at ${endpoint}: ${dockerMessage(e)}` }
+    }
+  }
+
+  async function hasImage(ref: string): Promise<boolean> {
+    try {
+      await docker.getImage(ref).inspect()
+      return true
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return false
+      throw unavailable(e)
+    }
+  }
+
+  async function pull(ref: string): Promise<void> {
+    const stream = await docker.pull(ref)
+    const events = await withTimeout(new Promise<Array<Record<string, unknown>>>((resolve, reject) => {
+      docker.modem.followProgress(stream, (err: Error | null, output: Array<Record<string, unknown>>) => (err ? reject(err) : resolve(output)))
+    }), pullTimeoutMs, `the pull took longer than ${pullTimeoutMs} ms`)
+    // The engine reports most pull failures inside the progress stream, not as HTTP errors.
+    const failed = events.find((ev) => typeof ev.error === 'string')
+    if (failed) throw new Error(String(failed.error))
+  }
+
+  async function ensureImage(ref: string): Promise<void> {
+    if (await hasImage(ref)) return
+    let reason: string
+    try {
+      logger.info({ image: ref }, 'image not present locally; pulling')
+      await pull(ref)
+      if (await hasImage(ref)) return
+      reason = 'the pull finished but the image is still not present'
+    } catch (e) {
+      if (isConnectionError(e)) throw unavailable(e)
+      reason = dockerMessage(e)
+    }
+    throw new KilnError('IMAGE_NOT_FOUND', `image ${ref} is not present locally and could not be pulled: ${reason}`, { image: ref })
+  }
+
+  const ctx: RunContext = {
+    docker,
+    // Absolute: the engine resolves a bind mount's source on its side, not in our cwd.
+    workDir: resolve(init.workDir),
+    maxLogBytes: init.maxLogBytes ?? MiB,
+    stopGraceSec: init.stopGraceSec ?? 5,
+    logger,
+    ensureImage,
+    unavailable,
+    activeContainers: new Set(),
+    activeDirs: new Set(),
+  }
+
+  async function reconcile(): Promise<{ removed: string[] }> {
+    let leftovers: Dockerode.ContainerInfo[]
+    try {
+      leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=1`] } })
+    } catch (e) {
+      throw unavailable(e)
+    }
+    const removed: string[] = []
+    for (const c of leftovers) {
+      if (ctx.activeContainers.has(c.Id)) continue
+      const name = c.Names[0]?.replace(/^\//, '') ?? c.Id
+      try {
+        await docker.getContainer(c.Id).remove({ force: true, v: true })
+        removed.push(name)
+        logger.info({ container: name, job: c.Labels[`kiln.job`] }, 'removed leftover container')
+      } catch (e) {
+        // 404: gone in the meantime, which is what we wanted.
+        if ((e as { statusCode?: number }).statusCode !== 404) logger.warn({ container: name, err: dockerMessage(e) }, 'could not remove leftover container')
+      }
+    }
+    // Job dirs left by a crash hold the previous run's outputs; they are never reused.
+    const names = await readdir(ctx.workDir).catch(() => [] as string[])
+    for (const name of names) {
+      const dir = join(ctx.workDir, name)
+      if (!name.startsWith(JOB_DIR_PREFIX) || ctx.activeDirs.has(dir)) continue
+      await rm(dir, { recursive: true, force: true }).catch((e: unknown) => logger.warn({ dir, err: String(e) }, 'could not remove leftover job dir'))
+    }
+    return { removed }
+  }
+
+  return { ping, hasImage, ensureImage, run: (req) => runJob(ctx, req), reconcile }
+}

@@ -1,0 +1,17 @@
+/** The provider's Docker sandbox runtime: runs a job spec in a locked-down container. */
+export { createDockerRuntime, describeEndpoint, DEFAULT_SOCKET_PATH } from './docker-runtime.ts'
+export {
+  buildHostConfig,
+  buildContainerOptions,
+  isRootUser,
+  OUT_PATH,
+  SANDBOX_USER,
+  PIDS_LIMIT,
+  TMPFS_OPTIONS,
+  LABEL_MANAGED,
+  LABEL_JOB,
+  type HostConfigOptions,
+} from './sandbox.ts'
+export { packCanonicalTar, unpackTar, unsafeEntryReason, type PackedOutput, type PackOptions, type UnpackResult } from './tar.ts'
+export { LogCollector, type LogStream, type CollectedLog } from './logs.ts'
+export type { DockerRuntime, PingResult, RunError, RunOutput, RunRequest, RunResult, RuntimeInit, RuntimeLogger } from './types.ts'

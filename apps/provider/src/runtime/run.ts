@@ -1,0 +1,189 @@
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type Dockerode from 'dockerode'
+import { isKilnError, randomHex, type KilnError, type KilnErrorName } from '@kiln/protocol'
+import { LogCollector } from './logs.ts'
+import { buildContainerOptions, OUT_PATH } from './sandbox.ts'
+import { packCanonicalTar } from './tar.ts'
+import { dockerMessage, isConnectionError, sleep } from './errors.ts'
+import type { RunError, RunOutput, RunRequest, RunResult, RuntimeLogger } from './types.ts'
+
+/** Per-job dirs in workDir start with this, so reconcile() knows which ones are ours. */
+export const JOB_DIR_PREFIX = 'kiln-job-'
+/** How long to wait for the attach stream to drain after the container exits. */
+const LOG_DRAIN_MS = 2000
+
+export interface RunContext {
+  docker: Dockerode
+  workDir: string
+  maxLogBytes: number
+  stopGraceSec: number
+  logger: RuntimeLogger
+  ensureImage(ref: string): Promise<void>
+  unavailable(e: unknown): KilnError
+  /** Containers and dirs of runs in flight, which reconcile() must not touch. */
+  activeContainers: Set<string>
+  activeDirs: Set<string>
+}
+
+/** Container names allow [a-zA-Z0-9_.-]; job ids are validated elsewhere, but be safe. */
+function nameSafe(jobId: string): string {
+  return jobId.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 64)
+}
+
+function abortReason(signal: AbortSignal | undefined): string {
+  const r: unknown = signal?.reason
+  if (r instanceof Error) return r.message
+  return typeof r === 'string' ? r : 'aborted by the provider'
+}
+
+export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResult> {
+  const { docker, logger } = ctx
+  const { jobId, spec, signal } = req
+  const log = new LogCollector(ctx.maxLogBytes, req.onLog, (err) => logger.warn({ jobId, err: String(err) }, 'onLog listener threw'))
+  let startedAt: number | null = null
+  let endedAt: number | null = null
+  let exitCode: number | null = null
+  let stoppedBy: RunResult['stoppedBy']
+  let error: RunError | undefined
+  let output: RunOutput | null = null
+  let container: Dockerode.Container | undefined
+  let jobDir: string | undefined
+  const fail = (kind: KilnErrorName, message: string): void => {
+    error ??= { kind, message } // the first cause wins; later ones are consequences
+  }
+
+  try {
+    if (signal?.aborted) {
+      fail('CONTAINER_FAILED', `the run was stopped before it started: ${abortReason(signal)}`)
+      return finish()
+    }
+    try {
+      await ctx.ensureImage(spec.image)
+    } catch (e) {
+      if (!isKilnError(e)) throw e
+      fail(e.kind, e.message)
+      return finish()
+    }
+    const image = await docker.getImage(spec.image).inspect()
+    if (signal?.aborted) {
+      // Aborted while the image was being pulled: don't start a container just to stop it.
+      fail('CONTAINER_FAILED', `the run was stopped before it started: ${abortReason(signal)}`)
+      return finish()
+    }
+
+    await mkdir(ctx.workDir, { recursive: true })
+    jobDir = await mkdtemp(join(ctx.workDir, `${JOB_DIR_PREFIX}${nameSafe(jobId)}-`))
+    ctx.activeDirs.add(jobDir)
+    const outDir = join(jobDir, 'out')
+    await mkdir(outDir)
+    // 0777 so the job's non-root user can write; mkdir's mode is cut by the umask, chmod is not.
+    await chmod(outDir, 0o777)
+
+    const created = await docker.createContainer({
+      name: `kiln-${nameSafe(jobId)}-${randomHex(3)}`,
+      ...buildContainerOptions(jobId, spec, outDir, image.Config?.User, { gpuDeviceIds: req.gpuDeviceIds }),
+    })
+    container = created
+    ctx.activeContainers.add(created.id)
+
+    // Attach before start, so not a byte of output is missed.
+    const stream = await created.attach({ stream: true, stdout: true, stderr: true })
+    const drained = new Promise<void>((resolve) => {
+      stream.on('end', resolve)
+      stream.on('close', resolve)
+      stream.on('error', () => resolve())
+    })
+    docker.modem.demuxStream(stream, log.writable('stdout'), log.writable('stderr'))
+
+    await created.start()
+    startedAt = Date.now()
+    try {
+      req.onStart?.(startedAt)
+    } catch (err) {
+      logger.warn({ jobId, err: String(err) }, 'onStart listener threw')
+    }
+
+    // A timeout is a hard limit: SIGKILL at once. An abort (cancel, pause) gets a grace
+    // period, so a job that checkpoints on SIGTERM can do so.
+    const timer = setTimeout(() => {
+      stoppedBy ??= 'timeout'
+      created.kill().catch(() => {}) // 409 when it exited meanwhile: nothing to do
+    }, spec.timeoutSec * 1000)
+    const onAbort = (): void => {
+      stoppedBy ??= 'abort'
+      created.stop({ t: ctx.stopGraceSec }).catch(() => {})
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    if (signal?.aborted) onAbort()
+    try {
+      const waited = (await created.wait()) as { StatusCode?: number }
+      exitCode = typeof waited.StatusCode === 'number' ? waited.StatusCode : null
+    } finally {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    endedAt = Date.now()
+
+    const state = (await created.inspect()).State
+    // OOMKilled is set when any process in the container was killed; the exit code is the
+    // job's verdict (a job may survive a killed helper), so it only explains a failure.
+    if (state.OOMKilled && stoppedBy === undefined && exitCode !== 0) stoppedBy = 'oom'
+    await Promise.race([drained, sleep(LOG_DRAIN_MS)])
+
+    if (stoppedBy === 'timeout') {
+      fail('CONTAINER_TIMEOUT', `the job ran past its timeout of ${spec.timeoutSec} s and was killed`)
+    } else if (stoppedBy === 'abort') {
+      fail('CONTAINER_FAILED', `the run was stopped: ${abortReason(signal)}`)
+    } else if (stoppedBy === 'oom') {
+      fail('CONTAINER_FAILED', `the container ran out of memory (limit ${spec.resources.memoryMb} MiB) and was killed (exit code ${exitCode ?? 'unknown'})`)
+    } else if (exitCode !== 0) {
+      fail('CONTAINER_FAILED', `the container exited with code ${exitCode ?? 'unknown'}`)
+    }
+
+    // Outputs are packed for failed runs too: partial results help the client debug.
+    try {
+      output = await packCanonicalTar(outDir, { maxBytes: spec.outputs.maxBytes })
+    } catch (e) {
+      if (isKilnError(e)) fail(e.kind, e.message)
+      else fail('CONTAINER_FAILED', `could not pack ${OUT_PATH}: ${String(e)}`)
+    }
+    return finish()
+  } catch (e) {
+    // Engine-level trouble mid-run (the daemon died, the disk filled): report, don't throw.
+    logger.warn({ jobId, err: dockerMessage(e) }, 'run failed in the runtime')
+    if (isConnectionError(e)) fail('DOCKER_UNAVAILABLE', ctx.unavailable(e).message)
+    else fail('CONTAINER_FAILED', `the runtime could not run the job: ${dockerMessage(e)}`)
+    return finish()
+  } finally {
+    if (container) {
+      await container.remove({ force: true, v: true }).catch((e: unknown) => {
+        if ((e as { statusCode?: number }).statusCode !== 404) logger.warn({ jobId, err: dockerMessage(e) }, 'could not remove container')
+      })
+      ctx.activeContainers.delete(container.id)
+    }
+    if (jobDir) {
+      await rm(jobDir, { recursive: true, force: true }).catch((e: unknown) => logger.warn({ jobId, dir: jobDir, err: String(e) }, 'could not remove job dir'))
+      ctx.activeDirs.delete(jobDir)
+    }
+  }
+
+  function finish(): RunResult {
+    const collected = log.finish()
+    const end = endedAt ?? Date.now()
+    return {
+      status: error === undefined ? 'succeeded' : 'failed',
+      exitCode,
+      ...(error ? { error } : {}),
+      output,
+      logDigest: collected.digest,
+      logBytes: collected.bytes,
+      log: collected.text,
+      logTruncated: collected.truncated,
+      ...(stoppedBy ? { stoppedBy } : {}),
+      startedAt,
+      endedAt: end,
+      containerSeconds: startedAt === null ? 0 : Math.max(0, (end - startedAt) / 1000),
+    }
+  }
+}

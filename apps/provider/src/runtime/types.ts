@@ -1,0 +1,86 @@
+import type Dockerode from 'dockerode'
+import type { JobSpec, KilnErrorName } from '@kiln/protocol'
+import type { LogStream } from './logs.ts'
+
+/** The subset of a pino logger the runtime uses; pino's Logger fits it as is. */
+export interface RuntimeLogger {
+  debug(obj: Record<string, unknown>, msg: string): void
+  info(obj: Record<string, unknown>, msg: string): void
+  warn(obj: Record<string, unknown>, msg: string): void
+}
+
+export interface RuntimeInit {
+  /** Default: a client on /var/run/docker.sock (DOCKER_HOST is not read here; pass a client). */
+  docker?: Dockerode
+  /** Where per-job temp dirs go. Must be on the Docker engine's own filesystem: it is bind-mounted. */
+  workDir: string
+  /** Log bytes kept per run (head and tail); the rest is dropped with a marker. Default 1 MiB. */
+  maxLogBytes?: number
+  /** Grace between SIGTERM and SIGKILL when a run is aborted. Default 5 s. Timeouts kill at once. */
+  stopGraceSec?: number
+  /** How long a ping may take before the engine counts as unreachable. Default 5 s. */
+  pingTimeoutMs?: number
+  /** How long a pull may take before it counts as failed. Default 10 min. */
+  pullTimeoutMs?: number
+  logger?: RuntimeLogger
+}
+
+export interface RunRequest {
+  jobId: string
+  spec: JobSpec
+  onLog?: (stream: LogStream, text: string) => void
+  onStart?: (startedAt: number) => void
+  /** Abort = stop the container (cancellation, or the owner pausing the provider). */
+  signal?: AbortSignal
+  /** Pin GPUs for this run (see HostConfigOptions.gpuDeviceIds). */
+  gpuDeviceIds?: string[]
+}
+
+export interface RunError {
+  kind: KilnErrorName
+  message: string
+}
+
+export interface RunOutput {
+  tar: Buffer
+  /** sha256 hex of `tar`. */
+  digest: string
+  bytes: number
+  files: number
+}
+
+export interface RunResult {
+  status: 'succeeded' | 'failed'
+  exitCode: number | null
+  error?: RunError
+  /** The packed /out; null when the container never ran or /out could not be packed. */
+  output: RunOutput | null
+  /** sha256 of the full combined log as streamed. */
+  logDigest: string
+  logBytes: number
+  /** The kept log (at most maxLogBytes, head and tail around a marker when cut). */
+  log: string
+  logTruncated: boolean
+  /** What stopped the run early, when something did. */
+  stoppedBy?: 'timeout' | 'abort' | 'oom'
+  startedAt: number | null
+  endedAt: number
+  containerSeconds: number
+}
+
+export type PingResult = { ok: true; version: string } | { ok: false; reason: string }
+
+export interface DockerRuntime {
+  /** Never throws; `reason` names the engine address and the error. */
+  ping(): Promise<PingResult>
+  hasImage(ref: string): Promise<boolean>
+  /** The local image if present, else a pull; IMAGE_NOT_FOUND (saying both) if neither works. */
+  ensureImage(ref: string): Promise<void>
+  /** Never throws for job-level failures: those come back as status 'failed' with an error. */
+  run(req: RunRequest): Promise<RunResult>
+  /**
+   * Removes leftover containers labelled kiln.managed=1 (from a crash) and leftover job
+   * dirs in workDir. Runs in flight in this runtime are left alone.
+   */
+  reconcile(): Promise<{ removed: string[] }>
+}
