@@ -6,7 +6,8 @@ import { join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { JobSpec, randomHex, sha256Hex, type JobSpecInput } from '@kiln/protocol'
-import { createDockerRuntime, unpackTar, type DockerRuntime, type RunRequest } from '../src/runtime/index.ts'
+import { unpackTar } from '@kiln/artifacts'
+import { createDockerRuntime, type DockerRuntime, type RunRequest } from '../src/runtime/index.ts'
 
 // Real engine, real containers: this is the sandbox the provider trusts with strangers' code.
 const ROOT = resolve(import.meta.dirname, '../../..')

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { extract, pack } from 'tar-stream'
 import { isKilnError, JobSpec, sha256Hex } from '@kiln/protocol'
-import { buildContainerOptions, buildHostConfig, packCanonicalTar, unpackTar } from '../src/runtime/index.ts'
+import { packCanonicalTar, unpackTar } from '@kiln/artifacts'
+import { buildContainerOptions, buildHostConfig } from '../src/runtime/index.ts'
 
 const spec = (over: Record<string, unknown> = {}): JobSpec => JobSpec.parse({ image: 'kiln/matmul:1', maxPricePerHour: 1, ...over })
 

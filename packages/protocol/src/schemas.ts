@@ -109,6 +109,8 @@ export const Lease = z.object({
   mint: address,
   multisig: address,
   vault: address,
+  /** Names this lease's vault: the job id and the placement attempt. */
+  escrowId: z.string().min(1).max(64),
   /** The provider must have started by then, or the lease lapses. */
   startBy: z.number().int(),
 }).strict()
@@ -159,3 +161,15 @@ export type SettleRequest = z.output<typeof SettleRequest>
 export const JobState = z.enum(['queued', 'matched', 'locked', 'running', 'verifying', 'settling', 'done', 'failed', 'cancelled', 'expired'])
 export type JobState = z.output<typeof JobState>
 export const TERMINAL_STATES: readonly JobState[] = ['done', 'failed', 'cancelled', 'expired']
+
+/**
+ * Names the vault of one placement of a job: the job id plus the attempt, still a valid job
+ * id (letters and digits only), so a job placed twice gets two distinct vaults.
+ */
+export function escrowIdFor(jobId: string, attempt: number): string {
+  return `${jobId}a${attempt}`
+}
+
+export function isEscrowIdOf(escrowId: string, jobId: string): boolean {
+  return escrowId.startsWith(`${jobId}a`) && /^\d+$/.test(escrowId.slice(jobId.length + 1))
+}

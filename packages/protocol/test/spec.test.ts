@@ -27,3 +27,15 @@ describe('job spec', () => {
     expect(leaseCost(3_600_000, 10_000, 600_000)).toBe(600_000)
   })
 })
+
+describe('escrow ids', () => {
+  it('are valid job ids, one per attempt, and tie back to their job', async () => {
+    const { escrowIdFor, isEscrowIdOf, jobId } = await import('../src/index.ts')
+    const id = 'job_0mwq7a0eea48e2057c2ef81a4'
+    expect(jobId.safeParse(escrowIdFor(id, 1)).success).toBe(true)
+    expect(escrowIdFor(id, 1)).not.toBe(escrowIdFor(id, 2))
+    expect(isEscrowIdOf(escrowIdFor(id, 3), id)).toBe(true)
+    expect(isEscrowIdOf(escrowIdFor(id, 3), 'job_0mwq7a0eea48e2057c2ef81a5')).toBe(false)
+    expect(isEscrowIdOf(`${id}ax`, id)).toBe(false)
+  })
+})

@@ -7,7 +7,8 @@ import type { JobState } from '@kiln/protocol'
 export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   queued: ['matched', 'cancelled', 'expired', 'failed'],
   matched: ['locked', 'queued', 'cancelled', 'failed'],
-  locked: ['running', 'settling', 'failed'],
+  // A receipt can come back for a run that never started (e.g. its image was missing).
+  locked: ['running', 'verifying', 'settling', 'failed'],
   running: ['verifying', 'settling', 'failed'],
   verifying: ['settling', 'failed'],
   settling: ['done', 'failed'],

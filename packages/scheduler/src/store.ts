@@ -47,8 +47,10 @@ export function createJobStore(db: Db): JobStore {
       return job
     },
     async transition(id, from, to, reason, patch = {}, detail) {
-      const allowed = from.filter((f) => canTransition(f, to))
-      if (allowed.length === 0) throw new Error(`no legal transition from ${from.join('|')} to ${to}`)
+      // An illegal source is a bug in the caller, not a lost race: fail loudly, never skip it.
+      const illegal = from.filter((f) => !canTransition(f, to))
+      if (illegal.length > 0 || from.length === 0) throw new Error(`no legal transition from ${illegal.join('|') || '(none)'} to ${to}`)
+      const allowed = from
       const now = Date.now()
       return db.transaction(async (tx) => {
         const [prev] = await tx.select({ state: jobs.state, version: jobs.version }).from(jobs).where(and(eq(jobs.id, id), inArray(jobs.state, allowed))).for('update')

@@ -25,6 +25,9 @@ describe('JobStore (PGlite)', () => {
     try {
       const job = await create()
       await expect(store.transition(job.id, ['queued'], 'done', 'skip ahead')).rejects.toThrow(/no legal transition/)
+      // One illegal source among legal ones is refused too, rather than silently skipped.
+      await expect(store.transition(job.id, ['queued', 'done'], 'matched', 'mixed')).rejects.toThrow(/from done to matched/)
+      expect((await store.get(job.id))?.state).toBe('queued')
     } finally {
       await close()
     }

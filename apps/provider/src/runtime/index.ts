@@ -12,6 +12,5 @@ export {
   LABEL_JOB,
   type HostConfigOptions,
 } from './sandbox.ts'
-export { packCanonicalTar, unpackTar, unsafeEntryReason, type PackedOutput, type PackOptions, type UnpackResult } from './tar.ts'
 export { LogCollector, type LogStream, type CollectedLog } from './logs.ts'
 export type { DockerRuntime, PingResult, RunError, RunOutput, RunRequest, RunResult, RuntimeInit, RuntimeLogger } from './types.ts'

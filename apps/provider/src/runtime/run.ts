@@ -4,7 +4,7 @@ import type Dockerode from 'dockerode'
 import { isKilnError, randomHex, type KilnError, type KilnErrorName } from '@kiln/protocol'
 import { LogCollector } from './logs.ts'
 import { buildContainerOptions, OUT_PATH } from './sandbox.ts'
-import { packCanonicalTar } from './tar.ts'
+import { packCanonicalTar } from '@kiln/artifacts'
 import { dockerMessage, isConnectionError, sleep } from './errors.ts'
 import type { RunError, RunOutput, RunRequest, RunResult, RuntimeLogger } from './types.ts'
 

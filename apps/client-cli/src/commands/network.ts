@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs'
+import { loadOrCreateIdentity } from '@kiln/protocol'
+import { Exit, money, openClient, type GlobalOpts, type Io } from '../context.ts'
+import { table } from '../table.ts'
+
+/** `kiln providers`: who is online, what they have and what they charge. */
+export async function providers(o: GlobalOpts, io: Io): Promise<number> {
+  const { client } = openClient(o)
+  const list = await client.providers()
+  if (o.json) { io.out(JSON.stringify(list)); return Exit.ok }
+  if (list.length === 0) { io.out('no providers online'); return Exit.ok }
+  io.out(table(['provider', 'region', 'cpu', 'mem GiB', 'gpus', 'price/h', 'state'], list.map((p) => [
+    `${p.address.slice(0, 8)}…`, p.region, String(p.hardware.cpuCores), (p.hardware.memoryMb / 1024).toFixed(1),
+    p.hardware.gpus.length ? p.hardware.gpus.map((g) => g.model).join(', ') : 'cpu only', money(p.pricePerHour),
+    p.available ? 'available' : (p.reason ?? 'busy'),
+  ])))
+  return Exit.ok
+}
+
+/** `kiln jobs`: this client's recent jobs. */
+export async function jobs(o: GlobalOpts & { all?: boolean }, io: Io): Promise<number> {
+  const { client, identity } = openClient(o)
+  const list = await client.list(o.all ? {} : { client: identity.address })
+  if (o.json) { io.out(JSON.stringify(list.map((j) => ({ ...j, receipt: undefined })))); return Exit.ok }
+  io.out(table(['job', 'state', 'image', 'paid', 'refunded', 'created'], list.map((j) => [
+    j.id, j.state, j.image, money(j.paidToProvider), money(j.refundedToClient), new Date(j.createdAt).toISOString().slice(0, 19),
+  ])))
+  return Exit.ok
+}
+
+/** `kiln keygen`: make this client's keypair (Solana keypair format). */
+export async function keygen(o: GlobalOpts, io: Io): Promise<number> {
+  const existed = existsSync(o.keypair)
+  const id = loadOrCreateIdentity(o.keypair)
+  io.out(o.json ? JSON.stringify({ address: id.address, keypair: o.keypair, created: !existed }) : `${existed ? 'existing' : 'new'} keypair ${o.keypair}\naddress ${id.address}`)
+  return Exit.ok
+}
+
+/** `kiln whoami`: address and stablecoin balance. */
+export async function whoami(o: GlobalOpts, io: Io): Promise<number> {
+  const { client, identity } = openClient(o)
+  const balance = await client.balance()
+  io.out(o.json ? JSON.stringify({ address: identity.address, balance }) : `address ${identity.address}\nbalance ${money(balance)}`)
+  return Exit.ok
+}

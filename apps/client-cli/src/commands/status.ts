@@ -1,0 +1,37 @@
+import pc from 'picocolors'
+import { Exit, money, openClient, type GlobalOpts, type Io } from '../context.ts'
+
+/** `kiln status <job>`: the job, its money and its history. */
+export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
+  const { client } = openClient(o)
+  const j = await client.get(o.jobId)
+  if (o.json) {
+    io.out(JSON.stringify({ ...j, receipt: undefined }))
+    return Exit.ok
+  }
+  const rows: [string, string][] = [
+    ['job', j.id], ['state', j.state], ['image', j.image], ['client', j.client], ['provider', j.provider ?? '-'],
+    ['price/h', money(j.pricePerHour)], ['max cost', money(j.maxCost)], ['locked', money(j.lock?.amount)],
+    ['vault', j.lock?.vault ?? '-'], ['output', j.outputDigest ?? '-'], ['paid', money(j.paidToProvider)],
+    ['refunded', money(j.refundedToClient)], ['settlement', j.settlementSignature ?? '-'],
+  ]
+  if (j.error) rows.push(['error', `${j.error.code} ${j.error.message}`])
+  if (j.waiting) rows.push(['waiting', j.waiting])
+  for (const [k, v] of rows) io.out(`${pc.dim(k.padEnd(11))} ${v}`)
+  io.out('')
+  for (const e of j.events) io.out(`${pc.dim(new Date(e.at).toISOString())} ${(e.from ?? '').padStart(9)} → ${e.to.padEnd(9)} ${e.reason}`)
+  return Exit.ok
+}
+
+/** `kiln logs <job>`: everything the job printed so far. */
+export async function logs(o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
+  const { client } = openClient(o)
+  let after = -1
+  for (;;) {
+    const lines = await client.logs(o.jobId, after)
+    if (lines.length === 0) break
+    for (const l of lines) io.out(o.json ? JSON.stringify(l) : l.text.trimEnd())
+    after = lines[lines.length - 1]!.seq
+  }
+  return Exit.ok
+}

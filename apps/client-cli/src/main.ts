@@ -1,0 +1,44 @@
+import { Command } from 'commander'
+import { defaultGlobals, reportError, stdio, type GlobalOpts, type Io } from './context.ts'
+import { jobs, keygen, providers, whoami } from './commands/network.ts'
+import { logs, status } from './commands/status.ts'
+import { submit } from './commands/submit.ts'
+
+/** Runs the `kiln` command line and returns its exit code (never calls process.exit). */
+export async function run(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const d = defaultGlobals(env)
+  let code = 0
+  let json = false
+  const program = new Command('kiln').description('Run Docker workloads on the Kiln GPU network').version('0.1.0')
+    .option('--api <url>', 'marketplace API', d.api)
+    .option('--keypair <path>', 'your keypair file (Solana format)', d.keypair)
+    .option('--json', 'machine-readable output')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+  const g = (): GlobalOpts => {
+    const o = program.opts<GlobalOpts>()
+    json = Boolean(o.json)
+    return o
+  }
+  const act = <A extends unknown[]>(fn: (...a: A) => Promise<number>) => async (...a: A) => { code = await fn(...a) }
+
+  program.command('submit <file>').description('submit a job spec (YAML or JSON), follow it to the end and fetch its outputs')
+    .option('--no-wait', 'submit and return the job id')
+    .option('--out <dir>', 'where outputs go', 'kiln-out')
+    .action(act(async (file: string, o: { wait: boolean; out: string }) => submit({ ...g(), file, ...o }, io)))
+  program.command('status <jobId>').description('show a job, its money and its history').action(act(async (jobId: string) => status({ ...g(), jobId }, io)))
+  program.command('logs <jobId>').description('print a job\'s logs').action(act(async (jobId: string) => logs({ ...g(), jobId }, io)))
+  program.command('jobs').description('list your jobs').option('--all', 'everyone\'s jobs').action(act(async (o: { all?: boolean }) => jobs({ ...g(), ...o }, io)))
+  program.command('providers').description('list providers online').action(act(async () => providers(g(), io)))
+  program.command('keygen').description('create your keypair').action(act(async () => keygen(g(), io)))
+  program.command('whoami').description('your address and balance').action(act(async () => whoami(g(), io)))
+
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+    return code
+  } catch (e) {
+    const ce = e as { code?: string; exitCode?: number }
+    if (ce.code?.startsWith('commander.')) return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : 2
+    return reportError(io, e, json)
+  }
+}

@@ -1,0 +1,81 @@
+'use client'
+import { useEffect, useState } from 'react'
+import { api, money, short } from './api.ts'
+
+type Providers = Awaited<ReturnType<typeof api.network.providers.query>>
+type Jobs = Awaited<ReturnType<typeof api.jobs.list.query>>
+
+/** The live network: who is online with what, and every job with its settlement. */
+export default function Home() {
+  const [providers, setProviders] = useState<Providers>([])
+  const [jobs, setJobs] = useState<Jobs>([])
+  const [error, setError] = useState<string | null>(null)
+  useEffect(() => {
+    let alive = true
+    const tick = async () => {
+      try {
+        const [p, j] = await Promise.all([api.network.providers.query(), api.jobs.list.query({ limit: 50 })])
+        if (alive) { setProviders(p); setJobs(j); setError(null) }
+      } catch (e) {
+        if (alive) setError((e as Error).message)
+      }
+    }
+    void tick()
+    const t = setInterval(() => void tick(), 2000)
+    return () => { alive = false; clearInterval(t) }
+  }, [])
+  const cores = providers.reduce((n, p) => n + p.hardware.cpuCores, 0)
+  const gpus = providers.reduce((n, p) => n + p.hardware.gpus.length, 0)
+  const available = providers.filter((p) => p.available).length
+  const settled = jobs.filter((j) => j.settlementSignature)
+  return (
+    <>
+      {error && <section className="bad">API unreachable: {error}</section>}
+      <section className="stats" data-testid="stats">
+        <div><b data-testid="provider-count">{providers.length}</b><span className="muted">providers online</span></div>
+        <div><b>{available}</b><span className="muted">available</span></div>
+        <div><b>{gpus}</b><span className="muted">GPUs</span></div>
+        <div><b>{cores}</b><span className="muted">CPU cores</span></div>
+        <div><b data-testid="job-count">{jobs.length}</b><span className="muted">recent jobs</span></div>
+        <div><b>{money(settled.reduce((n, j) => n + (j.paidToProvider ?? 0), 0))}</b><span className="muted">paid to providers</span></div>
+      </section>
+      <section>
+        <h2>Providers</h2>
+        <table data-testid="providers">
+          <thead><tr><th>provider</th><th>region</th><th>hardware</th><th>price / h</th><th>load</th><th>state</th></tr></thead>
+          <tbody>
+            {providers.map((p) => (
+              <tr key={p.address}>
+                <td className="mono" title={p.address}>{short(p.address)}</td>
+                <td>{p.region}</td>
+                <td>{p.hardware.gpus.length ? p.hardware.gpus.map((g) => `${g.model} ${Math.round(g.vramMb / 1024)} GiB`).join(', ') : 'CPU only'} · {p.hardware.cpuCores} cores · {(p.hardware.memoryMb / 1024).toFixed(0)} GiB</td>
+                <td>{money(p.pricePerHour)}</td>
+                <td><div className="bar" title={`${p.activeJobs} job(s)`}><span style={{ width: `${p.available ? 0 : 100}%` }} /></div></td>
+                <td className={p.available ? 'ok' : 'muted'}>{p.available ? 'available' : (p.reason ?? 'busy')}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+      <section>
+        <h2>Jobs</h2>
+        <table data-testid="jobs">
+          <thead><tr><th>job</th><th>image</th><th>state</th><th>provider</th><th>paid</th><th>refunded</th><th>settlement tx</th></tr></thead>
+          <tbody>
+            {jobs.map((j) => (
+              <tr key={j.id}>
+                <td className="mono">{j.id}</td>
+                <td>{j.image}</td>
+                <td className={`state-${j.state}`}>{j.state}{j.error ? ` · ${j.error.code}` : ''}</td>
+                <td className="mono" title={j.provider ?? ''}>{short(j.provider)}</td>
+                <td>{money(j.paidToProvider)}</td>
+                <td>{money(j.refundedToClient)}</td>
+                <td className="mono" title={j.settlementSignature ?? ''}>{short(j.settlementSignature, 10)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+    </>
+  )
+}

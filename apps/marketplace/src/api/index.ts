@@ -1,0 +1,2 @@
+export { appRouter, type AppRouter } from './router.ts'
+export type { ApiContext } from './trpc.ts'

@@ -1,0 +1,86 @@
+import { join, dirname } from 'node:path'
+import { existsSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { fileURLToPath } from 'node:url'
+import { Connection } from '@solana/web3.js'
+import pino from 'pino'
+import { openDb } from '@kiln/db'
+import { createEscrow } from '@kiln/escrow'
+import { createMeshNode } from '@kiln/mesh'
+import { formatKilnError, isKilnError, loadOrCreateIdentity, type Address } from '@kiln/protocol'
+import { createLifecycleQueues } from '@kiln/scheduler'
+import { createCoordinator, createFileArtifactStore } from './coordinator/index.ts'
+import { readEnv } from './env.ts'
+import { createHttpServer } from './server.ts'
+
+const VERSION = '0.1.0'
+
+/** Starts the marketplace: database, mesh, escrow, coordinator, API and web app, in that order. */
+async function main(): Promise<void> {
+  const env = readEnv()
+  const log = pino({ level: env.KILN_LOG_LEVEL, base: { app: 'marketplace' } }, pino.destination(2))
+  const arbiter = loadOrCreateIdentity(join(env.KILN_DATA_DIR, 'arbiter.json'))
+  const connection = new Connection(env.SOLANA_RPC_URL, 'confirmed')
+  const mint = env.KILN_MINT as Address
+  const { db, close: closeDb } = await openDb({ databaseUrl: env.DATABASE_URL, dataDir: join(env.KILN_DATA_DIR, 'db') })
+  const mesh = createMeshNode({ identity: arbiter, listen: [env.KILN_MESH_LISTEN], bootstrap: env.KILN_BOOTSTRAP })
+  await mesh.start()
+  const redis = new URL(env.REDIS_URL)
+  const queues = createLifecycleQueues({
+    connection: { host: redis.hostname, port: Number(redis.port || 6379), password: redis.password || undefined, maxRetriesPerRequest: null },
+    prefix: env.KILN_QUEUE_PREFIX,
+    onError: (task, jobId, err) => log.warn({ task, jobId, err: String(err) }, 'lifecycle task failed'),
+  })
+  const artifacts = createFileArtifactStore(join(env.KILN_DATA_DIR, 'artifacts'))
+  const coordinator = createCoordinator({
+    arbiter, mint, connection, db, queues, mesh, artifacts, log,
+    escrow: createEscrow({ connection, arbiter, mint }),
+    config: { lockWindowMs: env.KILN_LOCK_WINDOW_MS, providerSilenceMs: 120_000, rematchMs: 1000 },
+  })
+  await coordinator.start()
+
+  const web = env.KILN_WEB === 'off' ? undefined : await startWeb(env.KILN_WEB === 'on', log)
+  const server = createHttpServer({
+    api: { coordinator: coordinator.ctx, info: { arbiter: arbiter.address, mint, rpcUrl: env.SOLANA_RPC_URL, meshAddrs: mesh.multiaddrs(), version: VERSION } },
+    artifacts, web,
+  })
+  await new Promise<void>((resolve) => server.listen(env.KILN_PORT, env.KILN_HOST, resolve))
+  const addr = server.address()
+  const port = typeof addr === 'object' && addr ? addr.port : env.KILN_PORT
+  const ready = { ready: 'marketplace', api: `http://${env.KILN_HOST}:${port}`, arbiter: arbiter.address, mint, mesh: mesh.multiaddrs(), web: Boolean(web) }
+  process.stdout.write(`${JSON.stringify(ready)}\n`)
+  log.info(ready, 'marketplace ready')
+
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'stopping')
+    server.close()
+    await coordinator.stop().catch(() => {})
+    await mesh.stop().catch(() => {})
+    await closeDb().catch(() => {})
+    process.exit(0)
+  }
+  process.on('SIGINT', () => void stop('SIGINT'))
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+}
+
+async function startWeb(required: boolean, log: pino.Logger) {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..')
+  if (!existsSync(join(dir, '.next', 'BUILD_ID'))) {
+    if (required) throw new Error('KILN_WEB=on but the web app is not built: run `npm run build -w @kiln/marketplace`')
+    log.warn({}, 'web app not built; serving the API only (npm run build -w @kiln/marketplace)')
+    return undefined
+  }
+  const { default: next } = await import('next')
+  const app = next({ dev: false, dir })
+  await app.prepare()
+  const handle = app.getRequestHandler()
+  return (req: IncomingMessage, res: ServerResponse) => handle(req, res)
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`marketplace failed to start: ${isKilnError(err) ? formatKilnError(err) : (err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

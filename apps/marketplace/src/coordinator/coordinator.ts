@@ -1,0 +1,63 @@
+import { providers } from '@kiln/db'
+import { NonceCache } from '@kiln/protocol'
+import { createJobStore } from '@kiln/scheduler'
+import { dispatch, lockTimeout } from './dispatch.ts'
+import { Inventory } from './inventory.ts'
+import { recover } from './service.ts'
+import { settle } from './settle.ts'
+import type { CoordinatorContext } from './types.ts'
+
+export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting'>
+
+export interface Coordinator {
+  ctx: CoordinatorContext
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+/**
+ * The marketplace's brain: keeps the live inventory from signed adverts and drives every
+ * job's lifecycle through the queues. Scale-out is more of these on the same Redis.
+ */
+export function createCoordinator(init: CoordinatorInit): Coordinator {
+  const ctx: CoordinatorContext = {
+    ...init,
+    store: createJobStore(init.db),
+    inventory: new Inventory(),
+    nonces: new NonceCache(),
+    waiting: new Map(),
+  }
+  const offs: (() => void)[] = []
+  let pruneTimer: NodeJS.Timeout | undefined
+
+  return {
+    ctx,
+    async start() {
+      offs.push(ctx.mesh.onAdvert(({ advert, signer, expiresAt, receivedAt }) => {
+        if (!ctx.inventory.upsert(signer, advert, expiresAt, receivedAt)) return
+        void ctx.db.insert(providers).values({ address: signer, advert, firstSeen: receivedAt, lastSeen: receivedAt, expiresAt })
+          .onConflictDoUpdate({ target: providers.address, set: { advert, lastSeen: receivedAt, expiresAt } })
+          .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not record provider'))
+      }))
+      offs.push(ctx.mesh.onPeerDisconnect((address) => {
+        if (ctx.inventory.get(address)) ctx.log.info({ provider: address }, 'provider disconnected')
+        ctx.inventory.remove(address)
+      }))
+      pruneTimer = setInterval(() => {
+        for (const gone of ctx.inventory.prune()) ctx.log.info({ provider: gone }, 'provider advert expired')
+      }, 1000)
+      pruneTimer.unref()
+      await ctx.queues.start({
+        dispatch: (id) => dispatch(ctx, id),
+        'lock-timeout': (id) => lockTimeout(ctx, id),
+        settle: (id) => settle(ctx, id),
+      })
+      await recover(ctx)
+    },
+    async stop() {
+      for (const off of offs.splice(0)) off()
+      clearInterval(pruneTimer)
+      await ctx.queues.stop()
+    },
+  }
+}

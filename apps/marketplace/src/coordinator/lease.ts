@@ -1,0 +1,108 @@
+import type { Channel } from '@kiln/mesh'
+import { isKilnError, Kind, KilnError, KilnErrorCode, leaseCost, OUTPUT_CHUNK_BYTES, parseOrThrow, Protocol, ProviderFrame, seal, type Address, type Lease, type ResultReceipt } from '@kiln/protocol'
+import type { Job } from '@kiln/scheduler'
+import { checkReceipt } from '@kiln/verifier'
+import { vaultKey, type CoordinatorContext } from './types.ts'
+
+/** Errors that are the provider's fault: it is paid nothing for such a run. */
+const PROVIDER_FAULTS = new Set(['IMAGE_NOT_FOUND', 'DOCKER_UNAVAILABLE', 'LEASE_REFUSED', 'PEER_UNREACHABLE', 'ESCROW_NOT_FUNDED'])
+
+/**
+ * Delivers the lease to the provider and follows the run to its receipt: logs are stored as
+ * they come, the output is received and checked against the signed receipt, and the job
+ * moves on to settlement. Any failure also ends in settlement (a refund), never in limbo.
+ */
+export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void> {
+  const provider = job.provider as Address
+  const lease: Lease = {
+    jobId: job.id, client: job.client as Address, provider, arbiter: ctx.arbiter.address, spec: job.spec,
+    pricePerHour: job.pricePerHour ?? 0, lockAmount: job.lockAmount ?? 0, mint: ctx.mint,
+    multisig: job.multisig as Address, vault: job.vault as Address, escrowId: vaultKey(job.id, job.attempt), startBy: Date.now() + 60_000,
+  }
+  let channel: Channel | undefined
+  try {
+    const addrs = ctx.inventory.get(provider)?.addrs
+    channel = await ctx.mesh.open(provider, Protocol.job, addrs ? { addrs } : {})
+    await channel.sendJson({ t: 'lease', envelope: seal(ctx.arbiter, Kind.lease, lease, { ttlMs: 120_000 }) })
+    const receipt = await follow(ctx, channel, lease)
+    await channel.sendJson({ t: 'ack' }).catch(() => {})
+    await finishRun(ctx, job, receipt)
+  } catch (err) {
+    const e = isKilnError(err) ? err : new KilnError('PEER_UNREACHABLE', `lost the provider during the run: ${(err as Error).message}`)
+    ctx.log.warn({ jobId: job.id, provider, code: e.code, err: e.message }, 'run failed')
+    await failRun(ctx, job, e)
+  } finally {
+    await channel?.close().catch(() => {})
+  }
+}
+
+async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease): Promise<ResultReceipt> {
+  const silence = ctx.config.providerSilenceMs
+  let output: Uint8Array | undefined
+  for (;;) {
+    const raw = await ch.nextJson(silence)
+    if (raw === undefined) throw new KilnError('PEER_UNREACHABLE', 'the provider closed the job stream before sending a receipt')
+    const frame = parseOrThrow(ProviderFrame, raw, 'provider frame')
+    switch (frame.t) {
+      case 'accepted':
+        ctx.log.info({ jobId: lease.jobId, provider: lease.provider }, 'lease accepted')
+        break
+      case 'refused':
+        throw new KilnError('LEASE_REFUSED', `provider refused the lease: ${frame.error.message}`, { providerError: frame.error })
+      case 'started':
+        await ctx.store.transition(lease.jobId, ['locked'], 'running', 'container started', { startedAt: frame.at })
+        break
+      case 'log':
+        await ctx.store.appendLogs(lease.jobId, frame.seq, frame.chunks)
+        break
+      case 'output': {
+        if (frame.bytes > lease.spec.outputs.maxBytes) throw new KilnError('OUTPUT_TOO_LARGE', `output of ${frame.bytes} bytes exceeds the job's limit`)
+        if (frame.chunks !== Math.ceil(frame.bytes / OUTPUT_CHUNK_BYTES)) throw new KilnError('PAYLOAD_INVALID', 'output chunk count does not match its size')
+        const buf = Buffer.alloc(frame.bytes)
+        let at = 0
+        for (let i = 0; i < frame.chunks; i++) {
+          const chunk = await ch.next(silence)
+          if (!chunk || at + chunk.byteLength > frame.bytes) throw new KilnError('PAYLOAD_INVALID', 'output stream ended early or overran its size')
+          buf.set(chunk, at)
+          at += chunk.byteLength
+        }
+        if (at !== frame.bytes) throw new KilnError('PAYLOAD_INVALID', 'output shorter than announced')
+        output = buf
+        break
+      }
+      case 'receipt': {
+        const { receipt, envelope } = checkReceipt(frame.envelope, { lease, output, nonces: ctx.nonces })
+        if (output && receipt.outputDigest) ctx.artifacts.put(output, receipt.outputDigest)
+        await ctx.store.update(lease.jobId, { receipt: envelope, outputDigest: receipt.outputDigest, outputBytes: receipt.outputBytes, endedAt: receipt.endedAt })
+        return receipt
+      }
+    }
+  }
+}
+
+/** The run produced a verified receipt: decide who is owed what and hand over to settlement. */
+async function finishRun(ctx: CoordinatorContext, job: Job, receipt: ResultReceipt): Promise<void> {
+  const lock = job.lockAmount ?? 0
+  const providerFault = receipt.error && PROVIDER_FAULTS.has(kindOf(receipt.error.code))
+  const pay = providerFault || receipt.startedAt === null ? 0 : leaseCost(job.pricePerHour ?? 0, receipt.containerSeconds, lock)
+  const error = receipt.status === 'failed' ? { code: receipt.error?.code ?? 'KILN_5002', kind: kindOf(receipt.error?.code ?? 'KILN_5002'), message: receipt.error?.message ?? `exit code ${receipt.exitCode}` } : null
+  const verifying = await ctx.store.transition(job.id, ['locked', 'running'], 'verifying', 'receipt verified: signature and output digest match', {}, { exitCode: receipt.exitCode, outputDigest: receipt.outputDigest })
+  if (!verifying) return ctx.log.warn({ jobId: job.id }, 'job moved on while its receipt was checked; leaving it')
+  const moved = await ctx.store.transition(job.id, ['verifying'], 'settling', receipt.status === 'succeeded' ? 'release to provider' : `run failed: ${error?.message}`, {
+    settleAction: pay > 0 ? 'release' : 'refund', paidToProvider: pay, refundedToClient: lock - pay, error,
+  })
+  if (moved) await ctx.queues.enqueue('settle', job.id)
+}
+
+async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): Promise<void> {
+  const moved = await ctx.store.transition(job.id, ['locked', 'running', 'verifying'], 'settling', `run failed: ${e.message}`, {
+    settleAction: 'refund', paidToProvider: 0, refundedToClient: job.lockAmount ?? 0,
+    error: { code: e.code, kind: e.kind, message: e.message },
+  })
+  if (moved) await ctx.queues.enqueue('settle', job.id)
+}
+
+const byCode = new Map<string, string>(Object.entries(KilnErrorCode).map(([k, v]) => [v, k]))
+function kindOf(code: string): string {
+  return byCode.get(code) ?? 'CONTAINER_FAILED'
+}

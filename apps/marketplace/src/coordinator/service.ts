@@ -1,0 +1,109 @@
+import { checkLock, tokenBalance } from '@kiln/escrow'
+import { CancelRequest, Kind, KilnError, LockRequest, maxLeaseCost, open, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
+import { newJobId, type Job } from '@kiln/scheduler'
+import { runLease } from './lease.ts'
+import { vaultKey, type CoordinatorContext } from './types.ts'
+
+/** What anyone may see of a job. */
+export interface JobView {
+  id: string
+  name: string | null
+  state: JobState
+  client: string
+  provider: string | null
+  image: string
+  spec: Job['spec']
+  maxCost: number
+  pricePerHour: number | null
+  lock: { escrowId: string; vault: string; multisig: string; mint: string; amount: number; deadline: number | null; provider: string; arbiter: string } | null
+  lockSignature: string | null
+  outputDigest: string | null
+  outputBytes: number | null
+  paidToProvider: number | null
+  refundedToClient: number | null
+  settlementSignature: string | null
+  error: Job['error']
+  waiting: string | null
+  createdAt: number
+  startedAt: number | null
+  endedAt: number | null
+  updatedAt: number
+  receipt: Job['receipt']
+}
+
+export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
+  return {
+    id: job.id, name: job.spec.name ?? null, state: job.state as JobState, client: job.client, provider: job.provider,
+    image: job.spec.image, spec: job.spec, maxCost: job.maxCost, pricePerHour: job.pricePerHour,
+    lock: job.vault && job.multisig && job.provider && job.lockAmount !== null
+      ? { escrowId: vaultKey(job.id, job.attempt), vault: job.vault, multisig: job.multisig, mint: ctx.mint, amount: job.lockAmount, deadline: job.lockDeadline, provider: job.provider, arbiter: ctx.arbiter.address }
+      : null,
+    lockSignature: job.lockSignature, outputDigest: job.outputDigest, outputBytes: job.outputBytes,
+    paidToProvider: job.paidToProvider, refundedToClient: job.refundedToClient, settlementSignature: job.settlementSignature,
+    error: job.error, waiting: ctx.waiting.get(job.id) ?? null,
+    createdAt: job.createdAt, startedAt: job.startedAt, endedAt: job.endedAt, updatedAt: job.updatedAt, receipt: job.receipt,
+  }
+}
+
+/**
+ * Accepts a signed job spec. Checks, before anything is stored or queued: the signature,
+ * the spec (every bad field named), and that the client holds the job's maximum cost.
+ */
+export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<{ jobId: string; maxCost: number }> {
+  const { payload, signer, envelope } = open(raw, { kind: Kind.submit, schema: SubmitRequest, nonces: ctx.nonces })
+  const spec = payload.spec
+  const maxCost = maxLeaseCost(spec.maxPricePerHour, spec.timeoutSec)
+  const balance = await tokenBalance(ctx.connection, ctx.mint, signer)
+  if (balance < maxCost) {
+    throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${maxCost} (max price ${spec.maxPricePerHour}/h for ${spec.timeoutSec} s) but ${signer} holds ${balance}`, { balance, required: maxCost, address: signer })
+  }
+  const job = await ctx.store.create({ id: newJobId(), client: signer, spec, submitEnvelope: envelope, maxCost })
+  await ctx.queues.enqueue('dispatch', job.id)
+  ctx.log.info({ jobId: job.id, client: signer, image: spec.image, maxCost }, 'job submitted')
+  return { jobId: job.id, maxCost }
+}
+
+/** The client says it locked the funds; we check the chain ourselves before the lease goes out. */
+export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
+  const { payload, signer } = open(raw, { kind: Kind.lock, schema: LockRequest, nonces: ctx.nonces })
+  const job = await ctx.store.mustGet(payload.jobId)
+  if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
+  if (job.state !== 'matched') {
+    if (job.lockSignature === payload.signature) return viewOf(ctx, job)
+    throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`, { state: job.state })
+  }
+  const lock = await checkLock(ctx.connection, {
+    jobId: vaultKey(job.id, job.attempt), mint: ctx.mint, vault: job.vault as Address, client: job.client as Address, provider: job.provider as Address,
+    arbiter: ctx.arbiter.address, amount: job.lockAmount ?? 0,
+  })
+  if (!lock.ok) throw new KilnError('ESCROW_NOT_FUNDED', `the vault is not funded: ${lock.reason}`, { vault: job.vault, required: job.lockAmount })
+  const locked = await ctx.store.transition(job.id, ['matched'], 'locked', `funds locked on chain (${payload.signature})`, { lockSignature: payload.signature })
+  if (locked) void runLease(ctx, locked)
+  return viewOf(ctx, locked ?? (await ctx.store.mustGet(job.id)))
+}
+
+/** Cancels a job that has not been locked yet; nothing is on chain to return. */
+export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
+  const { payload, signer } = open(raw, { kind: Kind.cancel, schema: CancelRequest, nonces: ctx.nonces })
+  const job = await ctx.store.mustGet(payload.jobId)
+  if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
+  if (TERMINAL_STATES.includes(job.state as JobState)) return viewOf(ctx, job)
+  const cancelled = await ctx.store.transition(job.id, ['queued', 'matched'], 'cancelled', 'cancelled by the client')
+  if (!cancelled) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}; cancelling a running job is not supported yet`, { state: job.state })
+  if (job.provider) ctx.inventory.release(job.provider as Address, job.id)
+  ctx.waiting.delete(job.id)
+  return viewOf(ctx, cancelled)
+}
+
+/** After a restart: put every unfinished step back on the queues (they are idempotent). */
+export async function recover(ctx: CoordinatorContext): Promise<void> {
+  for (const job of await ctx.store.list({ states: ['queued', 'matched', 'locked', 'running', 'verifying', 'settling'], limit: 10_000 })) {
+    if (job.state === 'queued') await ctx.queues.enqueue('dispatch', job.id)
+    else if (job.state === 'matched') await ctx.queues.enqueue('lock-timeout', job.id, { key: String(job.attempt) })
+    else if (job.state === 'settling') await ctx.queues.enqueue('settle', job.id)
+    else {
+      if (job.provider) ctx.inventory.claim(job.provider as Address, job.id)
+      ctx.log.warn({ jobId: job.id, state: job.state }, 'job was in flight when the coordinator stopped; its stream is gone')
+    }
+  }
+}

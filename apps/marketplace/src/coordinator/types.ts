@@ -1,0 +1,46 @@
+import type { Connection } from '@solana/web3.js'
+import type { Db } from '@kiln/db'
+import type { Escrow } from '@kiln/escrow'
+import type { MeshNode } from '@kiln/mesh'
+import type { Address, Identity, NonceCache } from '@kiln/protocol'
+import type { JobStore, LifecycleQueues } from '@kiln/scheduler'
+import type { ArtifactStore } from '@kiln/artifacts'
+import type { Inventory } from './inventory.ts'
+
+export interface Logger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+export interface CoordinatorConfig {
+  /** How long a client has to lock funds after its job is matched. */
+  lockWindowMs: number
+  /** How long a provider may stay silent during a run before the job is given up on. */
+  providerSilenceMs: number
+  /** How often a job that fits no provider is tried again. */
+  rematchMs: number
+}
+
+/** Everything the coordinator's parts share; built once by the app in one place. */
+export interface CoordinatorContext {
+  db: Db
+  arbiter: Identity
+  mint: Address
+  connection: Connection
+  store: JobStore
+  queues: LifecycleQueues
+  mesh: MeshNode
+  escrow: Escrow
+  artifacts: ArtifactStore
+  inventory: Inventory
+  nonces: NonceCache
+  log: Logger
+  config: CoordinatorConfig
+  /** Jobs that fit no provider right now, with the reason, for the API to show. */
+  waiting: Map<string, string>
+}
+
+export { escrowIdFor as vaultKey } from '@kiln/protocol'
+
+export type { Address }

@@ -1,0 +1,26 @@
+import { z } from 'zod'
+import { isAddress, parseOrThrow } from '@kiln/protocol'
+
+/** The only place the marketplace reads the environment. */
+const Env = z.object({
+  KILN_DATA_DIR: z.string().default('.kiln/marketplace'),
+  KILN_HOST: z.string().default('127.0.0.1'),
+  KILN_PORT: z.coerce.number().int().min(0).max(65535).default(7700),
+  KILN_MESH_LISTEN: z.string().default('/ip4/127.0.0.1/tcp/7701'),
+  /** Comma-separated multiaddrs of other mesh nodes to join through. */
+  KILN_BOOTSTRAP: z.string().default('').transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  KILN_QUEUE_PREFIX: z.string().default('kiln'),
+  SOLANA_RPC_URL: z.string().url().default('http://127.0.0.1:8899'),
+  KILN_MINT: z.string().refine(isAddress, 'the stablecoin mint address (base58)'),
+  DATABASE_URL: z.string().optional(),
+  /** Serve the web app (needs `next build` first); off serves the API only. */
+  KILN_WEB: z.enum(['on', 'off', 'auto']).default('auto'),
+  KILN_LOCK_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
+  KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+export type Env = z.output<typeof Env>
+
+export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
+  return parseOrThrow(Env, env, 'marketplace environment')
+}

@@ -1,0 +1,2 @@
+export * from './tar.ts'
+export * from './store.ts'

@@ -1,0 +1,2 @@
+export { startDevchain, type Devchain, type DevchainInit } from './devchain.ts'
+export type { FundOptions } from './dev.ts'

@@ -1,0 +1,46 @@
+import { z } from 'zod'
+import { sha256 } from './schemas.ts'
+
+/** Stream protocols spoken over the mesh. The version is part of the name. */
+export const Protocol = {
+  /** Coordinator → provider: a lease; provider → coordinator: progress, logs, output, receipt. */
+  job: '/kiln/job/1.0.0',
+  /** Coordinator → provider: co-sign this settlement. */
+  settle: '/kiln/settle/1.0.0',
+} as const
+
+export const OUTPUT_CHUNK_BYTES = 256 * 1024
+
+const errorInfo = z.object({ code: z.string().max(16), kind: z.string().max(64), message: z.string().max(2000) }).strict()
+export type WireError = z.output<typeof errorInfo>
+
+/**
+ * Frames of the job protocol, all JSON except the raw output chunks that follow an `output`
+ * frame. Order from the provider: accepted | refused, started?, log*, output? (+ chunks), receipt.
+ */
+export const ProviderFrame = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('accepted') }).strict(),
+  z.object({ t: z.literal('refused'), error: errorInfo }).strict(),
+  z.object({ t: z.literal('started'), at: z.number().int() }).strict(),
+  z.object({
+    t: z.literal('log'),
+    seq: z.number().int().nonnegative(),
+    chunks: z.array(z.object({ stream: z.enum(['stdout', 'stderr']), text: z.string().max(64 * 1024) }).strict()).max(64),
+  }).strict(),
+  z.object({ t: z.literal('output'), bytes: z.number().int().nonnegative(), digest: sha256, chunks: z.number().int().nonnegative() }).strict(),
+  z.object({ t: z.literal('receipt'), envelope: z.unknown() }).strict(),
+])
+export type ProviderFrame = z.output<typeof ProviderFrame>
+
+export const CoordinatorFrame = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('lease'), envelope: z.unknown() }).strict(),
+  z.object({ t: z.literal('ack') }).strict(),
+  z.object({ t: z.literal('cancel') }).strict(),
+])
+export type CoordinatorFrame = z.output<typeof CoordinatorFrame>
+
+export const SettleReply = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), transaction: z.string().max(4096) }).strict(),
+  z.object({ ok: z.literal(false), error: errorInfo }).strict(),
+])
+export type SettleReply = z.output<typeof SettleReply>

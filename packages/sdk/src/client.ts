@@ -1,0 +1,115 @@
+import { createTRPCClient, httpLink } from '@trpc/client'
+import { Connection } from '@solana/web3.js'
+import { lockFunds, tokenBalance } from '@kiln/escrow'
+import { JobSpec, Kind, KilnError, parseOrThrow, seal, sha256Hex, TERMINAL_STATES, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
+import type { AppRouter } from '@kiln/marketplace/api'
+import { call } from './errors.ts'
+
+export interface KilnClientInit {
+  /** The marketplace API, e.g. http://127.0.0.1:7700 */
+  url: string
+  /** The client's own keypair: it signs requests and escrow locks, and never leaves this process. */
+  identity: Identity
+  /** Overrides the ledger the marketplace names. */
+  rpcUrl?: string
+}
+
+export type KilnApi = ReturnType<typeof createTRPCClient<AppRouter>>
+export type JobDetails = Awaited<ReturnType<KilnApi['jobs']['get']['query']>>
+export type LogLine = Awaited<ReturnType<KilnApi['jobs']['logs']['query']>>[number]
+export type NetworkInfo = Awaited<ReturnType<KilnApi['network']['info']['query']>>
+
+export interface WatchHandlers {
+  onState?: (job: JobDetails) => void
+  onLog?: (line: LogLine) => void
+  /** Called after this client locked the job's funds on chain. */
+  onLocked?: (signature: string, job: JobDetails) => void
+  signal?: AbortSignal
+  pollMs?: number
+}
+
+export function createKilnClient(init: KilnClientInit) {
+  const base = init.url.replace(/\/$/, '')
+  const api = createTRPCClient<AppRouter>({ links: [httpLink({ url: `${base}/trpc` })] })
+  let infoCache: NetworkInfo | undefined
+  let connection: Connection | undefined
+
+  const info = async () => (infoCache ??= await call(() => api.network.info.query()))
+  const chain = async () => (connection ??= new Connection(init.rpcUrl ?? (await info()).rpcUrl, 'confirmed'))
+
+  const client = {
+    api,
+    address: init.identity.address,
+    info,
+    async balance(): Promise<number> {
+      const i = await info()
+      return tokenBalance(await chain(), i.mint as Address, init.identity.address)
+    },
+    /** Validates the spec locally (every bad field named), signs it and submits it. */
+    async submit(spec: JobSpecInput): Promise<{ jobId: string; maxCost: number }> {
+      const parsed = parseOrThrow(JobSpec, spec, 'job spec')
+      const envelope = seal(init.identity, Kind.submit, { spec: parsed })
+      return call(() => api.jobs.submit.mutate({ envelope }))
+    },
+    get: (jobId: string) => call(() => api.jobs.get.query({ jobId })),
+    logs: (jobId: string, after = -1) => call(() => api.jobs.logs.query({ jobId, after })),
+    list: (opts: { client?: string; limit?: number } = {}) => call(() => api.jobs.list.query({ limit: 50, ...opts })),
+    providers: () => call(() => api.network.providers.query()),
+    async cancel(jobId: string) {
+      return call(() => api.jobs.cancel.mutate({ envelope: seal(init.identity, Kind.cancel, { jobId }) }))
+    },
+    /**
+     * Locks the job's funds in its escrow vault, signed by this client's key, then tells the
+     * marketplace. Refuses to lock more than the job's maximum cost.
+     */
+    async lock(job: JobDetails): Promise<string> {
+      const lock = job.lock
+      if (!lock || job.state !== 'matched') throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`)
+      if (lock.amount > job.maxCost) throw new KilnError('PAYLOAD_INVALID', `the marketplace asks to lock ${lock.amount}, above the job's maximum cost ${job.maxCost}`)
+      const i = await info()
+      if (lock.mint !== i.mint || lock.arbiter !== i.arbiter) throw new KilnError('ESCROW_WRONG_ACCOUNT', 'the lock names another mint or arbiter than the marketplace')
+      const signature = await lockFunds({
+        connection: await chain(), from: init.identity, amount: lock.amount, jobId: lock.escrowId, mint: lock.mint as Address,
+        vault: lock.vault as Address, client: init.identity.address, provider: lock.provider as Address, arbiter: lock.arbiter as Address,
+      })
+      await call(() => api.jobs.lock.mutate({ envelope: seal(init.identity, Kind.lock, { jobId: job.id, signature }) }))
+      return signature
+    },
+    /** Follows a job to its end: reports state changes and logs, locks funds when matched. */
+    async watch(jobId: string, h: WatchHandlers = {}): Promise<JobDetails> {
+      let lastState: JobState | undefined
+      let lastLog = -1
+      let lockedVault: string | undefined
+      for (;;) {
+        if (h.signal?.aborted) throw new KilnError('JOB_WRONG_STATE', 'stopped watching')
+        const job = await client.get(jobId)
+        if (job.state !== lastState) {
+          lastState = job.state
+          h.onState?.(job)
+        }
+        if (job.state === 'matched' && job.lock && lockedVault !== job.lock.vault) {
+          lockedVault = job.lock.vault
+          const sig = await client.lock(job)
+          h.onLocked?.(sig, job)
+        }
+        const lines = await client.logs(jobId, lastLog)
+        for (const l of lines) h.onLog?.(l)
+        if (lines.length) lastLog = lines[lines.length - 1]!.seq
+        if (TERMINAL_STATES.includes(job.state) && lines.length === 0) return job
+        await new Promise((r) => setTimeout(r, h.pollMs ?? 300))
+      }
+    },
+    /** Downloads an output by digest and checks it hashes to that digest. */
+    async download(digest: string): Promise<Buffer> {
+      const res = await fetch(`${base}/artifacts/${digest}`)
+      if (!res.ok) throw new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} at the marketplace (HTTP ${res.status})`, { digest })
+      const bytes = Buffer.from(await res.arrayBuffer())
+      const actual = sha256Hex(bytes)
+      if (actual !== digest) throw new KilnError('ARTIFACT_DIGEST_MISMATCH', `downloaded output hashes to ${actual}, expected ${digest}`, { expected: digest, actual })
+      return bytes
+    },
+  }
+  return client
+}
+
+export type KilnClient = ReturnType<typeof createKilnClient>

@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, mkdirSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { Identity } from '@kiln/protocol'
+import { createKilnClient } from '@kiln/sdk'
+import { startRedis, type RedisServer } from './redis.ts'
+
+const ROOT = resolve(import.meta.dirname, '..', '..')
+
+export interface NetworkInit {
+  providers?: number
+  dataDir?: string
+  web?: boolean
+  pricePerHour?: number
+  lockWindowMs?: number
+  /** Where child processes' stderr goes; default <dataDir>/logs. */
+  onReady?: (part: string, info: Record<string, unknown>) => void
+}
+
+export interface Proc {
+  name: string
+  child: ChildProcess
+  info: Record<string, unknown>
+  stop(): Promise<void>
+}
+
+export interface Network {
+  dataDir: string
+  redis: RedisServer
+  rpcUrl: string
+  mint: string
+  api: string
+  arbiter: string
+  meshAddrs: string[]
+  providers: Proc[]
+  procs: Proc[]
+  /** Gives `address` SOL for fees and stablecoin base units, through the devchain's faucet. */
+  fund(address: string, opts: { lamports?: number; tokens?: number }): Promise<void>
+  startProvider(index: number): Promise<Proc>
+  stop(): Promise<void>
+}
+
+/** Spawns `node --import tsx <script>` and resolves with the first JSON line it prints. */
+export async function spawnPart(name: string, script: string, args: string[], env: Record<string, string>, logDir: string, timeoutMs = 60_000): Promise<Proc> {
+  mkdirSync(logDir, { recursive: true })
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const log = createWriteStream(join(logDir, `${name}.log`))
+  child.stderr?.pipe(log)
+  const info = await new Promise<Record<string, unknown>>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not become ready in ${timeoutMs} ms; see ${join(logDir, `${name}.log`)}`)), timeoutMs)
+    const rl = createInterface({ input: child.stdout! })
+    rl.on('line', (line) => {
+      log.write(`[stdout] ${line}\n`)
+      if (!line.startsWith('{')) return
+      try {
+        clearTimeout(timer)
+        resolveReady(JSON.parse(line) as Record<string, unknown>)
+      } catch { /* not the ready line */ }
+    })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code} before it was ready; see ${join(logDir, `${name}.log`)}`)) })
+  })
+  return {
+    name, child, info,
+    stop: () => new Promise<void>((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) return done()
+      const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
+      child.once('exit', () => { clearTimeout(kill); done() })
+      child.kill('SIGTERM')
+    }),
+  }
+}
+
+async function rpc(url: string, method: string, params: unknown[]): Promise<unknown> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  const body = (await res.json()) as { result?: unknown; error?: { message: string } }
+  if (body.error) throw new Error(`${method}: ${body.error.message}`)
+  return body.result
+}
+
+/**
+ * A whole local network on loopback, every part its own process: Redis, the devchain
+ * (LiteSVM behind JSON-RPC), the marketplace (coordinator + API + web) and N providers.
+ */
+export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
+  const dataDir = init.dataDir ?? mkdtempSync(join(tmpdir(), 'kiln-net-'))
+  const logDir = join(dataDir, 'logs')
+  const procs: Proc[] = []
+  const redis = await startRedis()
+  try {
+    const chain = await spawnPart('devchain', 'packages/devchain/src/bin.ts', ['--port', '0', '--data', join(dataDir, 'devchain')], {}, logDir)
+    procs.push(chain)
+    init.onReady?.('devchain', chain.info)
+    const rpcUrl = String(chain.info.rpcUrl)
+    const mint = String(chain.info.mint)
+    const fund = async (address: string, opts: { lamports?: number; tokens?: number }) => { await rpc(rpcUrl, 'kiln_fund', [address, opts]) }
+
+    const market = await spawnPart('marketplace', 'apps/marketplace/src/bin.ts', [], {
+      KILN_DATA_DIR: join(dataDir, 'marketplace'), KILN_PORT: '0', KILN_MESH_LISTEN: '/ip4/127.0.0.1/tcp/0',
+      REDIS_URL: redis.url, SOLANA_RPC_URL: rpcUrl, KILN_MINT: mint, KILN_WEB: init.web ? 'on' : 'off',
+      KILN_LOCK_WINDOW_MS: String(init.lockWindowMs ?? 30_000), KILN_LOG_LEVEL: 'info',
+    }, logDir)
+    procs.push(market)
+    init.onReady?.('marketplace', market.info)
+    const arbiter = String(market.info.arbiter)
+    const meshAddrs = market.info.mesh as string[]
+    await fund(arbiter, { lamports: 100_000_000_000 })
+
+    const providers: Proc[] = []
+    const startProvider = async (i: number) => {
+      const p = await spawnPart(`provider-${i}`, 'apps/provider/src/bin.ts', [
+        'start', '--data', join(dataDir, `provider-${i}`), '--marketplace', arbiter, '--bootstrap', ...meshAddrs,
+        '--rpc', rpcUrl, '--mint', mint, '--price', String(init.pricePerHour ?? 360_000), '--region', 'local',
+      ], {}, logDir)
+      procs.push(p)
+      init.onReady?.(`provider-${i}`, p.info)
+      return p
+    }
+    for (let i = 0; i < (init.providers ?? 2); i++) providers.push(await startProvider(i))
+
+    const api = String(market.info.api)
+    await waitFor(async () => {
+      const seen = await createKilnClient({ url: api, identity: Identity.generate() }).providers()
+      return providers.every((p) => seen.some((s) => s.address === p.info.address))
+    }, 30_000, 'providers to appear in the marketplace inventory')
+
+    return {
+      dataDir, redis, rpcUrl, mint, api, arbiter, meshAddrs, providers, procs, fund, startProvider,
+      async stop() {
+        for (const p of [...procs].reverse()) await p.stop()
+        await redis.stop()
+      },
+    }
+  } catch (e) {
+    for (const p of [...procs].reverse()) await p.stop()
+    await redis.stop()
+    throw e
+  }
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      if (await check()) return
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
