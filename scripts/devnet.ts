@@ -33,8 +33,7 @@ const stop = async () => {
 }
 process.on('SIGINT', () => void stop())
 process.on('SIGTERM', () => void stop())
-say(`redis        ready  ${net.redis.url}`)
-say(`all ${providers} providers are in the marketplace inventory`)
+say(`redis ${net.redis.url}; all ${providers} providers are in the marketplace inventory`)
 if (!webBuilt) say('web app not built (npm run setup builds it); serving the API only')
 
 const keypair = join(dataDir, 'client.json')

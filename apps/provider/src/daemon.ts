@@ -186,12 +186,20 @@ export function createProviderDaemon(init: ProviderInit) {
       await runtime.reconcile().then((r) => r.removed.length && log.info({ removed: r.removed }, 'removed containers left by a crash'), () => {})
       await mesh.handle(Protocol.job, (ch) => onJob(ch).catch((e: unknown) => log.warn({ err: String(e) }, 'job stream failed')))
       await mesh.handle(Protocol.settle, onSettle)
-      await publish()
-      timer = setInterval(() => void publish(), init.advertIntervalMs ?? 10_000)
-      timer.unref()
+      // Early adverts can be lost while the gossip mesh forms, so start fast and back off:
+      // 0.5, 1, 2, 4, 8 s, then every interval.
+      let delay = 500
+      const every = init.advertIntervalMs ?? 10_000
+      const loop = async () => {
+        await publish()
+        timer = setTimeout(() => void loop(), delay)
+        timer.unref()
+        delay = Math.min(delay * 2, every)
+      }
+      await loop()
     },
     async stop() {
-      clearInterval(timer)
+      clearTimeout(timer)
       for (const a of running.values()) a.abort()
     },
   }

@@ -7,10 +7,11 @@ export function toKilnError(err: unknown): unknown {
     const data = err.data as { kiln?: unknown } | undefined
     const rebuilt = kilnErrorFromJSON(data?.kiln)
     if (rebuilt) return rebuilt
-    if (err.cause && (err.cause as { code?: string }).code === 'ECONNREFUSED') {
-      return new KilnError('PEER_UNREACHABLE', `cannot reach the Kiln API: ${err.message}`)
+    // No HTTP answer at all (refused, DNS, reset): the marketplace is unreachable.
+    if (data === undefined || (data as { httpStatus?: number }).httpStatus === undefined) {
+      return new KilnError('PEER_UNREACHABLE', `cannot reach the Kiln API: ${err.message}`, { cause: String((err.cause as Error | undefined)?.cause ?? err.cause ?? '') })
     }
-    return new KilnError('PAYLOAD_INVALID', err.message)
+    return new KilnError('PAYLOAD_INVALID', err.message, { httpStatus: (data as { httpStatus?: number }).httpStatus })
   }
   return err
 }

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import pc from 'picocolors'
 import { parse as parseYaml } from 'yaml'
-import { KilnError, type JobSpecInput } from '@kiln/protocol'
+import { JobSpec, KilnError, parseOrThrow, type JobSpecInput } from '@kiln/protocol'
 import { unpackOutput, type JobDetails } from '@kiln/sdk'
 import { Exit, money, openClient, type GlobalOpts, type Io } from '../context.ts'
 
@@ -28,7 +28,8 @@ export function readSpecFile(file: string): JobSpecInput {
 
 /** `kiln submit job.yaml`: submit, lock funds when matched, stream logs, fetch and check outputs. */
 export async function submit(o: SubmitOpts, io: Io): Promise<number> {
-  const spec = readSpecFile(o.file)
+  // Validate before anything else (keypair, network): a bad spec is named at once.
+  const spec = parseOrThrow(JobSpec, readSpecFile(o.file), `job spec ${o.file}`)
   const { client } = openClient(o)
   const t0 = Date.now()
   const say = (icon: string, msg: string) => { if (!o.json) io.out(`${pc.dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`)} ${icon} ${msg}`) }
@@ -42,7 +43,10 @@ export async function submit(o: SubmitOpts, io: Io): Promise<number> {
   const job = await client.watch(jobId, {
     onState: (j) => describe(j, say),
     onLocked: (sig, j) => { lockSignature = sig; say(pc.green('✓'), `locked ${money(j.lock?.amount)} in escrow vault ${j.lock?.vault} (tx ${sig})`) },
-    onLog: (l) => { if (!o.json) io.out(`${pc.dim('│')} ${l.stream === 'stderr' ? pc.yellow(l.text.trimEnd()) : l.text.trimEnd()}`) },
+    onLog: (l) => {
+      if (o.json) return
+      for (const line of l.text.trimEnd().split('\n')) io.out(`${pc.dim('│')} ${l.stream === 'stderr' ? pc.yellow(line) : line}`)
+    },
   })
   let outputDir: string | undefined
   let files = 0
