@@ -28,7 +28,10 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 say "installing npm dependencies (includes Node 22 as node_modules/.bin/node)"
-npm ci --no-audit --no-fund --loglevel=error
+# `npm install`, not `npm ci`: it installs the locked versions all the same, but npm 11 here
+# leaves other platforms' optional binaries (rollup, turbo, esbuild) out of the lock file and
+# `npm ci` then refuses the lock as out of sync (npm/cli#4828).
+npm install --no-audit --no-fund --loglevel=error
 
 say "building the sample workload images"
 bash scripts/build-images.sh

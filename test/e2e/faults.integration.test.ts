@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createMeshNode } from '@kiln/mesh'
+import { CoordinatorFrame, Identity, JobSpec, Kind, Protocol, ProviderFrame, seal, type Address, type Lease } from '@kiln/protocol'
+import { createKilnClient } from '@kiln/sdk'
+import { startNetwork, waitFor, type Network } from '../support/network.ts'
+
+/** Faults the foundation must already survive, on the real network. */
+describe('faults', () => {
+  let net: Network
+  const client = Identity.generate()
+  beforeAll(async () => {
+    net = await startNetwork({ providers: 0 })
+    await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
+  })
+  afterAll(async () => { await net?.stop() })
+
+  it('keeps a job queued while no provider is online, says why, and runs it when one comes', async () => {
+    const kiln = createKilnClient({ url: net.api, identity: client })
+    const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['64'], maxPricePerHour: 1_000_000, timeoutSec: 60 })
+    await waitFor(async () => (await kiln.get(jobId)).waiting !== null, 10_000, 'the waiting reason')
+    const waiting = await kiln.get(jobId)
+    expect(waiting.state).toBe('queued')
+    expect(waiting.waiting).toMatch(/no provider is online/)
+    await new Promise((r) => setTimeout(r, 2000))
+    expect((await kiln.get(jobId)).state).toBe('queued')
+    const p = await net.startProvider(0)
+    const job = await kiln.watch(jobId)
+    expect(job.state).toBe('done')
+    expect(job.provider).toBe(p.info.address)
+  })
+
+  it('a provider refuses a lease not signed by its marketplace, and runs nothing', async () => {
+    const provider = net.providers[0] ?? (await net.startProvider(1))
+    const mallory = Identity.generate()
+    const node = createMeshNode({ identity: mallory, bootstrap: net.meshAddrs })
+    await node.start()
+    try {
+      const addr = provider.info.address as Address
+      const ch = await node.open(addr, Protocol.job, { addrs: provider.info.mesh as string[] })
+      const lease: Lease = {
+        jobId: 'job_0000000000forged', client: client.address, provider: addr, arbiter: mallory.address,
+        spec: JobSpec.parse({ image: 'kiln/busybox:1', command: ['sh', '-c', 'echo pwned > /out/x'], maxPricePerHour: 1 }),
+        pricePerHour: 1_000_000, lockAmount: 1, mint: net.mint as Address, multisig: mallory.address, vault: mallory.address,
+        escrowId: 'job_0000000000forgeda1', startBy: Date.now() + 60_000,
+      }
+      await ch.sendJson(CoordinatorFrame.parse({ t: 'lease', envelope: seal(mallory, Kind.lease, lease) }))
+      const reply = ProviderFrame.parse(await ch.nextJson(10_000))
+      expect(reply).toMatchObject({ t: 'refused', error: { kind: 'ENVELOPE_WRONG_SIGNER' } })
+      await ch.close()
+    } finally {
+      await node.stop()
+    }
+  })
+})
