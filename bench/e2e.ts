@@ -38,7 +38,7 @@ try {
   await net.stop()
 }
 
-const row = (k: string, xs: number[]) => `${k.padEnd(26)} median ${median(xs).toFixed(0).padStart(6)} ms   min ${Math.min(...xs).toFixed(0).padStart(6)} ms   max ${Math.max(...xs).toFixed(0).padStart(6)} ms`
+const row = (k: string, xs: number[]) => `${k.padEnd(28)} median ${median(xs).toFixed(0).padStart(6)} ms   min ${Math.min(...xs).toFixed(0).padStart(6)} ms   max ${Math.max(...xs).toFixed(0).padStart(6)} ms`
 process.stdout.write(`\n${row('plain docker run', dockerMs)}\n${row('kiln submit→container start', startMs)}\n${row('kiln submit→settled', settleMs)}\n`)
 process.stdout.write(`ratio settled/docker_run: ${(median(settleMs) / median(dockerMs)).toFixed(1)}x\n`)
 process.stdout.write(`e2e: start_overhead_ms=${median(startMs).toFixed(0)} settle_ms=${median(settleMs).toFixed(0)} docker_run_ms=${median(dockerMs).toFixed(0)}\n`)
