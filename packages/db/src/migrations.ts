@@ -76,4 +76,15 @@ CREATE TABLE settlements (
   PRIMARY KEY (job_id, action)
 );`,
   },
+  {
+    id: 2,
+    sql: `
+ALTER TABLE jobs ADD COLUMN excluded jsonb NOT NULL DEFAULT '[]'::jsonb;
+ALTER TABLE jobs ADD COLUMN run_deadline bigint;
+ALTER TABLE jobs ADD COLUMN pending_cosign jsonb;
+ALTER TABLE jobs ADD COLUMN priority integer NOT NULL DEFAULT 0;
+ALTER TABLE settlements DROP CONSTRAINT settlements_pkey;
+ALTER TABLE settlements ADD COLUMN attempt integer NOT NULL DEFAULT 1;
+ALTER TABLE settlements ADD PRIMARY KEY (job_id, attempt, action)`,
+  },
 ]

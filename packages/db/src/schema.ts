@@ -10,6 +10,14 @@ export interface JobError {
   message: string
 }
 
+export interface PendingCosign {
+  /** base64 transaction, signed by the arbiter, waiting for the client. */
+  transaction: string
+  action: 'refund'
+  toClient: number
+  builtAt: number
+}
+
 export const jobs = pgTable('jobs', {
   id: text('id').primaryKey(),
   client: text('client').notNull(),
@@ -37,6 +45,13 @@ export const jobs = pgTable('jobs', {
   settleAction: text('settle_action'),
   settlementSignature: text('settlement_signature'),
   error: jsonb('error').$type<JobError>(),
+  /** Providers this job must not be placed on again (they failed or lost it). */
+  excluded: jsonb('excluded').$type<string[]>().notNull().default([]),
+  /** After this, a locked or running job with no result is given up on and refunded. */
+  runDeadline: ms('run_deadline'),
+  /** A settlement waiting for the client's co-signature (when the provider cannot give one). */
+  pendingCosign: jsonb('pending_cosign').$type<PendingCosign>(),
+  priority: integer('priority').notNull().default(0),
   createdAt: ms('created_at').notNull(),
   updatedAt: ms('updated_at').notNull(),
   startedAt: ms('started_at'),
@@ -75,9 +90,10 @@ export const providers = pgTable('providers', {
 
 export const settlements = pgTable('settlements', {
   jobId: text('job_id').notNull(),
+  attempt: integer('attempt').notNull().default(1),
   action: text('action').notNull(),
   signature: text('signature').notNull(),
   toProvider: bigint('to_provider', { mode: 'number' }).notNull(),
   toClient: bigint('to_client', { mode: 'number' }).notNull(),
   at: ms('at').notNull(),
-}, (t) => [primaryKey({ columns: [t.jobId, t.action] })])
+}, (t) => [primaryKey({ columns: [t.jobId, t.attempt, t.action] })])

@@ -11,7 +11,8 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   locked: ['running', 'verifying', 'settling', 'failed'],
   running: ['verifying', 'settling', 'failed'],
   verifying: ['settling', 'failed'],
-  settling: ['done', 'failed'],
+  // settling → queued: the provider lost the job, its vault was refunded, it is placed again.
+  settling: ['done', 'failed', 'queued'],
   done: [],
   failed: [],
   cancelled: [],

@@ -1,6 +1,6 @@
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { Connection } from '@solana/web3.js'
-import { lockFunds, tokenBalance } from '@kiln/escrow'
+import { cosignSettlement, lockFunds, tokenBalance } from '@kiln/escrow'
 import { JobSpec, Kind, KilnError, parseOrThrow, seal, sha256Hex, TERMINAL_STATES, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
 import type { AppRouter } from '@kiln/marketplace/api'
 import { call } from './errors.ts'
@@ -24,6 +24,8 @@ export interface WatchHandlers {
   onLog?: (line: LogLine) => void
   /** Called after this client locked the job's funds on chain. */
   onLocked?: (signature: string, job: JobDetails) => void
+  /** A refund co-signature this client tried to give failed (it is retried when the request changes). */
+  onCosignError?: (err: unknown) => void
   signal?: AbortSignal
   pollMs?: number
 }
@@ -75,11 +77,25 @@ export function createKilnClient(init: KilnClientInit) {
       await call(() => api.jobs.lock.mutate({ envelope: seal(init.identity, Kind.lock, { jobId: job.id, signature }) }))
       return signature
     },
+    /**
+     * Co-signs a refund the provider could not co-sign (it is gone). Only a transaction that
+     * pays this client at least the refund it was promised is signed.
+     */
+    async cosignRefund(job: JobDetails): Promise<void> {
+      const pending = job.pendingCosign
+      if (!pending || !job.lock) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no refund waiting for you`)
+      const transaction = cosignSettlement({
+        tx: pending.transaction, signer: init.identity,
+        expect: { vault: job.lock.vault as Address, mint: job.lock.mint as Address, minPayout: { to: init.identity.address, amount: pending.toClient } },
+      })
+      await call(() => api.jobs.cosign.mutate({ envelope: seal(init.identity, Kind.cosign, { jobId: job.id, transaction }) }))
+    },
     /** Follows a job to its end: reports state changes and logs, locks funds when matched. */
     async watch(jobId: string, h: WatchHandlers = {}): Promise<JobDetails> {
       let lastState: JobState | undefined
       let lastLog = -1
       let lockedVault: string | undefined
+      let cosigned: string | undefined
       for (;;) {
         if (h.signal?.aborted) throw new KilnError('JOB_WRONG_STATE', 'stopped watching')
         const job = await client.get(jobId)
@@ -91,6 +107,10 @@ export function createKilnClient(init: KilnClientInit) {
           lockedVault = job.lock.vault
           const sig = await client.lock(job)
           h.onLocked?.(sig, job)
+        }
+        if (job.pendingCosign && cosigned !== job.pendingCosign.transaction) {
+          cosigned = job.pendingCosign.transaction
+          await client.cosignRefund(job).catch((e: unknown) => h.onCosignError?.(e))
         }
         const lines = await client.logs(jobId, lastLog)
         for (const l of lines) h.onLog?.(l)

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { TRPCRouterRecord } from '@trpc/server'
-import { cancelJob, confirmLock, submitJob, viewOf } from '../coordinator/index.ts'
+import { cancelJob, confirmLock, cosignRefund, submitJob, viewOf } from '../coordinator/index.ts'
 import { jobId } from '@kiln/protocol'
 import { procedure, router } from './trpc.ts'
 
@@ -12,6 +12,8 @@ const jobsRouter = {
   /** Signed by the client: "I locked the funds in this transaction". */
   lock: procedure.input(signed).mutation(({ ctx, input }) => confirmLock(ctx.coordinator, input.envelope)),
   cancel: procedure.input(signed).mutation(({ ctx, input }) => cancelJob(ctx.coordinator, input.envelope)),
+  /** Signed by the client: its co-signature of a refund the provider could not co-sign. */
+  cosign: procedure.input(signed).mutation(({ ctx, input }) => cosignRefund(ctx.coordinator, input.envelope)),
   get: procedure.input(z.object({ jobId })).query(async ({ ctx, input }) => {
     const c = ctx.coordinator
     const job = await c.store.mustGet(input.jobId)

@@ -4,10 +4,11 @@ import { createJobStore } from '@kiln/scheduler'
 import { dispatch, lockTimeout } from './dispatch.ts'
 import { Inventory } from './inventory.ts'
 import { recover } from './service.ts'
+import { reconcile } from './reconcile.ts'
 import { settle } from './settle.ts'
 import type { CoordinatorContext } from './types.ts'
 
-export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting'>
+export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active'>
 
 export interface Coordinator {
   ctx: CoordinatorContext
@@ -26,9 +27,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     inventory: new Inventory(),
     nonces: new NonceCache(),
     waiting: new Map(),
+    active: new Set(),
   }
   const offs: (() => void)[] = []
   let pruneTimer: NodeJS.Timeout | undefined
+  let reconcileTimer: NodeJS.Timeout | undefined
 
   return {
     ctx,
@@ -47,6 +50,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         for (const gone of ctx.inventory.prune()) ctx.log.info({ provider: gone }, 'provider advert expired')
       }, 1000)
       pruneTimer.unref()
+      reconcileTimer = setInterval(() => void reconcile(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'reconcile failed')), 5000)
+      reconcileTimer.unref()
       await ctx.queues.start({
         dispatch: (id) => dispatch(ctx, id),
         'lock-timeout': (id) => lockTimeout(ctx, id),
@@ -57,6 +62,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     async stop() {
       for (const off of offs.splice(0)) off()
       clearInterval(pruneTimer)
+      clearInterval(reconcileTimer)
       await ctx.queues.stop()
     },
   }

@@ -2,13 +2,13 @@ import { checkLock } from '@kiln/escrow'
 import { maxLeaseCost, type Address } from '@kiln/protocol'
 import { explainNoMatch, matchJob, type TaskOutcome } from '@kiln/scheduler'
 import { runLease } from './lease.ts'
-import { vaultKey, type CoordinatorContext } from './types.ts'
+import { runDeadline, vaultKey, type CoordinatorContext } from './types.ts'
 
 /** Places a queued job on a provider and prepares its vault; the client then locks funds. */
 export async function dispatch(ctx: CoordinatorContext, jobId: string): Promise<TaskOutcome> {
   const job = await ctx.store.get(jobId)
   if (!job || job.state !== 'queued') return { done: true }
-  const result = matchJob(job.spec, ctx.inventory.candidates())
+  const result = matchJob(job.spec, ctx.inventory.candidates(), { exclude: job.excluded as Address[] })
   if (!result.ok) {
     const why = explainNoMatch(result)
     if (ctx.waiting.get(jobId) !== why) ctx.log.info({ jobId, excluded: result.excluded }, why)
@@ -40,7 +40,7 @@ export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promi
     arbiter: ctx.arbiter.address, amount: job.lockAmount ?? 0,
   })
   if (lock.ok) {
-    const locked = await ctx.store.transition(jobId, ['matched'], 'locked', 'funds found in the vault at the lock deadline', { lockSignature: job.lockSignature })
+    const locked = await ctx.store.transition(jobId, ['matched'], 'locked', 'funds found in the vault at the lock deadline', { lockSignature: job.lockSignature, runDeadline: runDeadline(job.spec.timeoutSec) })
     if (locked) void runLease(ctx, locked)
     return { done: true }
   }

@@ -1,5 +1,5 @@
 export { createCoordinator, type Coordinator, type CoordinatorInit } from './coordinator.ts'
 export { createFileArtifactStore, type ArtifactStore } from '@kiln/artifacts'
 export { Inventory } from './inventory.ts'
-export { submitJob, confirmLock, cancelJob, viewOf, type JobView } from './service.ts'
+export { submitJob, confirmLock, cancelJob, cosignRefund, viewOf, type JobView } from './service.ts'
 export type { CoordinatorContext, CoordinatorConfig, Logger } from './types.ts'

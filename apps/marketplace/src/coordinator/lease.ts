@@ -2,6 +2,7 @@ import type { Channel } from '@kiln/mesh'
 import { isKilnError, Kind, KilnError, KilnErrorCode, leaseCost, OUTPUT_CHUNK_BYTES, parseOrThrow, Protocol, ProviderFrame, seal, type Address, type Lease, type ResultReceipt } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
 import { checkReceipt } from '@kiln/verifier'
+import { failRun } from './lease-outcome.ts'
 import { vaultKey, type CoordinatorContext } from './types.ts'
 
 /** Errors that are the provider's fault: it is paid nothing for such a run. */
@@ -20,6 +21,7 @@ export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void>
     multisig: job.multisig as Address, vault: job.vault as Address, escrowId: vaultKey(job.id, job.attempt), startBy: Date.now() + 60_000,
   }
   let channel: Channel | undefined
+  ctx.active.add(job.id)
   try {
     const addrs = ctx.inventory.get(provider)?.addrs
     channel = await ctx.mesh.open(provider, Protocol.job, addrs ? { addrs } : {})
@@ -32,6 +34,7 @@ export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void>
     ctx.log.warn({ jobId: job.id, provider, code: e.code, err: e.message }, 'run failed')
     await failRun(ctx, job, e)
   } finally {
+    ctx.active.delete(job.id)
     await channel?.close().catch(() => {})
   }
 }
@@ -91,16 +94,9 @@ async function finishRun(ctx: CoordinatorContext, job: Job, receipt: ResultRecei
   const moved = await ctx.store.transition(job.id, ['verifying'], 'settling', receipt.status === 'succeeded' ? 'release to provider' : `run failed: ${error?.message}`, {
     settleAction: pay > 0 ? 'release' : 'refund', paidToProvider: pay, refundedToClient: lock - pay, error,
   })
-  if (moved) await ctx.queues.enqueue('settle', job.id)
+  if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
 }
 
-async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): Promise<void> {
-  const moved = await ctx.store.transition(job.id, ['locked', 'running', 'verifying'], 'settling', `run failed: ${e.message}`, {
-    settleAction: 'refund', paidToProvider: 0, refundedToClient: job.lockAmount ?? 0,
-    error: { code: e.code, kind: e.kind, message: e.message },
-  })
-  if (moved) await ctx.queues.enqueue('settle', job.id)
-}
 
 const byCode = new Map<string, string>(Object.entries(KilnErrorCode).map(([k, v]) => [v, k]))
 function kindOf(code: string): string {

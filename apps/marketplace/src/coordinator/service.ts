@@ -1,8 +1,9 @@
 import { checkLock, tokenBalance } from '@kiln/escrow'
-import { CancelRequest, Kind, KilnError, LockRequest, maxLeaseCost, open, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
+import { CancelRequest, CosignRequest, Kind, KilnError, LockRequest, maxLeaseCost, open, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
 import { newJobId, type Job } from '@kiln/scheduler'
 import { runLease } from './lease.ts'
-import { vaultKey, type CoordinatorContext } from './types.ts'
+import { submitClientCosign } from './settle.ts'
+import { runDeadline, vaultKey, type CoordinatorContext } from './types.ts'
 
 /** What anyone may see of a job. */
 export interface JobView {
@@ -29,6 +30,9 @@ export interface JobView {
   endedAt: number | null
   updatedAt: number
   receipt: Job['receipt']
+  /** A refund waiting for the client's co-signature (the provider could not give one). */
+  pendingCosign: { transaction: string; toClient: number } | null
+  attempt: number
 }
 
 export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
@@ -42,6 +46,8 @@ export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
     paidToProvider: job.paidToProvider, refundedToClient: job.refundedToClient, settlementSignature: job.settlementSignature,
     error: job.error, waiting: ctx.waiting.get(job.id) ?? null,
     createdAt: job.createdAt, startedAt: job.startedAt, endedAt: job.endedAt, updatedAt: job.updatedAt, receipt: job.receipt,
+    pendingCosign: job.pendingCosign ? { transaction: job.pendingCosign.transaction, toClient: job.pendingCosign.toClient } : null,
+    attempt: job.attempt,
   }
 }
 
@@ -77,7 +83,7 @@ export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promis
     arbiter: ctx.arbiter.address, amount: job.lockAmount ?? 0,
   })
   if (!lock.ok) throw new KilnError('ESCROW_NOT_FUNDED', `the vault is not funded: ${lock.reason}`, { vault: job.vault, required: job.lockAmount })
-  const locked = await ctx.store.transition(job.id, ['matched'], 'locked', `funds locked on chain (${payload.signature})`, { lockSignature: payload.signature })
+  const locked = await ctx.store.transition(job.id, ['matched'], 'locked', `funds locked on chain (${payload.signature})`, { lockSignature: payload.signature, runDeadline: runDeadline(job.spec.timeoutSec) })
   if (locked) void runLease(ctx, locked)
   return viewOf(ctx, locked ?? (await ctx.store.mustGet(job.id)))
 }
@@ -93,6 +99,15 @@ export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<
   if (job.provider) ctx.inventory.release(job.provider as Address, job.id)
   ctx.waiting.delete(job.id)
   return viewOf(ctx, cancelled)
+}
+
+/** The client co-signs a refund that the provider could not. */
+export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
+  const { payload, signer } = open(raw, { kind: Kind.cosign, schema: CosignRequest, nonces: ctx.nonces })
+  const job = await ctx.store.mustGet(payload.jobId)
+  if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
+  await submitClientCosign(ctx, job, payload.transaction)
+  return viewOf(ctx, await ctx.store.mustGet(job.id))
 }
 
 /** After a restart: put every unfinished step back on the queues (they are idempotent). */

@@ -39,8 +39,15 @@ export interface CoordinatorContext {
   config: CoordinatorConfig
   /** Jobs that fit no provider right now, with the reason, for the API to show. */
   waiting: Map<string, string>
+  /** Jobs whose run this process is following right now. */
+  active: Set<string>
 }
 
 export { escrowIdFor as vaultKey } from '@kiln/protocol'
+
+/** Time for a locked job to start, run to its timeout and report, after which it is given up on. */
+export function runDeadline(timeoutSec: number, now = Date.now()): number {
+  return now + (timeoutSec + 90) * 1000
+}
 
 export type { Address }

@@ -1,0 +1,21 @@
+import type { KilnError } from '@kiln/protocol'
+import type { Job } from '@kiln/scheduler'
+import type { CoordinatorContext } from './types.ts'
+
+/** Failures where another provider may well succeed: the job is refunded and placed again. */
+const RETRY_ELSEWHERE = new Set(['PEER_UNREACHABLE', 'LEASE_REFUSED', 'DOCKER_UNAVAILABLE'])
+export const MAX_PLACEMENTS = 3
+
+/**
+ * A run ended without a usable receipt. Everything locked goes back to the client; when the
+ * fault was the provider's and placements remain, the job is queued again without it.
+ */
+export async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): Promise<void> {
+  const requeue = RETRY_ELSEWHERE.has(e.kind) && job.attempt < MAX_PLACEMENTS
+  const moved = await ctx.store.transition(job.id, ['locked', 'running', 'verifying'], 'settling', `run failed: ${e.message}${requeue ? '; refunding and placing the job again' : ''}`, {
+    settleAction: requeue ? 'refund_requeue' : 'refund', paidToProvider: 0, refundedToClient: job.lockAmount ?? 0,
+    error: requeue ? null : { code: e.code, kind: e.kind, message: e.message },
+    excluded: job.provider ? [...new Set([...job.excluded, job.provider])] : job.excluded,
+  }, { code: e.code })
+  if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
+}
