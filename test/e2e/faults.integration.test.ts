@@ -52,3 +52,24 @@ describe('faults', () => {
     }
   })
 })
+
+describe('Redis restarted and emptied', () => {
+  let net: Network
+  const client = Identity.generate()
+  beforeAll(async () => {
+    net = await startNetwork({ providers: 0 })
+    await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
+  })
+  afterAll(async () => { await net?.stop() })
+
+  it('loses no job: queued work is rebuilt from the database and runs once a provider comes', async () => {
+    const kiln = createKilnClient({ url: net.api, identity: client })
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push((await kiln.submit({ image: 'kiln/matmul:1', command: ['32'], maxPricePerHour: 1_000_000, timeoutSec: 30 })).jobId)
+    await net.redis.crashAndRestart()
+    await net.startProvider(0)
+    const jobs = await Promise.all(ids.map((id) => kiln.watch(id)))
+    expect(jobs.map((j) => j.state)).toEqual(['done', 'done', 'done'])
+    for (const j of jobs) expect(j.events.filter((e) => e.to === 'matched')).toHaveLength(1)
+  })
+})

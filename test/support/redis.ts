@@ -20,11 +20,31 @@ export interface RedisServer {
   port: number
   url: string
   stop(): Promise<void>
+  /** Kills the server (SIGKILL: it loses everything, it has no persistence) and starts a new one on the same port. */
+  crashAndRestart(): Promise<void>
 }
 
 /** Starts a private redis-server on a free loopback port (the real engine, not a fake). */
 export async function startRedis(): Promise<RedisServer> {
   const port = await freePort()
+  let proc = await launch(port)
+  const stop = (p: ChildProcess, signal: NodeJS.Signals) => new Promise<void>((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve()
+    p.once('exit', () => resolve())
+    p.kill(signal)
+  })
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => stop(proc, 'SIGTERM'),
+    async crashAndRestart() {
+      await stop(proc, 'SIGKILL')
+      proc = await launch(port)
+    },
+  }
+}
+
+async function launch(port: number): Promise<ChildProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-redis-'))
   const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
   const deadline = Date.now() + 10_000
@@ -39,13 +59,5 @@ export async function startRedis(): Promise<RedisServer> {
     if (Date.now() > deadline) throw new Error('redis-server did not start in 10 s')
     await new Promise((r) => setTimeout(r, 50))
   }
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((resolve) => {
-      if (proc.exitCode !== null) return resolve()
-      proc.once('exit', () => resolve())
-      proc.kill('SIGTERM')
-    }),
-  }
+  return proc
 }

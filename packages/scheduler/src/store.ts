@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, jobEvents, jobLogs, jobs, type Db } from '@kiln/db'
+import { and, asc, desc, eq, gt, inArray, jobEvents, jobLogs, jobs, sql, type Db } from '@kiln/db'
 import { KilnError, randomHex, type JobState } from '@kiln/protocol'
 import { canTransition } from './states.ts'
 
@@ -26,6 +26,8 @@ export interface JobStore {
   events(id: string): Promise<(typeof jobEvents.$inferSelect)[]>
   appendLogs(id: string, firstSeq: number, chunks: { stream: string; text: string }[]): Promise<void>
   logs(id: string, afterSeq: number, limit?: number): Promise<(typeof jobLogs.$inferSelect)[]>
+  /** What `client`'s jobs not yet locked may still cost: their funds have not left the wallet. */
+  reservedFor(client: string): Promise<number>
 }
 
 export function createJobStore(db: Db): JobStore {
@@ -80,6 +82,11 @@ export function createJobStore(db: Db): JobStore {
       if (chunks.length === 0) return
       const now = Date.now()
       await db.insert(jobLogs).values(chunks.map((c, i) => ({ jobId: id, seq: firstSeq + i, stream: c.stream, text: c.text, at: now }))).onConflictDoNothing()
+    },
+    async reservedFor(client) {
+      const [row] = await db.select({ total: sql<string>`coalesce(sum(${jobs.maxCost}), 0)` }).from(jobs)
+        .where(and(eq(jobs.client, client), inArray(jobs.state, ['queued', 'matched'])))
+      return Number(row?.total ?? 0)
     },
     async logs(id, afterSeq, limit = 500) {
       return db.select().from(jobLogs).where(and(eq(jobLogs.jobId, id), gt(jobLogs.seq, afterSeq))).orderBy(asc(jobLogs.seq)).limit(limit)

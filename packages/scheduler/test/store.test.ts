@@ -64,3 +64,24 @@ async function setup() {
   const create = () => store.create({ id: newJobId(), client: 'c', spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost: 1 })
   return { store, close, create }
 }
+
+describe('JobStore.reservedFor', () => {
+  it('sums the maximum cost of a client\'s jobs that are not locked yet', async () => {
+    const { db, close } = await openDb()
+    const store = createJobStore(db)
+    try {
+      const mk = (client: string, maxCost: number) => store.create({ id: newJobId(), client, spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost })
+      const a = await mk('alice', 100)
+      await mk('alice', 50)
+      await mk('bob', 7)
+      expect(await store.reservedFor('alice')).toBe(150)
+      await store.transition(a.id, ['queued'], 'matched', 'placed')
+      expect(await store.reservedFor('alice')).toBe(150)
+      await store.transition(a.id, ['matched'], 'locked', 'locked')
+      expect(await store.reservedFor('alice')).toBe(50)
+      expect(await store.reservedFor('carol')).toBe(0)
+    } finally {
+      await close()
+    }
+  })
+})

@@ -3,7 +3,7 @@ import { NonceCache } from '@kiln/protocol'
 import { createJobStore } from '@kiln/scheduler'
 import { dispatch, lockTimeout } from './dispatch.ts'
 import { Inventory } from './inventory.ts'
-import { recover } from './service.ts'
+import { resync } from './service.ts'
 import { reconcile } from './reconcile.ts'
 import { settle } from './settle.ts'
 import type { CoordinatorContext } from './types.ts'
@@ -50,14 +50,20 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         for (const gone of ctx.inventory.prune()) ctx.log.info({ provider: gone }, 'provider advert expired')
       }, 1000)
       pruneTimer.unref()
-      reconcileTimer = setInterval(() => void reconcile(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'reconcile failed')), 5000)
+      let ticks = 0
+      reconcileTimer = setInterval(() => {
+        const resyncNow = ++ticks % 3 === 0
+        void reconcile(ctx)
+          .then(() => (resyncNow ? resync(ctx) : undefined))
+          .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'reconcile failed'))
+      }, 5000)
       reconcileTimer.unref()
       await ctx.queues.start({
         dispatch: (id) => dispatch(ctx, id),
         'lock-timeout': (id) => lockTimeout(ctx, id),
         settle: (id) => settle(ctx, id),
       })
-      await recover(ctx)
+      await resync(ctx, true)
     },
     async stop() {
       for (const off of offs.splice(0)) off()

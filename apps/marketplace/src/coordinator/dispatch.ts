@@ -17,15 +17,21 @@ export async function dispatch(ctx: CoordinatorContext, jobId: string): Promise<
   }
   ctx.waiting.delete(jobId)
   const provider = result.provider.address
+  // Claim before the first await: concurrent dispatches in this process must see it busy.
+  ctx.inventory.claim(provider, jobId)
   const attempt = job.attempt + 1
   const lockAmount = maxLeaseCost(result.pricePerHour, job.spec.timeoutSec)
-  const { vault, multisig } = await ctx.escrow.ensureVault({ jobId: vaultKey(jobId, attempt), client: job.client as Address, provider })
-  const matched = await ctx.store.transition(jobId, ['queued'], 'matched', `placed on ${provider}`, {
-    provider, attempt, pricePerHour: result.pricePerHour, lockAmount, vault, multisig,
-    lockDeadline: Date.now() + ctx.config.lockWindowMs,
-  }, { score: result.score, pricePerHour: result.pricePerHour })
+  let matched
+  try {
+    const { vault, multisig } = await ctx.escrow.ensureVault({ jobId: vaultKey(jobId, attempt), client: job.client as Address, provider })
+    matched = await ctx.store.transition(jobId, ['queued'], 'matched', `placed on ${provider}`, {
+      provider, attempt, pricePerHour: result.pricePerHour, lockAmount, vault, multisig,
+      lockDeadline: Date.now() + ctx.config.lockWindowMs,
+    }, { score: result.score, pricePerHour: result.pricePerHour })
+  } finally {
+    if (!matched) ctx.inventory.release(provider, jobId)
+  }
   if (!matched) return { done: true }
-  ctx.inventory.claim(provider, jobId)
   await ctx.queues.enqueue('lock-timeout', jobId, { delayMs: ctx.config.lockWindowMs, key: String(attempt) })
   return { done: true }
 }
@@ -48,6 +54,6 @@ export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promi
     provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null,
   })
   ctx.inventory.release(job.provider as Address, jobId)
-  if (back) await ctx.queues.enqueue('dispatch', jobId, { key: `r${job.attempt}` })
+  if (back) await ctx.queues.enqueue('dispatch', jobId, { key: `p${job.attempt}` })
   return { done: true }
 }

@@ -5,6 +5,15 @@ import { runLease } from './lease.ts'
 import { submitClientCosign } from './settle.ts'
 import { runDeadline, vaultKey, type CoordinatorContext } from './types.ts'
 
+const queues = new Map<string, Promise<unknown>>()
+function perClient<T>(client: string, fn: () => Promise<T>): Promise<T> {
+  const prev = queues.get(client) ?? Promise.resolve()
+  const next = prev.catch(() => {}).then(fn)
+  queues.set(client, next)
+  void next.finally(() => { if (queues.get(client) === next) queues.delete(client) }).catch(() => {})
+  return next
+}
+
 /** What anyone may see of a job. */
 export interface JobView {
   id: string
@@ -59,12 +68,15 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
   const { payload, signer, envelope } = open(raw, { kind: Kind.submit, schema: SubmitRequest, nonces: ctx.nonces })
   const spec = payload.spec
   const maxCost = maxLeaseCost(spec.maxPricePerHour, spec.timeoutSec)
-  const balance = await tokenBalance(ctx.connection, ctx.mint, signer)
-  if (balance < maxCost) {
-    throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${maxCost} (max price ${spec.maxPricePerHour}/h for ${spec.timeoutSec} s) but ${signer} holds ${balance}`, { balance, required: maxCost, address: signer })
-  }
-  const job = await ctx.store.create({ id: newJobId(), client: signer, spec, submitEnvelope: envelope, maxCost })
-  await ctx.queues.enqueue('dispatch', job.id)
+  // One client's submissions are checked one at a time, so a burst cannot over-commit its wallet.
+  const job = await perClient(signer, async () => {
+    const [balance, reserved] = await Promise.all([tokenBalance(ctx.connection, ctx.mint, signer), ctx.store.reservedFor(signer)])
+    if (balance - reserved < maxCost) {
+      throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${maxCost} (max price ${spec.maxPricePerHour}/h for ${spec.timeoutSec} s) but ${signer} holds ${balance}, of which ${reserved} is reserved by its unlocked jobs`, { balance, reserved, required: maxCost, address: signer })
+    }
+    return ctx.store.create({ id: newJobId(), client: signer, spec, submitEnvelope: envelope, maxCost })
+  })
+  await ctx.queues.enqueue('dispatch', job.id, { key: 'p0' })
   ctx.log.info({ jobId: job.id, client: signer, image: spec.image, maxCost }, 'job submitted')
   return { jobId: job.id, maxCost }
 }
@@ -110,15 +122,16 @@ export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promi
   return viewOf(ctx, await ctx.store.mustGet(job.id))
 }
 
-/** After a restart: put every unfinished step back on the queues (they are idempotent). */
-export async function recover(ctx: CoordinatorContext): Promise<void> {
+/**
+ * Puts every unfinished step back on the queues. The database is the source of truth and
+ * every step is idempotent (BullMQ dedupes by id), so this runs at start and periodically:
+ * a Redis that lost its data (restarted without persistence) loses no job.
+ */
+export async function resync(ctx: CoordinatorContext, startup = false): Promise<void> {
   for (const job of await ctx.store.list({ states: ['queued', 'matched', 'locked', 'running', 'verifying', 'settling'], limit: 10_000 })) {
-    if (job.state === 'queued') await ctx.queues.enqueue('dispatch', job.id)
+    if (job.state === 'queued') await ctx.queues.enqueue('dispatch', job.id, { key: `p${job.attempt}` })
     else if (job.state === 'matched') await ctx.queues.enqueue('lock-timeout', job.id, { key: String(job.attempt) })
-    else if (job.state === 'settling') await ctx.queues.enqueue('settle', job.id)
-    else {
-      if (job.provider) ctx.inventory.claim(job.provider as Address, job.id)
-      ctx.log.warn({ jobId: job.id, state: job.state }, 'job was in flight when the coordinator stopped; its stream is gone')
-    }
+    else if (job.state === 'settling') await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
+    else if (startup && job.provider) ctx.inventory.claim(job.provider as Address, job.id)
   }
 }
