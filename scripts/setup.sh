@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a working tree: system packages (Docker engine, Redis,
+# PostgreSQL for the multi-coordinator tests,
 # Chromium, a C toolchain), a running Docker daemon, npm dependencies (Node 22 comes from
 # npm), the sample workload images and the web app build. Safe to run again.
 set -euo pipefail
@@ -14,6 +15,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   as_root apt-get update -qq

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Identity } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
+import { startPostgres, type PostgresServer } from './postgres.ts'
 import { startRedis, type RedisServer } from './redis.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -15,6 +16,8 @@ export interface NetworkInit {
   web?: boolean
   pricePerHour?: number
   lockWindowMs?: number
+  /** Coordinator processes; more than one share a Postgres server (started here). */
+  marketplaces?: number
   /** Where child processes' stderr goes; default <dataDir>/logs. */
   onReady?: (part: string, info: Record<string, unknown>) => void
 }
@@ -34,6 +37,12 @@ export interface Network {
   api: string
   arbiter: string
   meshAddrs: string[]
+  /** Every coordinator's API, instance 0 first (`api` is the first). */
+  apis: string[]
+  markets: Proc[]
+  databaseUrl?: string
+  /** Stops coordinator `i` (SIGKILL when `crash`) and starts it again on the same data. */
+  restartMarketplace(i: number, opts?: { crash?: boolean }): Promise<Proc>
   providers: Proc[]
   procs: Proc[]
   /** Gives `address` SOL for fees and stablecoin base units, through the devchain's faucet. */
@@ -90,7 +99,10 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
   const logDir = join(dataDir, 'logs')
   const procs: Proc[] = []
   const redis = await startRedis()
+  const nMarkets = init.marketplaces ?? 1
+  let pg: PostgresServer | undefined
   try {
+    if (nMarkets > 1) pg = await startPostgres()
     const chain = await spawnPart('devchain', 'packages/devchain/src/bin.ts', ['--port', '0', '--data', join(dataDir, 'devchain')], {}, logDir)
     procs.push(chain)
     init.onReady?.('devchain', chain.info)
@@ -98,16 +110,28 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
     const mint = String(chain.info.mint)
     const fund = async (address: string, opts: { lamports?: number; tokens?: number }) => { await rpc(rpcUrl, 'kiln_fund', [address, opts]) }
 
-    const market = await spawnPart('marketplace', 'apps/marketplace/src/bin.ts', [], {
-      KILN_DATA_DIR: join(dataDir, 'marketplace'), KILN_PORT: '0', KILN_MESH_LISTEN: '/ip4/127.0.0.1/tcp/0',
-      REDIS_URL: redis.url, SOLANA_RPC_URL: rpcUrl, KILN_MINT: mint, KILN_WEB: init.web ? 'on' : 'off',
-      KILN_LOCK_WINDOW_MS: String(init.lockWindowMs ?? 30_000), KILN_LOG_LEVEL: 'info',
-    }, logDir)
-    procs.push(market)
-    init.onReady?.('marketplace', market.info)
+    const ports: string[] = []
+    const marketEnv = (i: number, bootstrap: string[]) => ({
+      KILN_DATA_DIR: join(dataDir, 'marketplace'), KILN_PORT: ports[i] ?? '0', KILN_MESH_LISTEN: '/ip4/127.0.0.1/tcp/0',
+      REDIS_URL: redis.url, SOLANA_RPC_URL: rpcUrl, KILN_MINT: mint, KILN_WEB: init.web && i === 0 ? 'on' : 'off',
+      KILN_LOCK_WINDOW_MS: String(init.lockWindowMs ?? 30_000), KILN_LOG_LEVEL: 'info', KILN_INSTANCE: String(i),
+      KILN_BOOTSTRAP: bootstrap.join(','), ...(pg ? { DATABASE_URL: pg.url } : {}),
+    })
+    const markets: Proc[] = []
+    const startMarket = async (i: number, bootstrap: string[]) => {
+      const m = await spawnPart(`marketplace-${i}`, 'apps/marketplace/src/bin.ts', [], marketEnv(i, bootstrap), logDir)
+      // Keep the port across restarts, so clients and the harness can reach it again.
+      ports[i] = new URL(String(m.info.api)).port
+      procs.push(m)
+      init.onReady?.(i === 0 ? 'marketplace' : `marketplace-${i}`, m.info)
+      return m
+    }
+    markets.push(await startMarket(0, []))
+    const market = markets[0]!
     const arbiter = String(market.info.arbiter)
-    const meshAddrs = market.info.mesh as string[]
     await fund(arbiter, { lamports: 100_000_000_000 })
+    for (let i = 1; i < nMarkets; i++) markets.push(await startMarket(i, market.info.mesh as string[]))
+    const meshAddrs = markets.flatMap((m) => m.info.mesh as string[])
 
     const providers: Proc[] = []
     const startProvider = async (i: number) => {
@@ -129,14 +153,25 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
 
     return {
       dataDir, redis, rpcUrl, mint, api, arbiter, meshAddrs, providers, procs, fund, startProvider,
+      apis: markets.map((m) => String(m.info.api)), markets, databaseUrl: pg?.url,
+      async restartMarketplace(i, opts = {}) {
+        const old = markets[i]!
+        if (opts.crash) old.child.kill('SIGKILL')
+        await old.stop()
+        const others = markets.filter((_, j) => j !== i).flatMap((m) => m.info.mesh as string[])
+        markets[i] = await startMarket(i, [...others, ...providers.flatMap((p) => p.info.mesh as string[])])
+        return markets[i]!
+      },
       async stop() {
         for (const p of [...procs].reverse()) await p.stop()
         await redis.stop()
+        await pg?.stop()
       },
     }
   } catch (e) {
     for (const p of [...procs].reverse()) await p.stop()
     await redis.stop()
+    await pg?.stop()
     throw e
   }
 }

@@ -18,12 +18,17 @@ const VERSION = '0.1.0'
 /** Starts the marketplace: database, mesh, escrow, coordinator, API and web app, in that order. */
 async function main(): Promise<void> {
   const env = readEnv()
-  const log = pino({ level: env.KILN_LOG_LEVEL, base: { app: 'marketplace' } }, pino.destination(2))
+  const log = pino({ level: env.KILN_LOG_LEVEL, base: { app: 'marketplace', instance: env.KILN_INSTANCE } }, pino.destination(2))
   const arbiter = loadOrCreateIdentity(join(env.KILN_DATA_DIR, 'arbiter.json'))
   const connection = new Connection(env.SOLANA_RPC_URL, 'confirmed')
   const mint = env.KILN_MINT as Address
-  const { db, close: closeDb } = await openDb({ databaseUrl: env.DATABASE_URL, dataDir: join(env.KILN_DATA_DIR, 'db') })
-  const mesh = createMeshNode({ identity: arbiter, listen: [env.KILN_MESH_LISTEN], bootstrap: env.KILN_BOOTSTRAP })
+  const { db, close: closeDb } = await openDb({
+    databaseUrl: env.DATABASE_URL, dataDir: join(env.KILN_DATA_DIR, 'db'),
+    onError: (err) => log.warn({ err: err.message }, 'database connection lost; reconnecting'),
+  })
+  // The mesh key is per process (two peers may not share one); the arbiter key only signs.
+  const meshIdentity = loadOrCreateIdentity(join(env.KILN_DATA_DIR, `mesh-${env.KILN_INSTANCE}.json`))
+  const mesh = createMeshNode({ identity: meshIdentity, listen: [env.KILN_MESH_LISTEN], bootstrap: env.KILN_BOOTSTRAP })
   await mesh.start()
   const redis = new URL(env.REDIS_URL)
   const queues = createLifecycleQueues({
@@ -47,7 +52,7 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(env.KILN_PORT, env.KILN_HOST, resolve))
   const addr = server.address()
   const port = typeof addr === 'object' && addr ? addr.port : env.KILN_PORT
-  const ready = { ready: 'marketplace', api: `http://${env.KILN_HOST}:${port}`, arbiter: arbiter.address, mint, mesh: mesh.multiaddrs(), web: Boolean(web) }
+  const ready = { ready: 'marketplace', instance: env.KILN_INSTANCE, api: `http://${env.KILN_HOST}:${port}`, arbiter: arbiter.address, mint, mesh: mesh.multiaddrs(), web: Boolean(web) }
   process.stdout.write(`${JSON.stringify(ready)}\n`)
   log.info(ready, 'marketplace ready')
 

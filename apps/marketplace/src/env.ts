@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { isAddress, parseOrThrow } from '@kiln/protocol'
+import { isAddress, KilnError, parseOrThrow } from '@kiln/protocol'
 
 /** The only place the marketplace reads the environment. */
 const Env = z.object({
@@ -14,6 +14,11 @@ const Env = z.object({
   SOLANA_RPC_URL: z.string().url().default('http://127.0.0.1:8899'),
   KILN_MINT: z.string().refine(isAddress, 'the stablecoin mint address (base58)'),
   DATABASE_URL: z.string().optional(),
+  /**
+   * Which coordinator process this is, when several share one Redis and one Postgres. Each has
+   * its own mesh key; they share the arbiter key (KILN_DATA_DIR) that signs leases.
+   */
+  KILN_INSTANCE: z.string().regex(/^[a-z0-9-]{1,32}$/).default('0'),
   /** Serve the web app (needs `next build` first); off serves the API only. */
   KILN_WEB: z.enum(['on', 'off', 'auto']).default('auto'),
   KILN_LOCK_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
@@ -22,5 +27,11 @@ const Env = z.object({
 export type Env = z.output<typeof Env>
 
 export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
-  return parseOrThrow(Env, env, 'marketplace environment')
+  const parsed = parseOrThrow(Env, env, 'marketplace environment')
+  if (parsed.KILN_INSTANCE !== '0' && !parsed.DATABASE_URL) {
+    throw new KilnError('CONFIG_INVALID', 'several coordinator instances need a shared Postgres server', {
+      issues: [{ path: 'DATABASE_URL', message: `KILN_INSTANCE=${parsed.KILN_INSTANCE} but no DATABASE_URL; the embedded database serves one process only`, expected: 'postgres://user@host:port/db' }],
+    })
+  }
+  return parsed
 }

@@ -15,6 +15,8 @@ export interface DbInit {
   databaseUrl?: string
   /** Directory for the embedded database; omit for an in-memory one (tests). */
   dataDir?: string
+  /** Errors of idle server connections, for logging. */
+  onError?: (err: Error) => void
 }
 
 export interface DbHandle {
@@ -27,6 +29,9 @@ export async function openDb(init: DbInit = {}): Promise<DbHandle> {
   let handle: DbHandle
   if (init.databaseUrl) {
     const pool = new pg.Pool({ connectionString: init.databaseUrl, max: 10 })
+    // An idle connection dropped by the server (restart, failover) must not crash the process;
+    // the pool opens a new one on the next query.
+    pool.on('error', (err) => init.onError?.(err))
     handle = { db: drizzlePg(pool, { schema }) as unknown as Db, kind: 'postgres', close: () => pool.end() }
   } else {
     if (init.dataDir) mkdirSync(init.dataDir, { recursive: true })

@@ -28,6 +28,14 @@ export interface JobStore {
   logs(id: string, afterSeq: number, limit?: number): Promise<(typeof jobLogs.$inferSelect)[]>
   /** What `client`'s jobs not yet locked may still cost: their funds have not left the wallet. */
   reservedFor(client: string): Promise<number>
+  /**
+   * Places a queued job on `provider` if that provider has fewer than `maxActive` jobs placed
+   * and unfinished. Serialised per provider with an advisory lock, so two coordinator
+   * processes can never both place on the last free slot.
+   */
+  place(id: string, provider: string, maxActive: number, reason: string, patch: JobPatch, detail?: Record<string, unknown>): Promise<'placed' | 'busy' | 'moved'>
+  /** Jobs placed on each provider and not finished running, across every coordinator process. */
+  activeByProvider(): Promise<Map<string, number>>
 }
 
 export function createJobStore(db: Db): JobStore {
@@ -87,6 +95,25 @@ export function createJobStore(db: Db): JobStore {
       const [row] = await db.select({ total: sql<string>`coalesce(sum(${jobs.maxCost}), 0)` }).from(jobs)
         .where(and(eq(jobs.client, client), inArray(jobs.state, ['queued', 'matched'])))
       return Number(row?.total ?? 0)
+    },
+    async place(id, provider, maxActive, reason, patch, detail) {
+      const now = Date.now()
+      return db.transaction(async (tx) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${provider}))`)
+        const [busy] = await tx.select({ n: sql<string>`count(*)` }).from(jobs)
+          .where(and(eq(jobs.provider, provider), inArray(jobs.state, ['matched', 'locked', 'running'])))
+        if (Number(busy?.n ?? 0) >= maxActive) return 'busy' as const
+        const [row] = await tx.update(jobs).set({ ...patch, provider, state: 'matched', version: sql`${jobs.version} + 1`, updatedAt: now })
+          .where(and(eq(jobs.id, id), eq(jobs.state, 'queued'))).returning({ id: jobs.id })
+        if (!row) return 'moved' as const
+        await tx.insert(jobEvents).values({ jobId: id, from: 'queued', to: 'matched', reason, detail, at: now })
+        return 'placed' as const
+      })
+    },
+    async activeByProvider() {
+      const rows = await db.select({ provider: jobs.provider, n: sql<string>`count(*)` }).from(jobs)
+        .where(inArray(jobs.state, ['matched', 'locked', 'running'])).groupBy(jobs.provider)
+      return new Map(rows.filter((r) => r.provider).map((r) => [r.provider as string, Number(r.n)]))
     },
     async logs(id, afterSeq, limit = 500) {
       return db.select().from(jobLogs).where(and(eq(jobLogs.jobId, id), gt(jobLogs.seq, afterSeq))).orderBy(asc(jobLogs.seq)).limit(limit)

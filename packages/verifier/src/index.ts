@@ -1,1 +1,6 @@
 export * from './receipt.ts'
+export * from './policy.ts'
+export * from './tally.ts'
+export * from './guarantee.ts'
+export * from './reputation.ts'
+export * from './comparators/index.ts'

@@ -63,7 +63,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         'lock-timeout': (id) => lockTimeout(ctx, id),
         settle: (id) => settle(ctx, id),
       })
-      await resync(ctx, true)
+      await resync(ctx)
     },
     async stop() {
       for (const off of offs.splice(0)) off()

@@ -38,6 +38,7 @@ export class Inventory {
     return gone
   }
 
+  /** Marks a placement in progress in this process, until the database records it. */
   claim(address: Address, jobId: string): void {
     let set = this.#active.get(address)
     if (!set) this.#active.set(address, (set = new Set()))

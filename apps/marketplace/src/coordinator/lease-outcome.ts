@@ -4,6 +4,8 @@ import type { CoordinatorContext } from './types.ts'
 
 /** Failures where another provider may well succeed: the job is refunded and placed again. */
 const RETRY_ELSEWHERE = new Set(['PEER_UNREACHABLE', 'LEASE_REFUSED', 'DOCKER_UNAVAILABLE'])
+/** Of those, the ones that rule the provider out for this job; a refusal may be momentary. */
+const EXCLUDE = new Set(['PEER_UNREACHABLE', 'DOCKER_UNAVAILABLE'])
 export const MAX_PLACEMENTS = 3
 
 /**
@@ -15,7 +17,7 @@ export async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): 
   const moved = await ctx.store.transition(job.id, ['locked', 'running', 'verifying'], 'settling', `run failed: ${e.message}${requeue ? '; refunding and placing the job again' : ''}`, {
     settleAction: requeue ? 'refund_requeue' : 'refund', paidToProvider: 0, refundedToClient: job.lockAmount ?? 0,
     error: requeue ? null : { code: e.code, kind: e.kind, message: e.message },
-    excluded: job.provider ? [...new Set([...job.excluded, job.provider])] : job.excluded,
+    excluded: job.provider && EXCLUDE.has(e.kind) ? [...new Set([...job.excluded, job.provider])] : job.excluded,
   }, { code: e.code })
   if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
 }

@@ -48,7 +48,8 @@ export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
   return {
     id: job.id, name: job.spec.name ?? null, state: job.state as JobState, client: job.client, provider: job.provider,
     image: job.spec.image, spec: job.spec, maxCost: job.maxCost, pricePerHour: job.pricePerHour,
-    lock: job.vault && job.multisig && job.provider && job.lockAmount !== null
+    // Shown only once the vault exists on chain (the lock window opens then).
+    lock: job.vault && job.multisig && job.provider && job.lockAmount !== null && job.lockDeadline !== null
       ? { escrowId: vaultKey(job.id, job.attempt), vault: job.vault, multisig: job.multisig, mint: ctx.mint, amount: job.lockAmount, deadline: job.lockDeadline, provider: job.provider, arbiter: ctx.arbiter.address }
       : null,
     lockSignature: job.lockSignature, outputDigest: job.outputDigest, outputBytes: job.outputBytes,
@@ -108,7 +109,6 @@ export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<
   if (TERMINAL_STATES.includes(job.state as JobState)) return viewOf(ctx, job)
   const cancelled = await ctx.store.transition(job.id, ['queued', 'matched'], 'cancelled', 'cancelled by the client')
   if (!cancelled) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}; cancelling a running job is not supported yet`, { state: job.state })
-  if (job.provider) ctx.inventory.release(job.provider as Address, job.id)
   ctx.waiting.delete(job.id)
   return viewOf(ctx, cancelled)
 }
@@ -127,11 +127,10 @@ export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promi
  * every step is idempotent (BullMQ dedupes by id), so this runs at start and periodically:
  * a Redis that lost its data (restarted without persistence) loses no job.
  */
-export async function resync(ctx: CoordinatorContext, startup = false): Promise<void> {
+export async function resync(ctx: CoordinatorContext): Promise<void> {
   for (const job of await ctx.store.list({ states: ['queued', 'matched', 'locked', 'running', 'verifying', 'settling'], limit: 10_000 })) {
     if (job.state === 'queued') await ctx.queues.enqueue('dispatch', job.id, { key: `p${job.attempt}` })
     else if (job.state === 'matched') await ctx.queues.enqueue('lock-timeout', job.id, { key: String(job.attempt) })
     else if (job.state === 'settling') await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
-    else if (startup && job.provider) ctx.inventory.claim(job.provider as Address, job.id)
   }
 }

@@ -66,7 +66,6 @@ async function submit(ctx: CoordinatorContext, job: Job, signed: string, action:
 }
 
 async function afterSettlement(ctx: CoordinatorContext, job: Job, signature: string | null, reason: string): Promise<void> {
-  if (job.provider) ctx.inventory.release(job.provider as Address, job.id)
   if (job.settleAction === 'refund_requeue') {
     const back = await ctx.store.transition(job.id, ['settling'], 'queued', `${reason}; placing the job again`, {
       provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null, lockSignature: null,
