@@ -43,6 +43,8 @@ export const JobSpec = z.object({
   maxPricePerHour: amount.min(1),
   timeoutSec: z.number().int().min(1).max(7 * 24 * 3600).default(600),
   network: z.boolean().default(false),
+  /** 0 (default) to 9: higher runs sooner; within a priority, clients take turns. */
+  priority: z.number().int().min(0).max(9).default(0),
   region: z.string().min(1).max(32).optional(),
   outputs: z.object({
     maxBytes: z.number().int().min(0).max(4 * 1024 ** 3).default(64 * 1024 ** 2),

@@ -22,7 +22,8 @@ export interface JobStore {
    */
   transition(id: string, from: readonly JobState[], to: JobState, reason: string, patch?: JobPatch, detail?: Record<string, unknown>): Promise<Job | undefined>
   update(id: string, patch: JobPatch): Promise<void>
-  list(opts?: { states?: JobState[]; client?: string; limit?: number }): Promise<Job[]>
+  /** Newest first, or oldest first with `oldestFirst`. */
+  list(opts?: { states?: JobState[]; client?: string; limit?: number; oldestFirst?: boolean }): Promise<Job[]>
   events(id: string): Promise<(typeof jobEvents.$inferSelect)[]>
   appendLogs(id: string, firstSeq: number, chunks: { stream: string; text: string }[]): Promise<void>
   logs(id: string, afterSeq: number, limit?: number): Promise<(typeof jobLogs.$inferSelect)[]>
@@ -81,7 +82,7 @@ export function createJobStore(db: Db): JobStore {
       const conds = []
       if (opts.states?.length) conds.push(inArray(jobs.state, opts.states))
       if (opts.client) conds.push(eq(jobs.client, opts.client))
-      return db.select().from(jobs).where(conds.length ? and(...conds) : undefined).orderBy(desc(jobs.createdAt)).limit(opts.limit ?? 100)
+      return db.select().from(jobs).where(conds.length ? and(...conds) : undefined).orderBy(opts.oldestFirst ? asc(jobs.createdAt) : desc(jobs.createdAt)).limit(opts.limit ?? 100)
     },
     async events(id) {
       return db.select().from(jobEvents).where(eq(jobEvents.jobId, id)).orderBy(asc(jobEvents.id))

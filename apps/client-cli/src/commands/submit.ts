@@ -68,7 +68,11 @@ export async function submit(o: SubmitOpts, io: Io): Promise<number> {
 
 function describe(j: JobDetails, say: (icon: string, msg: string) => void): void {
   switch (j.state) {
-    case 'queued': say('…', j.waiting ? `queued: ${j.waiting}` : 'queued, looking for a provider'); break
+    case 'queued': {
+      const where = j.queuePosition ? ` (position ${j.queuePosition}${j.estimatedWaitMs ? `, about ${Math.ceil(j.estimatedWaitMs / 1000)} s` : ''})` : ''
+      say('…', `${j.waiting ? `queued: ${j.waiting}` : 'queued, looking for a provider'}${where}`)
+      break
+    }
     case 'matched': say(pc.green('✓'), `matched provider ${j.provider} at ${money(j.pricePerHour)}/h`); break
     case 'locked': say(pc.green('✓'), 'escrow confirmed on chain by the marketplace; lease sent'); break
     case 'running': say(pc.cyan('▶'), `running ${j.image}`); break

@@ -1,14 +1,14 @@
 import { providers } from '@kiln/db'
 import { NonceCache } from '@kiln/protocol'
 import { createJobStore } from '@kiln/scheduler'
-import { dispatch, lockTimeout } from './dispatch.ts'
+import { dispatch, lockTimeout, placementPass } from './dispatch.ts'
 import { Inventory } from './inventory.ts'
 import { resync } from './service.ts'
 import { reconcile } from './reconcile.ts'
 import { settle } from './settle.ts'
 import type { CoordinatorContext } from './types.ts'
 
-export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active'>
+export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement'>
 
 export interface Coordinator {
   ctx: CoordinatorContext
@@ -28,16 +28,21 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     nonces: new NonceCache(),
     waiting: new Map(),
     active: new Set(),
+    placement: { running: false, again: false, positions: new Map(), avgRunMs: 60_000 },
   }
   const offs: (() => void)[] = []
   let pruneTimer: NodeJS.Timeout | undefined
   let reconcileTimer: NodeJS.Timeout | undefined
+  let placeTimer: NodeJS.Timeout | undefined
 
   return {
     ctx,
     async start() {
       offs.push(ctx.mesh.onAdvert(({ advert, signer, expiresAt, receivedAt }) => {
+        const before = ctx.inventory.get(signer)
         if (!ctx.inventory.upsert(signer, advert, expiresAt, receivedAt)) return
+        // A provider that came online or became free may take a queued job.
+        if (advert.available && !before?.available) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
         void ctx.db.insert(providers).values({ address: signer, advert, firstSeen: receivedAt, lastSeen: receivedAt, expiresAt })
           .onConflictDoUpdate({ target: providers.address, set: { advert, lastSeen: receivedAt, expiresAt } })
           .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not record provider'))
@@ -50,6 +55,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         for (const gone of ctx.inventory.prune()) ctx.log.info({ provider: gone }, 'provider advert expired')
       }, 1000)
       pruneTimer.unref()
+      placeTimer = setInterval(() => void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed')), ctx.config.rematchMs)
+      placeTimer.unref()
       let ticks = 0
       reconcileTimer = setInterval(() => {
         const resyncNow = ++ticks % 3 === 0
@@ -69,6 +76,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       for (const off of offs.splice(0)) off()
       clearInterval(pruneTimer)
       clearInterval(reconcileTimer)
+      clearInterval(placeTimer)
       await ctx.queues.stop()
     },
   }

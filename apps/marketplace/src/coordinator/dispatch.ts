@@ -1,56 +1,85 @@
 import { checkLock, multisigAddress, vaultAddress } from '@kiln/escrow'
 import { maxLeaseCost, type Address } from '@kiln/protocol'
-import { explainNoMatch, matchJob, type TaskOutcome } from '@kiln/scheduler'
+import { explainNoMatch, fairOrder, matchJob, type Job, type TaskOutcome } from '@kiln/scheduler'
 import { runLease } from './lease.ts'
 import { runDeadline, vaultKey, type CoordinatorContext } from './types.ts'
 
 /** One job at a time per provider: the sandbox runs one lease at once. */
 const MAX_ACTIVE = 1
 
-/** Places a queued job on a provider and prepares its vault; the client then locks funds. */
-export async function dispatch(ctx: CoordinatorContext, jobId: string): Promise<TaskOutcome> {
-  const job = await ctx.store.get(jobId)
-  if (!job || job.state !== 'queued') return { done: true }
+/**
+ * A placement pass: every queued job, in fair order (priority, then clients taking turns),
+ * gets the best provider that fits, until no provider is free. Runs when capacity may have
+ * changed (a submit, an advert, a job ending) and every second; passes never overlap in a
+ * process, and several coordinators are safe because placement is atomic per provider.
+ */
+export async function placementPass(ctx: CoordinatorContext): Promise<void> {
+  const p = ctx.placement
+  if (p.running) {
+    p.again = true
+    return
+  }
+  p.running = true
+  try {
+    do {
+      p.again = false
+      await passOnce(ctx)
+    } while (p.again)
+  } finally {
+    p.running = false
+  }
+}
+
+async function passOnce(ctx: CoordinatorContext): Promise<void> {
   // Load as this process knows it and as the shared database knows it (other coordinators).
   const busy = await ctx.store.activeByProvider()
   const candidates = ctx.inventory.candidates().map((c) => ({ ...c, activeJobs: Math.max(c.activeJobs, busy.get(c.address) ?? 0) }))
-  const result = matchJob(job.spec, candidates, { exclude: job.excluded as Address[], maxActiveJobs: MAX_ACTIVE })
-  if (!result.ok) {
-    const why = explainNoMatch(result)
-    if (ctx.waiting.get(jobId) !== why) ctx.log.info({ jobId, excluded: result.excluded }, why)
-    ctx.waiting.set(jobId, why)
-    return { retryInMs: ctx.config.rematchMs }
+  const queued = fairOrder(await ctx.store.list({ states: ['queued'], limit: 10_000, oldestFirst: true }))
+  ctx.placement.positions = new Map(queued.map((j, i) => [j.id, i + 1]))
+  const hasFree = () => candidates.some((c) => c.advert.available && c.activeJobs < MAX_ACTIVE)
+  for (const [i, job] of queued.entries()) {
+    // With nothing free, only the head of the queue gets a fresh explanation.
+    if (!hasFree() && i >= 20) break
+    const result = matchJob(job.spec, candidates, { exclude: job.excluded as Address[], maxActiveJobs: MAX_ACTIVE })
+    if (!result.ok) {
+      const why = explainNoMatch(result)
+      if (ctx.waiting.get(job.id) !== why) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
+      ctx.waiting.set(job.id, why)
+      continue
+    }
+    ctx.waiting.delete(job.id)
+    const outcome = await placeOn(ctx, job, result.provider.address, result.pricePerHour, result.score)
+    // Placed here or taken by another coordinator meanwhile: either way it is busy now.
+    if (outcome !== 'moved') result.provider.activeJobs++
   }
-  ctx.waiting.delete(jobId)
-  const provider = result.provider.address
+}
+
+/** Places one job: atomically in the database, then its vault on chain; the client then locks. */
+async function placeOn(ctx: CoordinatorContext, job: Job, provider: Address, pricePerHour: number, score: number): Promise<'placed' | 'busy' | 'moved'> {
   const client = job.client as Address
   const attempt = job.attempt + 1
-  const key = vaultKey(jobId, attempt)
-  // Claim before the first await, so concurrent dispatches in this process see the provider
-  // busy until the placement is in the database, which every coordinator reads from then on.
-  ctx.inventory.claim(provider, jobId)
-  let placed
-  try {
-    placed = await ctx.store.place(jobId, provider, MAX_ACTIVE, `placed on ${provider}`, {
-      attempt, pricePerHour: result.pricePerHour, lockAmount: maxLeaseCost(result.pricePerHour, job.spec.timeoutSec),
-      vault: vaultAddress(ctx.arbiter.address, key), multisig: multisigAddress(ctx.arbiter.address, client, provider), lockDeadline: null,
-    }, { score: result.score, pricePerHour: result.pricePerHour })
-  } finally {
-    ctx.inventory.release(provider, jobId)
-  }
-  if (placed === 'busy') return { retryInMs: 200 }
-  if (placed === 'moved') return { done: true }
+  const key = vaultKey(job.id, attempt)
+  const placed = await ctx.store.place(job.id, provider, MAX_ACTIVE, `placed on ${provider}`, {
+    attempt, pricePerHour, lockAmount: maxLeaseCost(pricePerHour, job.spec.timeoutSec),
+    vault: vaultAddress(ctx.arbiter.address, key), multisig: multisigAddress(ctx.arbiter.address, client, provider), lockDeadline: null,
+  }, { score, pricePerHour })
+  if (placed !== 'placed') return placed
   try {
     await ctx.escrow.ensureVault({ jobId: key, client, provider })
   } catch (err) {
     // The vault could not be made: back to the queue; the next placement gets a fresh vault key.
-    const back = await ctx.store.transition(jobId, ['matched'], 'queued', `escrow vault setup failed: ${(err as Error).message}`, { provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null })
-    if (back) await ctx.queues.enqueue('dispatch', jobId, { key: `p${attempt}`, delayMs: 1000 })
-    return { done: true }
+    await ctx.store.transition(job.id, ['matched'], 'queued', `escrow vault setup failed: ${(err as Error).message}`, { provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null })
+    return 'moved'
   }
   // The lock window opens only now that the vault exists; until then the client sees no lock.
-  await ctx.store.update(jobId, { lockDeadline: Date.now() + ctx.config.lockWindowMs })
-  await ctx.queues.enqueue('lock-timeout', jobId, { delayMs: ctx.config.lockWindowMs, key: String(attempt) })
+  await ctx.store.update(job.id, { lockDeadline: Date.now() + ctx.config.lockWindowMs })
+  await ctx.queues.enqueue('lock-timeout', job.id, { delayMs: ctx.config.lockWindowMs, key: String(attempt) })
+  return 'placed'
+}
+
+/** The durable nudge behind a submit or a re-queue: run a placement pass. */
+export async function dispatch(ctx: CoordinatorContext, _jobId: string): Promise<TaskOutcome> {
+  await placementPass(ctx)
   return { done: true }
 }
 
@@ -72,6 +101,6 @@ export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promi
   const back = await ctx.store.transition(jobId, ['matched'], 'queued', `client did not lock funds within ${ctx.config.lockWindowMs} ms (${lock.reason})`, {
     provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null,
   })
-  if (back) await ctx.queues.enqueue('dispatch', jobId, { key: `p${job.attempt}` })
+  if (back) void placementPass(ctx).catch(() => {})
   return { done: true }
 }

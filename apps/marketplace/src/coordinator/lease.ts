@@ -89,6 +89,10 @@ async function finishRun(ctx: CoordinatorContext, job: Job, receipt: ResultRecei
   const providerFault = receipt.error && PROVIDER_FAULTS.has(kindOf(receipt.error.code))
   const pay = providerFault || receipt.startedAt === null ? 0 : leaseCost(job.pricePerHour ?? 0, receipt.containerSeconds, lock)
   const error = receipt.status === 'failed' ? { code: receipt.error?.code ?? 'KILN_5002', kind: kindOf(receipt.error?.code ?? 'KILN_5002'), message: receipt.error?.message ?? `exit code ${receipt.exitCode}` } : null
+  if (receipt.startedAt !== null) {
+    const ran = receipt.endedAt - receipt.startedAt
+    ctx.placement.avgRunMs = Math.round(ctx.placement.avgRunMs * 0.8 + ran * 0.2)
+  }
   const verifying = await ctx.store.transition(job.id, ['locked', 'running'], 'verifying', 'receipt verified: signature and output digest match', {}, { exitCode: receipt.exitCode, outputDigest: receipt.outputDigest })
   if (!verifying) return ctx.log.warn({ jobId: job.id }, 'job moved on while its receipt was checked; leaving it')
   const moved = await ctx.store.transition(job.id, ['verifying'], 'settling', receipt.status === 'succeeded' ? 'release to provider' : `run failed: ${error?.message}`, {

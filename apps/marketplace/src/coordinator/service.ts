@@ -1,6 +1,7 @@
 import { checkLock, tokenBalance } from '@kiln/escrow'
 import { CancelRequest, CosignRequest, Kind, KilnError, LockRequest, maxLeaseCost, open, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
 import { newJobId, type Job } from '@kiln/scheduler'
+import { placementPass } from './dispatch.ts'
 import { runLease } from './lease.ts'
 import { submitClientCosign } from './settle.ts'
 import { runDeadline, vaultKey, type CoordinatorContext } from './types.ts'
@@ -12,6 +13,14 @@ function perClient<T>(client: string, fn: () => Promise<T>): Promise<T> {
   queues.set(client, next)
   void next.finally(() => { if (queues.get(client) === next) queues.delete(client) }).catch(() => {})
   return next
+}
+
+/** Position in the fair order, and a wait estimate: the jobs ahead, spread over the providers online, at the recent run length. */
+function queueEstimate(ctx: CoordinatorContext, job: Job): { queuePosition: number | null; estimatedWaitMs: number | null } {
+  const position = job.state === 'queued' ? ctx.placement.positions.get(job.id) ?? null : null
+  if (position === null) return { queuePosition: null, estimatedWaitMs: null }
+  const providers = Math.max(1, ctx.inventory.candidates().length)
+  return { queuePosition: position, estimatedWaitMs: Math.round(Math.floor((position - 1) / providers) * ctx.placement.avgRunMs) }
 }
 
 /** What anyone may see of a job. */
@@ -39,6 +48,9 @@ export interface JobView {
   endedAt: number | null
   updatedAt: number
   receipt: Job['receipt']
+  /** For a queued job: its place in the fair order (1 = next) and a rough wait. */
+  queuePosition: number | null
+  estimatedWaitMs: number | null
   /** A refund waiting for the client's co-signature (the provider could not give one). */
   pendingCosign: { transaction: string; toClient: number } | null
   attempt: number
@@ -58,6 +70,7 @@ export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
     createdAt: job.createdAt, startedAt: job.startedAt, endedAt: job.endedAt, updatedAt: job.updatedAt, receipt: job.receipt,
     pendingCosign: job.pendingCosign ? { transaction: job.pendingCosign.transaction, toClient: job.pendingCosign.toClient } : null,
     attempt: job.attempt,
+    ...queueEstimate(ctx, job),
   }
 }
 
@@ -75,9 +88,9 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
     if (balance - reserved < maxCost) {
       throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${maxCost} (max price ${spec.maxPricePerHour}/h for ${spec.timeoutSec} s) but ${signer} holds ${balance}, of which ${reserved} is reserved by its unlocked jobs`, { balance, reserved, required: maxCost, address: signer })
     }
-    return ctx.store.create({ id: newJobId(), client: signer, spec, submitEnvelope: envelope, maxCost })
+    return ctx.store.create({ id: newJobId(), client: signer, spec, submitEnvelope: envelope, maxCost, priority: spec.priority })
   })
-  await ctx.queues.enqueue('dispatch', job.id, { key: 'p0' })
+  void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
   ctx.log.info({ jobId: job.id, client: signer, image: spec.image, maxCost }, 'job submitted')
   return { jobId: job.id, maxCost }
 }
@@ -129,8 +142,8 @@ export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promi
  */
 export async function resync(ctx: CoordinatorContext): Promise<void> {
   for (const job of await ctx.store.list({ states: ['queued', 'matched', 'locked', 'running', 'verifying', 'settling'], limit: 10_000 })) {
-    if (job.state === 'queued') await ctx.queues.enqueue('dispatch', job.id, { key: `p${job.attempt}` })
-    else if (job.state === 'matched') await ctx.queues.enqueue('lock-timeout', job.id, { key: String(job.attempt) })
+    // Queued jobs need no task: every placement pass reads them from the database.
+    if (job.state === 'matched') await ctx.queues.enqueue('lock-timeout', job.id, { key: String(job.attempt) })
     else if (job.state === 'settling') await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
   }
 }

@@ -2,6 +2,7 @@ import { Transaction } from '@solana/web3.js'
 import { settlements } from '@kiln/db'
 import { Kind, KilnError, parseOrThrow, Protocol, seal, SettleReply, type Address } from '@kiln/protocol'
 import type { Job, TaskOutcome } from '@kiln/scheduler'
+import { placementPass } from './dispatch.ts'
 import { vaultKey, type CoordinatorContext } from './types.ts'
 
 /**
@@ -71,7 +72,7 @@ async function afterSettlement(ctx: CoordinatorContext, job: Job, signature: str
       provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null, lockSignature: null,
       runDeadline: null, settleAction: null, settlementSignature: null, pendingCosign: null, startedAt: null,
     }, { signature })
-    if (back) await ctx.queues.enqueue('dispatch', job.id, { key: `p${job.attempt}` })
+    if (back) void placementPass(ctx).catch(() => {})
     return
   }
   const final = job.settleAction === 'release' && !job.error ? 'done' : 'failed'

@@ -41,6 +41,16 @@ export interface CoordinatorContext {
   waiting: Map<string, string>
   /** Jobs whose run this process is following right now. */
   active: Set<string>
+  placement: PlacementState
+}
+
+export interface PlacementState {
+  running: boolean
+  again: boolean
+  /** 1-based position of each queued job in the fair order, as of the last pass. */
+  positions: Map<string, number>
+  /** Moving average of how long a run holds a provider, for wait estimates. */
+  avgRunMs: number
 }
 
 export { escrowIdFor as vaultKey } from '@kiln/protocol'
