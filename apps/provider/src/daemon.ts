@@ -1,17 +1,20 @@
+import { join } from 'node:path'
 import type { Connection } from '@solana/web3.js'
-import { checkLock, cosignSettlement } from '@kiln/escrow'
-import type { Channel, MeshNode } from '@kiln/mesh'
-import {
-  CoordinatorFrame, isEscrowIdOf, isKilnError, Kind, KilnError, Lease, leaseCost, NonceCache, open, OUTPUT_CHUNK_BYTES, parseOrThrow,
-  Protocol, seal, SettleRequest, type Address, type CapacityAdvert, type Hardware, type Identity, type ResultReceipt, type WireError,
-} from '@kiln/protocol'
+import { checkLock, tokenBalance } from '@kiln/escrow'
+import type { MeshNode } from '@kiln/mesh'
+import { KilnError, NonceCache, Protocol, type Address, type CapacityAdvert, type Hardware, type Identity, type Lease } from '@kiln/protocol'
+import { availability, foreignProcesses, overrideAutoPause, processLabel, resumesAt, stepAutoPause, type AutoPause } from './gamer.ts'
+import { queryComputeApps, queryGpus, type GpuProcess, type GpuStatus } from './hardware.ts'
+import { serveJob, type Logger } from './job-stream.ts'
 import { JobJournal } from './jobs.ts'
-import type { DockerRuntime, RunResult } from './runtime/index.ts'
+import { acceptLease, type LockChecker } from './leases.ts'
+import { LogRing } from './log-ring.ts'
+import { recoverJobs } from './recovery.ts'
+import type { DockerRuntime } from './runtime/index.ts'
+import { serveSettle } from './settle.ts'
+import { advertView, earningsSummary, jobView, type EarningsView, type JobView, type StatusView } from './views.ts'
 
-export interface Logger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-}
+export type { Logger } from './job-stream.ts'
 
 export interface ProviderInit {
   identity: Identity
@@ -22,192 +25,269 @@ export interface ProviderInit {
   /** The marketplace (arbiter) whose leases this provider accepts. */
   marketplace: Address
   hardware: Hardware
+  /** GPUs as detected at start, with utilisation and temperature. */
+  gpus?: GpuStatus[]
   pricePerHour: number
   region: string
   dataDir: string
   version: string
   log: Logger
   advertIntervalMs?: number
+  /** How often the Docker engine and the GPUs' processes are checked. Default 5 s. */
+  pollMs?: number
+  /** nvidia-smi to poll while there are GPUs. Default 'nvidia-smi'. */
+  nvidiaSmi?: string
+  autoPause?: { enabled: boolean; idleMs: number; ignore?: string[] }
+  /** Reads a lease's vault on chain; default checkLock on `connection`. */
+  checkLock?: LockChecker
+  /** Called when the owner sets a new price, to keep it across restarts. */
+  persistPrice?: (pricePerHour: number) => void
 }
 
+interface Running {
+  lease: Lease
+  abort: AbortController
+  acceptedAt: number
+  startedAt: number | null
+  stopping: string | null
+  done: Promise<void>
+  finish: () => void
+}
+
+const STOP_REASON = 'paused by its owner (paid pro rata for the time used)'
+
 /**
- * The provider: advertises what it has, accepts leases only from its marketplace and only
- * when the escrow is funded on chain (it checks for itself), runs them in the sandbox, and
- * co-signs settlements that pay it what its own receipt says it earned.
+ * The provider: advertises what it has and whether it takes work, accepts leases only from
+ * its marketplace and only when the escrow is funded on chain (it checks for itself), runs
+ * them in the sandbox, and co-signs settlements that pay it what its own receipt earned.
+ * The owner can pause it; it pauses itself while someone else's program uses a GPU.
  */
 export function createProviderDaemon(init: ProviderInit) {
-  const { identity, mesh, runtime, log } = init
+  const { identity, mesh, runtime, log, hardware } = init
   const journal = new JobJournal(init.dataDir)
   const nonces = new NonceCache()
-  const running = new Map<string, AbortController>()
+  const ring = new LogRing()
+  const pollMs = init.pollMs ?? 5000
+  const auto = { enabled: init.autoPause?.enabled ?? true, idleMs: init.autoPause?.idleMs ?? 300_000, ignore: init.autoPause?.ignore ?? [] }
+  const watchGpus = hardware.gpus.length > 0
+  const cuda = init.gpus?.[0]?.cuda
+  let price = init.pricePerHour
+  let pausedAt: number | undefined
+  let autoState: AutoPause = {}
+  let foreignNow: GpuProcess[] = []
+  // Nothing is accepted before the first check of the engine (and crash recovery after it).
+  let dockerProblem: string | undefined = 'the engine was not checked yet'
+  let recovered = false
+  let current: Running | undefined
+  let reserved: string | undefined
+  let gpus: GpuStatus[] = init.gpus ?? hardware.gpus.map((g) => ({ ...g, utilizationPct: null, temperatureC: null }))
+  let gpuProcs: Array<GpuProcess & { kiln: boolean }> = []
+  let gpuProblem: string | undefined
+  let lastAdvert: CapacityAdvert | undefined
+  let lastPublishedAt = 0
   let seq = Date.now()
-  let dockerNote: string | undefined
-  let timer: NodeJS.Timeout | undefined
+  let advertTimer: NodeJS.Timeout | undefined
+  let pollTimer: NodeJS.Timeout | undefined
+  let ticking: Promise<void> | undefined
+
+  const avail = () => availability({
+    paused: pausedAt !== undefined, ...(auto.enabled && autoState.by ? { auto: autoState.by } : {}),
+    ...(dockerProblem ? { dockerProblem } : {}), recovering: !recovered, busy: current !== undefined || reserved !== undefined,
+  })
 
   const advert = (): CapacityAdvert => {
-    const busy = running.size > 0
-    const available = !dockerNote && !busy
-    const reason = dockerNote ?? (busy ? 'running a job' : undefined)
+    const a = avail()
+    const none = !a.available
     return {
-      peerId: mesh.peerId, addrs: mesh.multiaddrs(), seq: ++seq, hardware: init.hardware,
-      free: busy ? { cpu: 0, memoryMb: 0, gpus: 0 } : { cpu: init.hardware.cpuCores, memoryMb: init.hardware.memoryMb, gpus: init.hardware.gpus.length },
-      pricePerHour: init.pricePerHour, region: init.region, version: init.version, available, ...(reason ? { reason } : {}),
+      peerId: mesh.peerId, addrs: mesh.multiaddrs(), seq: ++seq, hardware,
+      free: none ? { cpu: 0, memoryMb: 0, gpus: 0 } : { cpu: hardware.cpuCores, memoryMb: hardware.memoryMb, gpus: hardware.gpus.length },
+      pricePerHour: price, region: init.region, version: init.version, available: a.available, ...(a.reason ? { reason: a.reason } : {}),
     }
   }
 
   const publish = async () => {
-    const ping = await runtime.ping()
-    dockerNote = ping.ok ? undefined : `Docker engine unavailable: ${ping.reason}`
-    await mesh.publishAdvert(advert()).catch((e: unknown) => log.warn({ err: String(e) }, 'advert not published'))
+    const a = advert()
+    lastAdvert = a
+    lastPublishedAt = Date.now()
+    await mesh.publishAdvert(a).catch((e: unknown) => log.warn({ err: String(e) }, 'advert not published'))
   }
 
-  async function onJob(ch: Channel): Promise<void> {
-    const first = parseOrThrow(CoordinatorFrame, await ch.nextJson(30_000), 'coordinator frame')
-    if (first.t !== 'lease') throw new KilnError('PAYLOAD_INVALID', 'expected a lease frame first')
-    let lease: Lease
+  async function sampleGpus(): Promise<void> {
     try {
-      lease = await acceptLease(first.envelope)
+      const [now, procs] = await Promise.all([queryGpus(init.nvidiaSmi ?? 'nvidia-smi', cuda), queryComputeApps(init.nvidiaSmi ?? 'nvidia-smi')])
+      const kiln = procs.length ? await runtime.kilnPids().catch(() => new Set<number>()) : new Set<number>()
+      gpus = now
+      gpuProcs = procs.map((p) => ({ ...p, kiln: kiln.has(p.pid) }))
+      foreignNow = foreignProcesses(procs, kiln, auto.ignore)
+      gpuProblem = undefined
+      if (!auto.enabled) return
+      const next = stepAutoPause(autoState, foreignNow, Date.now(), auto.idleMs)
+      if (next.by && !autoState.by) log.info({ pid: next.by.pid, process: next.by.name }, 'auto-paused: another program uses the GPU')
+      if (!next.by && autoState.by) log.info({}, 'auto-resumed: the GPU was idle long enough')
+      autoState = next
     } catch (e) {
-      const err = toWire(e)
-      log.warn({ code: err.code, err: err.message }, 'lease refused')
-      await ch.sendJson({ t: 'refused', error: err })
-      return
-    }
-    journal.put({ lease, state: 'accepted', acceptedAt: Date.now() })
-    await ch.sendJson({ t: 'accepted' })
-    const abort = new AbortController()
-    running.set(lease.jobId, abort)
-    void publish()
-    try {
-      const result = await runWithStreaming(ch, lease, abort.signal)
-      const receipt = receiptOf(lease, result)
-      journal.put({ lease, state: 'finished', receipt, acceptedAt: journal.get(lease.jobId)?.acceptedAt ?? Date.now() })
-      if (result.output) {
-        const { tar } = result.output
-        const chunks = Math.ceil(tar.byteLength / OUTPUT_CHUNK_BYTES)
-        await ch.sendJson({ t: 'output', bytes: tar.byteLength, digest: result.output.digest, chunks })
-        for (let i = 0; i < chunks; i++) await ch.send(tar.subarray(i * OUTPUT_CHUNK_BYTES, (i + 1) * OUTPUT_CHUNK_BYTES))
-      }
-      await ch.sendJson({ t: 'receipt', envelope: seal(identity, Kind.receipt, receipt, { ttlMs: 3600_000 }) })
-      await ch.nextJson(30_000).catch(() => undefined)
-      log.info({ jobId: lease.jobId, status: receipt.status, outputDigest: receipt.outputDigest }, 'job finished')
-    } finally {
-      running.delete(lease.jobId)
-      void publish()
+      // A failed poll is no evidence the game has ended: the auto-pause state stays as it was.
+      gpuProblem = `nvidia-smi failed: ${(e as Error).message}`
     }
   }
 
-  async function acceptLease(raw: unknown): Promise<Lease> {
-    const { payload: lease } = open(raw, { kind: Kind.lease, schema: Lease, signer: init.marketplace, nonces })
-    if (lease.provider !== identity.address) throw new KilnError('LEASE_REFUSED', 'the lease names another provider')
-    if (lease.arbiter !== init.marketplace || lease.mint !== init.mint) throw new KilnError('LEASE_REFUSED', 'the lease names another arbiter or mint')
-    if (lease.pricePerHour < init.pricePerHour) throw new KilnError('LEASE_REFUSED', `lease pays ${lease.pricePerHour}/h, below this provider's price ${init.pricePerHour}/h`)
-    if (running.size > 0) throw new KilnError('LEASE_REFUSED', 'already running a job')
-    if (journal.has(lease.jobId) && journal.get(lease.jobId)?.lease.vault === lease.vault) throw new KilnError('LEASE_REFUSED', 'this lease was already accepted once')
-    const r = lease.spec.resources
-    if (r.cpu > init.hardware.cpuCores || r.memoryMb > init.hardware.memoryMb || r.gpu.count > init.hardware.gpus.length) {
-      throw new KilnError('LEASE_REFUSED', 'the job asks for more than this provider has', { asked: r })
+  /** Checks the engine and the GPUs; republishes at once when what the advert says changed. */
+  async function tick(): Promise<void> {
+    const before = JSON.stringify(avail())
+    const ping = await runtime.ping()
+    if (ping.ok && !recovered) {
+      try {
+        const r = await recoverJobs({ journal, runtime, provider: identity.address, resultsDir: join(init.dataDir, 'results'), log })
+        if (r.finished.length + r.failed.length + r.removed.length) log.info(r, 'crash recovery done')
+        recovered = true
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'crash recovery failed; will retry')
+      }
     }
-    if (dockerNote) throw new KilnError('DOCKER_UNAVAILABLE', dockerNote)
-    if (!isEscrowIdOf(lease.escrowId, lease.jobId)) throw new KilnError('LEASE_REFUSED', 'the escrow id does not belong to this job')
-    const lock = await checkLock(init.connection, {
-      jobId: lease.escrowId, mint: lease.mint, vault: lease.vault, client: lease.client, provider: identity.address, arbiter: lease.arbiter, amount: lease.lockAmount,
+    if (ping.ok !== (dockerProblem === undefined)) log[ping.ok ? 'info' : 'warn'](ping.ok ? { version: ping.version } : { reason: ping.reason }, ping.ok ? 'Docker engine reachable' : 'Docker engine unavailable')
+    dockerProblem = ping.ok ? undefined : ping.reason
+    if (watchGpus) await sampleGpus()
+    if (JSON.stringify(avail()) !== before) await publish()
+  }
+  const tickOnce = () => (ticking ??= tick().finally(() => { ticking = undefined }))
+
+  const accept = async (raw: unknown): Promise<Lease> => {
+    const lease = await acceptLease(raw, {
+      marketplace: init.marketplace, nonces, checkLock: init.checkLock ?? ((ref) => checkLock(init.connection, ref)),
+      state: (l) => {
+        const a = avail()
+        return {
+          self: identity.address, marketplace: init.marketplace, mint: init.mint, pricePerHour: price, hardware, now: Date.now(),
+          ...(a.state !== 'running' && a.reason ? { pausedReason: a.reason } : {}),
+          ...(current || reserved ? { runningJobId: current?.lease.jobId ?? reserved } : {}),
+          ...(dockerProblem ? { dockerProblem } : {}), recovering: !recovered,
+          ...(journal.get(l.jobId) ? { acceptedVault: journal.get(l.jobId)?.lease.vault } : {}),
+        }
+      },
     })
-    if (!lock.ok) throw new KilnError('ESCROW_NOT_FUNDED', `escrow not funded on chain: ${lock.reason}`, { vault: lease.vault })
+    // The vault check took a while: the owner may have paused, or another lease got in first.
+    const a = avail()
+    if (a.state !== 'running') throw new KilnError('LEASE_REFUSED', `this provider is paused (${a.reason})`)
+    if (dockerProblem) throw new KilnError('DOCKER_UNAVAILABLE', `Docker engine unavailable: ${dockerProblem}`)
+    if (current || reserved) throw new KilnError('LEASE_REFUSED', `already running a job (${current?.lease.jobId ?? reserved})`)
+    reserved = lease.jobId
     return lease
   }
 
-  async function runWithStreaming(ch: Channel, lease: Lease, signal: AbortSignal): Promise<RunResult> {
-    let logSeq = 0
-    let pending: { stream: 'stdout' | 'stderr'; text: string }[] = []
-    let sending = Promise.resolve()
-    const flush = () => {
-      if (pending.length === 0) return
-      const chunks = pending
-      pending = []
-      const first = logSeq
-      logSeq += chunks.length
-      sending = sending.then(() => ch.sendJson({ t: 'log', seq: first, chunks })).catch(() => {})
-    }
-    const flusher = setInterval(flush, 200)
-    try {
-      const result = await runtime.run({
-        jobId: lease.jobId, spec: lease.spec, signal,
-        onStart: (at) => { sending = sending.then(() => ch.sendJson({ t: 'started', at })).catch(() => {}) },
-        onLog: (stream, text) => {
-          for (let i = 0; i < text.length; i += 16_000) pending.push({ stream, text: text.slice(i, i + 16_000) })
-          if (pending.length >= 64) flush()
-        },
-      })
-      flush()
-      await sending
-      return result
-    } finally {
-      clearInterval(flusher)
-    }
+  const jobCtx = {
+    identity, runtime, journal, log, accept,
+    ...(hardware.gpus.length ? { gpuDeviceIds: hardware.gpus.map((g) => String(g.index)) } : {}),
+    begin(lease: Lease, abort: AbortController) {
+      let finish = () => {}
+      const done = new Promise<void>((resolve) => { finish = resolve })
+      current = { lease, abort, acceptedAt: Date.now(), startedAt: null, stopping: null, done, finish }
+      reserved = undefined
+      ring.begin(lease.jobId)
+      void publish()
+    },
+    started(at: number) { if (current) current.startedAt = at },
+    onLog(stream: 'stdout' | 'stderr', text: string) { ring.push(stream, text) },
+    end(lease: Lease) {
+      if (reserved === lease.jobId) reserved = undefined
+      if (current?.lease.jobId !== lease.jobId) return
+      const finished = current
+      current = undefined
+      finished.finish()
+      void publish()
+    },
   }
 
-  function receiptOf(lease: Lease, r: RunResult): ResultReceipt {
+  function status(): StatusView {
+    const a = avail()
+    const until = resumesAt(autoState, foreignNow.length, auto.idleMs)
     return {
-      jobId: lease.jobId, provider: identity.address, status: r.status, exitCode: r.exitCode,
-      ...(r.error ? { error: { code: new KilnError(r.error.kind, r.error.message).code, message: r.error.message.slice(0, 1000) } } : {}),
-      outputDigest: r.output?.digest ?? null, outputBytes: r.output?.bytes ?? 0, logDigest: r.logDigest, logBytes: r.logBytes,
-      startedAt: r.startedAt, endedAt: r.endedAt, containerSeconds: r.containerSeconds,
-      gpuSeconds: r.containerSeconds * lease.spec.resources.gpu.count,
-    }
-  }
-
-  async function onSettle(ch: Channel): Promise<void> {
-    try {
-      const raw = (await ch.nextJson<{ envelope?: unknown }>(15_000))?.envelope
-      const { payload } = open(raw, { kind: Kind.settleRequest, schema: SettleRequest, signer: init.marketplace, nonces })
-      const rec = journal.get(payload.jobId)
-      if (!rec) throw new KilnError('SETTLEMENT_REFUSED', `no lease ${payload.jobId} on record`)
-      const earned = rec.receipt && rec.receipt.startedAt !== null && rec.receipt.status === 'succeeded'
-        ? leaseCost(rec.lease.pricePerHour, rec.receipt.containerSeconds, rec.lease.lockAmount) : 0
-      // We sign a release only if it pays us at least what our receipt earned; a refund only
-      // when our own record says we earned nothing.
-      const expect = { vault: rec.lease.vault, mint: rec.lease.mint, ...(earned > 0 ? { minPayout: { to: identity.address, amount: earned } } : {}) }
-      if (payload.action === 'refund' && earned > 0) throw new KilnError('SETTLEMENT_REFUSED', `refund asked, but our receipt earned ${earned}`)
-      const transaction = cosignSettlement({ tx: payload.transaction, signer: identity, expect })
-      await ch.sendJson({ ok: true, transaction })
-      log.info({ jobId: payload.jobId, action: payload.action, earned }, 'settlement co-signed')
-    } catch (e) {
-      const error = toWire(e)
-      log.warn({ code: error.code, err: error.message }, 'settlement refused')
-      await ch.sendJson({ ok: false, error }).catch(() => {})
+      address: identity.address, version: init.version, region: init.region, pricePerHour: price,
+      state: a.state, available: a.available, reason: a.reason ?? null, pausedAt: pausedAt ?? null,
+      autoPause: { enabled: auto.enabled, idleSec: auto.idleMs / 1000, by: autoState.by ? { pid: autoState.by.pid, name: processLabel(autoState.by) } : null, resumesAt: until ?? null },
+      docker: { ok: dockerProblem === undefined, problem: dockerProblem ?? null }, recovered,
+      hardware: { cpuCores: hardware.cpuCores, memoryMb: hardware.memoryMb, diskMb: hardware.diskMb, cpuOnly: hardware.gpus.length === 0, gpus, gpuProcesses: gpuProcs, gpuProblem: gpuProblem ?? null },
+      job: current ? {
+        jobId: current.lease.jobId, image: current.lease.spec.image, acceptedAt: current.acceptedAt, startedAt: current.startedAt,
+        pricePerHour: current.lease.pricePerHour, lockAmount: current.lease.lockAmount, timeoutSec: current.lease.spec.timeoutSec, stopping: current.stopping,
+      } : null,
+      advert: advertView(lastAdvert, lastPublishedAt), peers: mesh.peers().length, earnings: earningsSummary(journal.all()),
     }
   }
 
   return {
     journal,
     advert,
+    status,
+    logs: (after: number) => ring.since(after),
+    jobs: (): JobView[] => journal.all().slice(0, 200).map(jobView),
+    async earnings(): Promise<EarningsView> {
+      const records = journal.all()
+      let balance: number | null = null
+      let balanceProblem: string | null = null
+      try {
+        // A ledger that does not answer must not hang the dashboard.
+        balance = await Promise.race([tokenBalance(init.connection, init.mint, identity.address),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the ledger did not answer within 5 s')), 5000).unref())])
+      } catch (e) {
+        balanceProblem = (e as Error).message
+      }
+      return { address: identity.address, mint: init.mint, balance, balanceProblem, paid: earningsSummary(records).paid, history: records.slice(0, 200).map(jobView) }
+    },
+    /** No new jobs; with stopRunning, the running one is stopped too (it is paid for the seconds it ran). */
+    async pause(opts: { stopRunning?: boolean } = {}): Promise<StatusView> {
+      if (pausedAt === undefined) log.info({ stopRunning: Boolean(opts.stopRunning) }, 'paused by owner')
+      pausedAt ??= Date.now()
+      if (opts.stopRunning && current && !current.stopping) {
+        current.stopping = STOP_REASON
+        current.abort.abort(new Error(STOP_REASON))
+      }
+      await publish()
+      return status()
+    },
+    /** Takes work again; a program using the GPU now is ignored until it exits (the owner said go). */
+    async resume(): Promise<StatusView> {
+      if (pausedAt !== undefined || autoState.by) log.info({}, 'resumed by owner')
+      pausedAt = undefined
+      if (autoState.by) autoState = overrideAutoPause(autoState, foreignNow)
+      await publish()
+      return status()
+    },
+    async setPrice(pricePerHour: number): Promise<StatusView> {
+      if (!Number.isSafeInteger(pricePerHour) || pricePerHour < 1) throw new KilnError('PAYLOAD_INVALID', 'the price is a whole number of token base units per hour, at least 1')
+      price = pricePerHour
+      init.persistPrice?.(pricePerHour)
+      log.info({ pricePerHour }, 'price set')
+      await publish()
+      return status()
+    },
     async start() {
-      await runtime.reconcile().then((r) => r.removed.length && log.info({ removed: r.removed }, 'removed containers left by a crash'), () => {})
-      await mesh.handle(Protocol.job, (ch) => onJob(ch).catch((e: unknown) => log.warn({ err: String(e) }, 'job stream failed')))
-      await mesh.handle(Protocol.settle, onSettle)
+      await tickOnce()
+      await mesh.handle(Protocol.job, (ch) => serveJob(jobCtx, ch).catch((e: unknown) => log.warn({ err: String(e) }, 'job stream failed')))
+      await mesh.handle(Protocol.settle, (ch) => serveSettle({ identity, marketplace: init.marketplace, journal, nonces, log }, ch))
+      pollTimer = setInterval(() => void tickOnce().catch((e: unknown) => log.warn({ err: String(e) }, 'check failed')), pollMs)
+      pollTimer.unref()
       // Early adverts can be lost while the gossip mesh forms, so start fast and back off:
       // 0.5, 1, 2, 4, 8 s, then every interval.
       let delay = 500
       const every = init.advertIntervalMs ?? 10_000
       const loop = async () => {
         await publish()
-        timer = setTimeout(() => void loop(), delay)
-        timer.unref()
+        advertTimer = setTimeout(() => void loop(), delay)
+        advertTimer.unref()
         delay = Math.min(delay * 2, every)
       }
       await loop()
     },
-    async stop() {
-      clearTimeout(timer)
-      for (const a of running.values()) a.abort()
+    /** Stops the running job (it ends failed and is journaled) and waits up to `waitMs` for that. */
+    async stop(waitMs = 15_000) {
+      clearTimeout(advertTimer)
+      clearInterval(pollTimer)
+      const running = current
+      if (!running) return
+      running.abort.abort(new Error('the provider is shutting down'))
+      await Promise.race([running.done, new Promise((r) => setTimeout(r, waitMs).unref())])
     },
   }
-}
-
-function toWire(e: unknown): WireError {
-  if (isKilnError(e)) return { code: e.code, kind: e.kind, message: e.message.slice(0, 2000) }
-  return { code: 'KILN_5006', kind: 'LEASE_REFUSED', message: String((e as Error)?.message ?? e).slice(0, 2000) }
 }
 
 export type ProviderDaemon = ReturnType<typeof createProviderDaemon>

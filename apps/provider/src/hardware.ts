@@ -39,14 +39,51 @@ export function parseCudaVersion(banner: string): string | undefined {
   return /CUDA Version:\s*([\d.]+)/.exec(banner)?.[1]
 }
 
+/** A process using a GPU, from `nvidia-smi --query-compute-apps=pid,process_name,used_memory`. */
+export interface GpuProcess {
+  pid: number
+  name: string
+  usedMemoryMb: number | null
+}
+
+export const COMPUTE_APPS_QUERY = 'pid,process_name,used_memory'
+
+/** Parses the compute-apps CSV (noheader, nounits). Process names may contain commas; memory is the last column. */
+export function parseComputeApps(csv: string): GpuProcess[] {
+  const out: GpuProcess[] = []
+  for (const line of csv.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const first = line.indexOf(',')
+    const pid = line.slice(0, first).trim()
+    if (first < 0 || !/^\d+$/.test(pid)) continue
+    const rest = line.slice(first + 1)
+    const last = rest.lastIndexOf(',')
+    const mem = last < 0 ? '' : rest.slice(last + 1).trim()
+    const name = (last < 0 ? rest : rest.slice(0, last)).trim()
+    out.push({ pid: Number(pid), name: name || 'unknown', usedMemoryMb: /^\d+(\.\d+)?$/.test(mem) ? Number(mem) : null })
+  }
+  return out
+}
+
+const SMI_TIMEOUT_MS = 10_000
+
+/** Utilisation and temperature now (no banner call: this runs every few seconds). */
+export async function queryGpus(nvidiaSmi: string, cudaVersion?: string): Promise<GpuStatus[]> {
+  const { stdout } = await run(nvidiaSmi, [`--query-gpu=${NVIDIA_QUERY}`, '--format=csv,noheader,nounits'], { timeout: SMI_TIMEOUT_MS })
+  return parseNvidiaSmi(stdout, cudaVersion)
+}
+
+export async function queryComputeApps(nvidiaSmi: string): Promise<GpuProcess[]> {
+  const { stdout } = await run(nvidiaSmi, [`--query-compute-apps=${COMPUTE_APPS_QUERY}`, '--format=csv,noheader,nounits'], { timeout: SMI_TIMEOUT_MS })
+  return parseComputeApps(stdout)
+}
+
 export async function detectGpus(nvidiaSmi = 'nvidia-smi'): Promise<{ gpus: GpuStatus[]; note?: string }> {
   try {
-    const { stdout } = await run(nvidiaSmi, [`--query-gpu=${NVIDIA_QUERY}`, '--format=csv,noheader,nounits'], { timeout: 10_000 })
-    const banner = await run(nvidiaSmi, [], { timeout: 10_000 }).then((r) => r.stdout, () => '')
-    return { gpus: parseNvidiaSmi(stdout, parseCudaVersion(banner)) }
+    const banner = await run(nvidiaSmi, [], { timeout: SMI_TIMEOUT_MS }).then((r) => r.stdout, () => '')
+    return { gpus: await queryGpus(nvidiaSmi, parseCudaVersion(banner)) }
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
-    return { gpus: [], note: code === 'ENOENT' ? 'no NVIDIA driver (nvidia-smi not found): serving as a CPU-only provider' : `nvidia-smi failed: ${(e as Error).message}` }
+    return { gpus: [], note: code === 'ENOENT' ? 'no NVIDIA driver (nvidia-smi not found): serving as a CPU-only provider' : `nvidia-smi failed, serving as a CPU-only provider: ${(e as Error).message}` }
   }
 }
 

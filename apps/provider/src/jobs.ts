@@ -2,12 +2,29 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFile
 import { join } from 'node:path'
 import type { Lease, ResultReceipt } from '@kiln/protocol'
 
-/** What the provider remembers of each lease, on disk, so a restart can still settle it. */
+/**
+ * What the provider remembers of each lease, on disk, so a restart can still settle it:
+ * accepted → running → finished (a receipt) or failed (no receipt: the run was lost).
+ */
 export interface JobRecord {
   lease: Lease
-  state: 'accepted' | 'running' | 'finished'
-  receipt?: ResultReceipt
+  state: 'accepted' | 'running' | 'finished' | 'failed'
   acceptedAt: number
+  startedAt?: number | null
+  receipt?: ResultReceipt
+  /**
+   * The receipt went out on the job stream. A receipt the coordinator never saw earns nothing
+   * yet: it is kept (with the output) so it can be delivered and paid later.
+   */
+  delivered?: boolean
+  /** Where the packed output of an undelivered result is kept (content-addressed). */
+  outputPath?: string
+  /** Why the run failed without a receipt. */
+  error?: string
+  /** Set when this record was settled by crash recovery at a restart. */
+  recoveredAt?: number
+  /** What we co-signed when the vault was settled. */
+  settlement?: { action: 'release' | 'refund'; toProvider: number; at: number }
 }
 
 export class JobJournal {
@@ -34,11 +51,21 @@ export class JobJournal {
     renameSync(`${file}.tmp`, file)
   }
 
+  /** Merges `patch` into the record of `jobId` (which must exist) and writes it. */
+  update(jobId: string, patch: Partial<Omit<JobRecord, 'lease'>>): JobRecord | undefined {
+    const rec = this.#cache.get(jobId)
+    if (!rec) return undefined
+    const next = { ...rec, ...patch }
+    this.put(next)
+    return next
+  }
+
   has(jobId: string): boolean {
     return this.#cache.has(jobId) || existsSync(join(this.#dir, `${jobId}.json`))
   }
 
+  /** Newest first. */
   all(): JobRecord[] {
-    return [...this.#cache.values()]
+    return [...this.#cache.values()].sort((a, b) => b.acceptedAt - a.acceptedAt)
   }
 }

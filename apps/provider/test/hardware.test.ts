@@ -19,3 +19,13 @@ describe('nvidia-smi parsing', () => {
     expect(parseCudaVersion('| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |')).toBe('12.4')
   })
 })
+
+describe('engine timestamps', () => {
+  it('keep the nanoseconds Date.parse would drop, and read "never" as null', async () => {
+    const { engineTime } = await import('../src/runtime/leftovers.ts')
+    expect(engineTime('2025-11-21T09:58:01.123456789Z')).toBeCloseTo(Date.parse('2025-11-21T09:58:01Z') + 123.456789, 6)
+    expect(engineTime('2025-11-21T09:58:01Z')).toBe(Date.parse('2025-11-21T09:58:01Z'))
+    expect(engineTime('0001-01-01T00:00:00Z')).toBeNull()
+    expect(engineTime('')).toBeNull()
+  })
+})

@@ -20,8 +20,11 @@ const spec = (over: Partial<JobSpecInput>): JobSpec => JobSpec.parse({ image: 'k
 const sh = (script: string, over: Partial<JobSpecInput> = {}): JobSpec => spec({ command: ['sh', '-c', script], ...over })
 const run = (s: JobSpec, extra: Partial<RunRequest> = {}) => rt.run({ jobId: jobId(), spec: s, ...extra })
 
+// Containers carry their provider; other tests' providers may share this engine meanwhile.
+const owner = `runtime-test-${randomHex(4)}`
+
 async function managedContainers(): Promise<string[]> {
-  const list = await docker.listContainers({ all: true, filters: { label: ['kiln.managed=1'] } })
+  const list = await docker.listContainers({ all: true, filters: { label: ['kiln.managed=1', `kiln.owner=${owner}`] } })
   return list.map((c) => c.Names[0] ?? c.Id)
 }
 
@@ -29,7 +32,7 @@ beforeAll(async () => {
   // Builds only the images that are missing; a few seconds the first time.
   execFileSync('bash', [join(ROOT, 'scripts/build-images.sh')], { stdio: 'pipe' })
   workDir = await mkdtemp(join(tmpdir(), 'kiln-runtime-it-'))
-  rt = createDockerRuntime({ docker, workDir, maxLogBytes: 64 * 1024, stopGraceSec: 1 })
+  rt = createDockerRuntime({ docker, workDir, maxLogBytes: 64 * 1024, stopGraceSec: 1, owner })
 })
 
 afterEach(async () => {
@@ -229,9 +232,11 @@ describe('docker runtime', () => {
   }, 30_000)
 
   it('reconcile removes leftover labelled containers and job dirs, and nothing else', async () => {
-    const leftover = await docker.createContainer({ Image: 'kiln/busybox:1', Cmd: ['sleep', '30'], Labels: { 'kiln.managed': '1', 'kiln.job': 'job_leftover000' }, HostConfig: { NetworkMode: 'none' } })
+    const leftover = await docker.createContainer({ Image: 'kiln/busybox:1', Cmd: ['sleep', '30'], Labels: { 'kiln.managed': '1', 'kiln.job': 'job_leftover000', 'kiln.owner': owner }, HostConfig: { NetworkMode: 'none' } })
     await leftover.start()
     const foreign = await docker.createContainer({ Image: 'kiln/busybox:1', Cmd: ['sleep', '30'], HostConfig: { NetworkMode: 'none' } })
+    // Another provider's job on the same engine: not a leftover of ours.
+    const neighbour = await docker.createContainer({ Image: 'kiln/busybox:1', Cmd: ['sleep', '30'], Labels: { 'kiln.managed': '1', 'kiln.job': 'job_neighbour000', 'kiln.owner': 'someone-else' }, HostConfig: { NetworkMode: 'none' } })
     const staleDir = join(workDir, 'kiln-job-job_leftover000-abc123')
     await mkdir(join(staleDir, 'out'), { recursive: true })
     try {
@@ -240,9 +245,11 @@ describe('docker runtime', () => {
       expect(leftoverName).toBeUndefined()
       expect(removed).toHaveLength(1)
       expect((await foreign.inspect()).Id).toBe(foreign.id)
+      expect((await neighbour.inspect()).Id).toBe(neighbour.id)
       expect(await readdir(workDir)).not.toContain('kiln-job-job_leftover000-abc123')
     } finally {
       await foreign.remove({ force: true })
+      await neighbour.remove({ force: true })
       await leftover.remove({ force: true }).catch(() => {})
     }
   }, 20_000)

@@ -2,9 +2,10 @@ import { readdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
 import { KilnError } from '@kiln/protocol'
-import { LABEL_MANAGED } from './sandbox.ts'
+import { LABEL_MANAGED, LABEL_OWNER } from './sandbox.ts'
 import { JOB_DIR_PREFIX, runJob, type RunContext } from './run.ts'
 import { dockerMessage, isConnectionError, withTimeout } from './errors.ts'
+import { collectLeftover, killLeftover, kilnPids, listLeftovers } from './leftovers.ts'
 import type { DockerRuntime, PingResult, RuntimeInit, RuntimeLogger } from './types.ts'
 
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock'
@@ -85,12 +86,14 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     unavailable,
     activeContainers: new Set(),
     activeDirs: new Set(),
+    ...(init.owner ? { owner: init.owner } : {}),
   }
+  const ours = [`${LABEL_MANAGED}=1`, ...(init.owner ? [`${LABEL_OWNER}=${init.owner}`] : [])]
 
   async function reconcile(): Promise<{ removed: string[] }> {
     let leftovers: Dockerode.ContainerInfo[]
     try {
-      leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=1`] } })
+      leftovers = await docker.listContainers({ all: true, filters: { label: ours } })
     } catch (e) {
       throw unavailable(e)
     }
@@ -117,5 +120,19 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     return { removed }
   }
 
-  return { ping, hasImage, ensureImage, run: (req) => runJob(ctx, req), reconcile }
+  const engine = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn()
+    } catch (e) {
+      throw isConnectionError(e) ? unavailable(e) : e
+    }
+  }
+
+  return {
+    ping, hasImage, ensureImage, run: (req) => runJob(ctx, req), reconcile,
+    leftovers: () => engine(() => listLeftovers(docker, ours)),
+    collect: (l, maxOutputBytes) => engine(() => collectLeftover(docker, l, { maxLogBytes: ctx.maxLogBytes, maxOutputBytes })),
+    kill: (id) => engine(() => killLeftover(docker, id)),
+    kilnPids: () => engine(() => kilnPids(docker)),
+  }
 }

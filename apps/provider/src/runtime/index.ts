@@ -10,7 +10,9 @@ export {
   TMPFS_OPTIONS,
   LABEL_MANAGED,
   LABEL_JOB,
+  LABEL_OWNER,
   type HostConfigOptions,
 } from './sandbox.ts'
+export type { Leftover, CollectedLeftover } from './leftovers.ts'
 export { LogCollector, type LogStream, type CollectedLog } from './logs.ts'
 export type { DockerRuntime, PingResult, RunError, RunOutput, RunRequest, RunResult, RuntimeInit, RuntimeLogger } from './types.ts'

@@ -24,6 +24,7 @@ export interface RunContext {
   /** Containers and dirs of runs in flight, which reconcile() must not touch. */
   activeContainers: Set<string>
   activeDirs: Set<string>
+  owner?: string
 }
 
 /** Container names allow [a-zA-Z0-9_.-]; job ids are validated elsewhere, but be safe. */
@@ -82,7 +83,7 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
 
     const created = await docker.createContainer({
       name: `kiln-${nameSafe(jobId)}-${randomHex(3)}`,
-      ...buildContainerOptions(jobId, spec, outDir, image.Config?.User, { gpuDeviceIds: req.gpuDeviceIds }),
+      ...buildContainerOptions(jobId, spec, outDir, image.Config?.User, { gpuDeviceIds: req.gpuDeviceIds, ...(ctx.owner ? { owner: ctx.owner } : {}) }),
     })
     container = created
     ctx.activeContainers.add(created.id)

@@ -16,6 +16,11 @@ export const TMPFS_OPTIONS = 'rw,noexec,nosuid,size=64m'
 /** Labels that mark a container as ours; reconcile() removes only containers carrying them. */
 export const LABEL_MANAGED = 'kiln.managed'
 export const LABEL_JOB = 'kiln.job'
+/**
+ * The provider that made the container. Several providers can share one engine (a devnet,
+ * the tests): each reconciles only its own, never a neighbour's running job.
+ */
+export const LABEL_OWNER = 'kiln.owner'
 
 const MiB = 1024 * 1024
 
@@ -25,6 +30,8 @@ export interface HostConfigOptions {
    * driver picks the first `count` GPUs, which is only right when one job has the machine.
    */
   gpuDeviceIds?: string[]
+  /** Labels the container with its provider (LABEL_OWNER). */
+  owner?: string
 }
 
 export function buildHostConfig(spec: JobSpec, outDir: string, opts: HostConfigOptions = {}): Dockerode.HostConfig {
@@ -84,7 +91,7 @@ export function buildContainerOptions(
     ...(spec.command ? { Cmd: spec.command } : {}),
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     User: isRootUser(imageUser) ? SANDBOX_USER : imageUser,
-    Labels: { [LABEL_MANAGED]: '1', [LABEL_JOB]: jobId },
+    Labels: { [LABEL_MANAGED]: '1', [LABEL_JOB]: jobId, ...(opts.owner ? { [LABEL_OWNER]: opts.owner } : {}) },
     AttachStdin: false,
     AttachStdout: true,
     AttachStderr: true,

@@ -1,6 +1,7 @@
 import type Dockerode from 'dockerode'
 import type { JobSpec, KilnErrorName } from '@kiln/protocol'
 import type { LogStream } from './logs.ts'
+import type { CollectedLeftover, Leftover } from './leftovers.ts'
 
 /** The subset of a pino logger the runtime uses; pino's Logger fits it as is. */
 export interface RuntimeLogger {
@@ -23,6 +24,11 @@ export interface RuntimeInit {
   /** How long a pull may take before it counts as failed. Default 10 min. */
   pullTimeoutMs?: number
   logger?: RuntimeLogger
+  /**
+   * This provider's address: its containers carry it, and reconcile()/leftovers() see only
+   * those. Without it they see every kiln.managed container on the engine.
+   */
+  owner?: string
 }
 
 export interface RunRequest {
@@ -83,4 +89,12 @@ export interface DockerRuntime {
    * dirs in workDir. Runs in flight in this runtime are left alone.
    */
   reconcile(): Promise<{ removed: string[] }>
+  /** kiln.managed containers on the engine with their state (for crash recovery). Throws DOCKER_UNAVAILABLE. */
+  leftovers(): Promise<Leftover[]>
+  /** A finished leftover's log digest and packed /out, as its run would have reported them. */
+  collect(leftover: Leftover, maxOutputBytes: number): Promise<CollectedLeftover>
+  /** SIGKILLs a leftover container (reconcile() removes it afterwards). */
+  kill(containerId: string): Promise<void>
+  /** Host PIDs in Kiln's running containers, so our own GPU use is not taken for the owner's. */
+  kilnPids(): Promise<Set<number>>
 }

@@ -1,0 +1,122 @@
+import type { Channel } from '@kiln/mesh'
+import {
+  CoordinatorFrame, isKilnError, Kind, KilnError, OUTPUT_CHUNK_BYTES, parseOrThrow, seal, type Identity, type Lease, type WireError,
+} from '@kiln/protocol'
+import type { JobJournal } from './jobs.ts'
+import { receiptOf } from './receipts.ts'
+import type { DockerRuntime, RunResult } from './runtime/index.ts'
+
+export interface Logger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+}
+
+/** What the job protocol needs from the daemon: the decision, and hooks to keep its state. */
+export interface JobStreamContext {
+  identity: Identity
+  runtime: DockerRuntime
+  journal: JobJournal
+  log: Logger
+  /** Decides on a lease (signature, rules, escrow): returns it, or throws why not. */
+  accept(raw: unknown): Promise<Lease>
+  /** The lease was accepted: it is the running job now (abort stops it). */
+  begin(lease: Lease, abort: AbortController): void
+  started(at: number): void
+  onLog(stream: 'stdout' | 'stderr', text: string): void
+  /** The run is over, whatever happened. */
+  end(lease: Lease): void
+  gpuDeviceIds?: string[]
+}
+
+export function toWire(e: unknown): WireError {
+  if (isKilnError(e)) return { code: e.code, kind: e.kind, message: e.message.slice(0, 2000) }
+  return { code: 'KILN_5006', kind: 'LEASE_REFUSED', message: String((e as Error)?.message ?? e).slice(0, 2000) }
+}
+
+/**
+ * One job stream: a lease in; accepted or refused out; then started, logs, the packed output
+ * and the signed receipt. Every step is journaled first, so a crash at any point leaves a
+ * record that crash recovery can finish.
+ */
+export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void> {
+  const { journal, log } = ctx
+  const first = parseOrThrow(CoordinatorFrame, await ch.nextJson(30_000), 'coordinator frame')
+  if (first.t !== 'lease') throw new KilnError('PAYLOAD_INVALID', 'expected a lease frame first')
+  let lease: Lease
+  try {
+    lease = await ctx.accept(first.envelope)
+  } catch (e) {
+    const err = toWire(e)
+    log.warn({ code: err.code, err: err.message }, 'lease refused')
+    await ch.sendJson({ t: 'refused', error: err })
+    return
+  }
+  const abort = new AbortController()
+  try {
+    journal.put({ lease, state: 'accepted', acceptedAt: Date.now() })
+  } catch (e) {
+    ctx.end(lease) // the daemon reserved itself for this lease in accept()
+    throw e
+  }
+  ctx.begin(lease, abort)
+  try {
+    await ch.sendJson({ t: 'accepted' })
+    const result = await runWithStreaming(ctx, ch, lease, abort.signal)
+    const receipt = receiptOf(lease, ctx.identity.address, result)
+    journal.update(lease.jobId, { state: 'finished', receipt, startedAt: result.startedAt, delivered: false })
+    if (result.output) {
+      const { tar } = result.output
+      const chunks = Math.ceil(tar.byteLength / OUTPUT_CHUNK_BYTES)
+      await ch.sendJson({ t: 'output', bytes: tar.byteLength, digest: result.output.digest, chunks })
+      for (let i = 0; i < chunks; i++) await ch.send(tar.subarray(i * OUTPUT_CHUNK_BYTES, (i + 1) * OUTPUT_CHUNK_BYTES))
+    }
+    await ch.sendJson({ t: 'receipt', envelope: seal(ctx.identity, Kind.receipt, receipt, { ttlMs: 3600_000 }) })
+    journal.update(lease.jobId, { delivered: true })
+    await ch.nextJson(30_000).catch(() => undefined)
+    log.info({ jobId: lease.jobId, status: receipt.status, outputDigest: receipt.outputDigest, error: receipt.error?.message }, 'job finished')
+  } catch (e) {
+    // The stream died before a run could start: nothing ran, and the record must not claim otherwise.
+    const rec = journal.get(lease.jobId)
+    if (rec?.state === 'accepted') journal.update(lease.jobId, { state: 'failed', error: `the job stream failed before the run: ${(e as Error).message}` })
+    throw e
+  } finally {
+    ctx.end(lease)
+  }
+}
+
+async function runWithStreaming(ctx: JobStreamContext, ch: Channel, lease: Lease, signal: AbortSignal): Promise<RunResult> {
+  let logSeq = 0
+  let pending: { stream: 'stdout' | 'stderr'; text: string }[] = []
+  let sending = Promise.resolve()
+  // Frames go out in order on one chain; a dead stream must not stop the run (its result is journaled).
+  const send = (frame: object) => { sending = sending.then(() => ch.sendJson(frame)).catch(() => {}) }
+  const flush = () => {
+    if (pending.length === 0) return
+    const chunks = pending
+    pending = []
+    send({ t: 'log', seq: logSeq, chunks })
+    logSeq += chunks.length
+  }
+  const flusher = setInterval(flush, 200)
+  try {
+    const result = await ctx.runtime.run({
+      jobId: lease.jobId, spec: lease.spec, signal,
+      ...(ctx.gpuDeviceIds?.length ? { gpuDeviceIds: ctx.gpuDeviceIds } : {}),
+      onStart: (at) => {
+        ctx.journal.update(lease.jobId, { state: 'running', startedAt: at })
+        ctx.started(at)
+        send({ t: 'started', at })
+      },
+      onLog: (stream, text) => {
+        ctx.onLog(stream, text)
+        for (let i = 0; i < text.length; i += 16_000) pending.push({ stream, text: text.slice(i, i + 16_000) })
+        if (pending.length >= 64) flush()
+      },
+    })
+    flush()
+    await sending
+    return result
+  } finally {
+    clearInterval(flusher)
+  }
+}

@@ -1,0 +1,91 @@
+import type { LockCheck, VaultRef } from '@kiln/escrow'
+import { isEscrowIdOf, Kind, KilnError, Lease, open, type Address, type Hardware, type KilnErrorName, type NonceCache } from '@kiln/protocol'
+
+/** What the provider knows when a lease arrives; plain data, so the rules are testable alone. */
+export interface LeaseState {
+  self: Address
+  marketplace: Address
+  mint: Address
+  pricePerHour: number
+  hardware: Hardware
+  /** Why the owner (or the GPU watch) has paused us, when paused. */
+  pausedReason?: string
+  /** The job running now, if any: one lease at a time. */
+  runningJobId?: string
+  /** Why the Docker engine cannot be used, when it cannot. */
+  dockerProblem?: string
+  /** Crash recovery has not finished: the journal may still hold runs to square with Docker. */
+  recovering?: boolean
+  /** The vault of a lease for this job already accepted once, if any (a replay under a new nonce). */
+  acceptedVault?: string
+  now: number
+}
+
+export interface LeaseProblem {
+  kind: KilnErrorName
+  message: string
+}
+
+function gpuProblem(lease: Lease, hw: Hardware): string | undefined {
+  const want = lease.spec.resources.gpu
+  if (want.count === 0) return undefined
+  const fits = hw.gpus.filter((g) => g.vramMb >= want.minVramMb
+    && (want.models.length === 0 || want.models.some((m) => g.model.toLowerCase().includes(m.toLowerCase()))))
+  if (fits.length >= want.count) return undefined
+  const have = hw.gpus.length ? hw.gpus.map((g) => `${g.model} (${g.vramMb} MiB)`).join(', ') : 'no GPU'
+  return `the job asks for ${want.count} GPU(s)${want.models.length ? ` of ${want.models.join('/')}` : ''}${want.minVramMb ? ` with ${want.minVramMb} MiB VRAM` : ''}; this provider has ${have}`
+}
+
+/**
+ * Every reason to refuse a lease that can be decided without the chain, first the ones that
+ * say the lease is not for us, then the ones about our own state. The signature is checked
+ * before (open()), the escrow after (checkLock): an empty list means "check the vault".
+ */
+export function leaseProblems(lease: Lease, s: LeaseState): LeaseProblem[] {
+  const out: LeaseProblem[] = []
+  const refuse = (message: string, kind: KilnErrorName = 'LEASE_REFUSED') => out.push({ kind, message })
+  if (lease.provider !== s.self) refuse('the lease names another provider')
+  if (lease.arbiter !== s.marketplace) refuse('the lease names another arbiter than this provider\'s marketplace')
+  if (lease.mint !== s.mint) refuse(`the lease pays in mint ${lease.mint}, not ${s.mint}`)
+  if (!isEscrowIdOf(lease.escrowId, lease.jobId)) refuse('the escrow id does not belong to this job')
+  if (lease.startBy < s.now) refuse('the lease lapsed before it arrived (its startBy has passed)')
+  if (s.acceptedVault !== undefined && s.acceptedVault === lease.vault) refuse('this lease was already accepted once')
+  if (s.pausedReason) refuse(`this provider is paused (${s.pausedReason})`)
+  if (s.runningJobId !== undefined) refuse(`already running a job (${s.runningJobId})`)
+  if (s.dockerProblem) refuse(`Docker engine unavailable: ${s.dockerProblem}`, 'DOCKER_UNAVAILABLE')
+  else if (s.recovering) refuse('this provider is still recovering jobs from before a restart')
+  const r = lease.spec.resources
+  if (r.cpu > s.hardware.cpuCores) refuse(`the job asks for ${r.cpu} CPUs; this provider has ${s.hardware.cpuCores}`)
+  if (r.memoryMb > s.hardware.memoryMb) refuse(`the job asks for ${r.memoryMb} MiB of memory; this provider has ${s.hardware.memoryMb}`)
+  const gpu = gpuProblem(lease, s.hardware)
+  if (gpu) refuse(gpu)
+  if (lease.pricePerHour < s.pricePerHour) refuse(`the lease pays ${lease.pricePerHour}/h, below this provider's price ${s.pricePerHour}/h`)
+  return out
+}
+
+export type LockChecker = (ref: VaultRef & { amount: number }) => Promise<LockCheck>
+
+export interface AcceptInit {
+  marketplace: Address
+  nonces: NonceCache
+  state(lease: Lease): LeaseState
+  /** Reads the vault on chain (checkLock from @kiln/escrow); injected so tests can make it fail. */
+  checkLock: LockChecker
+}
+
+/**
+ * Opens a lease envelope and decides: the marketplace's signature (open() refuses any other
+ * signer, an expired or replayed envelope), then leaseProblems, then the vault on chain. Throws
+ * the first reason as a KilnError; nothing runs unless this returns.
+ */
+export async function acceptLease(raw: unknown, init: AcceptInit): Promise<Lease> {
+  const { payload: lease } = open(raw, { kind: Kind.lease, schema: Lease, signer: init.marketplace, nonces: init.nonces })
+  const problems = leaseProblems(lease, init.state(lease))
+  const first = problems[0]
+  if (first) throw new KilnError(first.kind, first.message, { jobId: lease.jobId, problems })
+  const lock = await init.checkLock({
+    jobId: lease.escrowId, mint: lease.mint, vault: lease.vault, client: lease.client, provider: lease.provider, arbiter: lease.arbiter, amount: lease.lockAmount,
+  })
+  if (!lock.ok) throw new KilnError('ESCROW_NOT_FUNDED', `escrow not funded on chain: ${lock.reason}`, { jobId: lease.jobId, vault: lease.vault })
+  return lease
+}

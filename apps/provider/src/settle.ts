@@ -1,0 +1,60 @@
+import { PublicKey, Transaction } from '@solana/web3.js'
+import { cosignSettlement, decodeSettlement } from '@kiln/escrow'
+import type { Channel } from '@kiln/mesh'
+import { Kind, KilnError, open, SettleRequest, type Address, type Identity, type NonceCache } from '@kiln/protocol'
+import type { JobJournal } from './jobs.ts'
+import { toWire, type Logger } from './job-stream.ts'
+import { earnedBy } from './receipts.ts'
+
+export interface SettleContext {
+  identity: Identity
+  marketplace: Address
+  journal: JobJournal
+  nonces: NonceCache
+  log: Logger
+}
+
+// Fixed program ids (the same on every cluster): enough to find our token account without spl-token.
+const TOKEN_PROGRAM = new PublicKey('TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA')
+const ATA_PROGRAM = new PublicKey('ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL')
+
+function tokenAccountOf(owner: Address, mint: Address): string {
+  return PublicKey.findProgramAddressSync([new PublicKey(owner).toBuffer(), TOKEN_PROGRAM.toBuffer(), new PublicKey(mint).toBuffer()], ATA_PROGRAM)[0].toBase58()
+}
+
+/**
+ * The settle protocol: the marketplace asks us to co-sign a settlement of one of our leases.
+ * We sign a release only if it pays us at least what our own record says we earned, and a
+ * refund only when our record says we earned nothing. What we signed goes into the journal,
+ * which is the earnings history the dashboard shows.
+ */
+export async function serveSettle(ctx: SettleContext, ch: Channel): Promise<void> {
+  const { identity, journal, log } = ctx
+  try {
+    const raw = (await ch.nextJson<{ envelope?: unknown }>(15_000))?.envelope
+    const { payload } = open(raw, { kind: Kind.settleRequest, schema: SettleRequest, signer: ctx.marketplace, nonces: ctx.nonces })
+    const rec = journal.get(payload.jobId)
+    if (!rec) throw new KilnError('SETTLEMENT_REFUSED', `no lease ${payload.jobId} on record`)
+    const earned = earnedBy(rec)
+    if (payload.action === 'refund' && earned > 0) throw new KilnError('SETTLEMENT_REFUSED', `refund asked, but our receipt earned ${earned}`)
+    const expect = { vault: rec.lease.vault, mint: rec.lease.mint, ...(earned > 0 ? { minPayout: { to: identity.address, amount: earned } } : {}) }
+    const transaction = cosignSettlement({ tx: payload.transaction, signer: identity, expect })
+    const toProvider = payoutTo(transaction, rec.lease.vault, rec.lease.mint, identity.address)
+    await ch.sendJson({ ok: true, transaction })
+    journal.update(payload.jobId, { settlement: { action: payload.action, toProvider, at: Date.now() } })
+    log.info({ jobId: payload.jobId, action: payload.action, earned, toProvider }, 'settlement co-signed')
+  } catch (e) {
+    const error = toWire(e)
+    log.warn({ code: error.code, err: error.message }, 'settlement refused')
+    await ch.sendJson({ ok: false, error }).catch(() => {})
+  }
+}
+
+function payoutTo(base64: string, vault: Address, mint: Address, owner: Address): number {
+  try {
+    const d = decodeSettlement(Transaction.from(Buffer.from(base64, 'base64')), { vault, mint })
+    return Number(d.transfers.get(tokenAccountOf(owner, mint)) ?? 0n)
+  } catch {
+    return 0 // already checked by cosignSettlement; this is only the history's number
+  }
+}

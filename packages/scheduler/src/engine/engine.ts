@@ -1,0 +1,169 @@
+import type { Address } from '@kiln/protocol'
+import { createBucketIndex, type Best } from './buckets.ts'
+import { applyInput, failures, gpuSignature, jobCtx, newRecord, refresh, scoreOf, viewOf, type JobCtx, type ProviderRecord } from './record.ts'
+import { DEFAULT_WEIGHTS, type EngineConstraint, type EngineInit, type MatchingEngine, type PlaceJob, type PlaceOptions, type Unplaced } from './types.ts'
+
+interface Reservation {
+  rec: ProviderRecord
+  cpu: number
+  mem: number
+  gpus: number
+}
+
+/**
+ * The matching engine: a pure, in-memory view of the providers, fed by adverts and events,
+ * that places jobs (see buckets.ts for how the index avoids looking at every provider).
+ * No I/O and no clock: the coordinator calls it from one place and persists the outcome.
+ */
+export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
+  const w = { ...DEFAULT_WEIGHTS, ...init.weights }
+  const defaults = {
+    maxActiveJobs: init.maxActiveJobs ?? 1,
+    defaultReputation: init.defaultReputation ?? 0.5,
+    defaultSuccessRate: init.defaultSuccessRate ?? 1,
+    latencyCapMs: init.latencyCapMs ?? 2000,
+  }
+  const floor = init.minReputation ?? 0
+  const records = new Map<Address, ProviderRecord>()
+  // Kept after a provider leaves, so that a replica of its job still avoids its operator.
+  const operators = new Map<Address, string>()
+  const reservations = new Map<string, Reservation>()
+  const index = init.strategy === 'scan' ? undefined : createBucketIndex(w.fit)
+  let placements = 0
+  let scanned = 0
+
+  const operatorOf = (a: Address) => operators.get(a) ?? a
+  const ctx = (job: PlaceJob, opts: PlaceOptions) => jobCtx(job, opts, w, floor, operatorOf)
+
+  /** Applies `change` to a known provider and keeps the index in step. */
+  const touch = (address: Address, change: (r: ProviderRecord) => void) => {
+    const r = records.get(address)
+    if (!r) return
+    change(r)
+    refresh(r, w, defaults.latencyCapMs)
+    index?.changed(r)
+  }
+
+  /** The baseline: check every provider, sort the ones that fit by score (match.ts's method). */
+  const scanAll = (j: JobCtx): Best | undefined => {
+    const fit: Best[] = []
+    for (const r of records.values()) {
+      scanned++
+      if (failures(r, j).length === 0) fit.push({ rec: r, s: scoreOf(r, j, w.fit) })
+    }
+    fit.sort((x, y) => x.s - y.s || (x.rec.address < y.rec.address ? -1 : 1))
+    return fit[0]
+  }
+
+  const explainCtx = (j: JobCtx): Unplaced => {
+    const excluded: Partial<Record<EngineConstraint, number>> = {}
+    const near: { provider: Address; pricePerHour: number; fails: EngineConstraint[] }[] = []
+    for (const r of records.values()) {
+      const fails = failures(r, j)
+      if (fails.length === 0) continue
+      for (const f of fails) excluded[f] = (excluded[f] ?? 0) + 1
+      near.push({ provider: r.address, pricePerHour: r.price, fails })
+    }
+    near.sort((x, y) => x.fails.length - y.fails.length || x.pricePerHour - y.pricePerHour || (x.provider < y.provider ? -1 : 1))
+    return { ok: false, total: records.size, excluded, nearest: near.slice(0, 3) }
+  }
+
+  const reserve = (jobId: string, r: ProviderRecord, j: JobCtx) => {
+    if (reservations.has(jobId)) throw new Error(`job ${jobId} already holds a reservation; release it first`)
+    reservations.set(jobId, { rec: r, cpu: j.cpu, mem: j.mem, gpus: j.gpus })
+    r.resCpu += j.cpu
+    r.resMem += j.mem
+    r.resGpus += j.gpus
+    r.active++
+    refresh(r, w, defaults.latencyCapMs)
+    index?.changed(r)
+  }
+
+  return {
+    upsert(p) {
+      operators.set(p.address, p.operator ?? operators.get(p.address) ?? p.address)
+      const prev = records.get(p.address)
+      if (!prev) {
+        const r = newRecord(p, defaults)
+        refresh(r, w, defaults.latencyCapMs)
+        records.set(p.address, r)
+        index?.add(r)
+        return
+      }
+      // A new price or new bucket means a new place in the index; anything else is an update in place.
+      const moves = prev.price !== p.advert.pricePerHour || prev.region !== p.advert.region || prev.gpuSig !== gpuSignature(p.advert.hardware.gpus)
+      if (moves) index?.remove(prev)
+      applyInput(prev, p)
+      refresh(prev, w, defaults.latencyCapMs)
+      if (moves) index?.add(prev)
+      else index?.changed(prev)
+    },
+    remove(address) {
+      const r = records.get(address)
+      if (!r) return false
+      index?.remove(r)
+      records.delete(address)
+      return true
+    },
+    setReputation(address, reputation) { touch(address, (r) => { r.reputation = reputation }) },
+    setStats(address, stats) {
+      touch(address, (r) => {
+        if (stats.successRate !== undefined) r.successRate = stats.successRate
+        if (stats.latencyMs !== undefined) r.latencyMs = stats.latencyMs
+      })
+    },
+    setLoad(address, load) { touch(address, (r) => { r.reportedLoad = Math.min(1, Math.max(0, load)) }) },
+    setEscrowReady(address, ready) { touch(address, (r) => { r.escrowReady = ready }) },
+
+    place(job, opts = {}) {
+      if (!opts.dryRun && reservations.has(job.id)) throw new Error(`job ${job.id} already holds a reservation; release it first`)
+      const j = ctx(job, opts)
+      const best = index ? index.search(j) : scanAll(j)
+      if (!best) return opts.explain === false ? { ok: false, total: records.size, excluded: {}, nearest: [] } : explainCtx(j)
+      if (!opts.dryRun) {
+        reserve(job.id, best.rec, j)
+        placements++
+      }
+      return { ok: true, provider: viewOf(best.rec), pricePerHour: best.rec.price, score: best.s }
+    },
+    assign(job, address) {
+      const r = records.get(address)
+      if (!r) return false
+      reserve(job.id, r, ctx(job, {}))
+      return true
+    },
+    release(jobId) {
+      const res = reservations.get(jobId)
+      if (!res) return false
+      reservations.delete(jobId)
+      const r = res.rec
+      r.resCpu -= res.cpu
+      r.resMem -= res.mem
+      r.resGpus -= res.gpus
+      r.active--
+      // A provider that left keeps no place in the index; its record is simply dropped.
+      if (records.get(r.address) === r) {
+        refresh(r, w, defaults.latencyCapMs)
+        index?.changed(r)
+      }
+      return true
+    },
+    explain(job, opts = {}) { return explainCtx(ctx(job, opts)) },
+    get(address) {
+      const r = records.get(address)
+      return r && viewOf(r)
+    },
+    stats() {
+      return { providers: records.size, reservations: reservations.size, placements, examined: index ? index.examined() : scanned }
+    },
+  }
+}
+
+/** A one-line reason for a job that cannot be placed, for logs and the CLI. */
+export function explainUnplaced(r: Unplaced): string {
+  if (r.total === 0) return 'no provider is online; the job waits and is matched when one comes'
+  const parts = Object.entries(r.excluded).sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0)).map(([k, n]) => `${n} ${k}`)
+  const near = r.nearest[0]
+  const nearest = near ? `; nearest: ${near.provider} at ${near.pricePerHour}/h fails ${near.fails.join(', ')}` : ''
+  return `none of ${r.total} providers fits (excluded by: ${parts.join(', ')})${nearest}`
+}
