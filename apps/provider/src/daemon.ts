@@ -5,6 +5,7 @@ import type { MeshNode } from '@kiln/mesh'
 import { KilnError, NonceCache, Protocol, type Address, type CapacityAdvert, type Hardware, type Identity, type Lease } from '@kiln/protocol'
 import { availability, foreignProcesses, overrideAutoPause, processLabel, resumesAt, stepAutoPause, type AutoPause } from './gamer.ts'
 import { queryComputeApps, queryGpus, type GpuProcess, type GpuStatus } from './hardware.ts'
+import { serveResult } from './result-stream.ts'
 import { serveJob, type Logger } from './job-stream.ts'
 import { JobJournal } from './jobs.ts'
 import { acceptLease, type LockChecker } from './leases.ts'
@@ -175,6 +176,7 @@ export function createProviderDaemon(init: ProviderInit) {
   }
 
   const jobCtx = {
+    resultsDir: join(init.dataDir, 'results'),
     identity, runtime, journal, log, accept,
     ...(hardware.gpus.length ? { gpuDeviceIds: hardware.gpus.map((g) => String(g.index)) } : {}),
     begin(lease: Lease, abort: AbortController) {
@@ -264,6 +266,7 @@ export function createProviderDaemon(init: ProviderInit) {
       await tickOnce()
       await mesh.handle(Protocol.job, (ch) => serveJob(jobCtx, ch).catch((e: unknown) => log.warn({ err: String(e) }, 'job stream failed')))
       await mesh.handle(Protocol.settle, (ch) => serveSettle({ identity, marketplace: init.marketplace, journal, nonces, log }, ch))
+      await mesh.handle(Protocol.result, (ch) => serveResult({ identity, marketplace: init.marketplace, journal, nonces, log }, ch))
       pollTimer = setInterval(() => void tickOnce().catch((e: unknown) => log.warn({ err: String(e) }, 'check failed')), pollMs)
       pollTimer.unref()
       // Early adverts can be lost while the gossip mesh forms, so start fast and back off:

@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Channel } from '@kiln/mesh'
 import {
   CoordinatorFrame, isKilnError, Kind, KilnError, OUTPUT_CHUNK_BYTES, parseOrThrow, seal, type Identity, type Lease, type WireError,
@@ -26,6 +28,8 @@ export interface JobStreamContext {
   /** The run is over, whatever happened. */
   end(lease: Lease): void
   gpuDeviceIds?: string[]
+  /** Where outputs are kept until delivered. */
+  resultsDir?: string
 }
 
 export function toWire(e: unknown): WireError {
@@ -66,6 +70,13 @@ export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void
     journal.update(lease.jobId, { state: 'finished', receipt, startedAt: result.startedAt, delivered: false })
     if (result.output) {
       const { tar } = result.output
+      // Kept on disk until delivered, so a coordinator that loses this stream can still fetch it.
+      if (ctx.resultsDir) {
+        mkdirSync(ctx.resultsDir, { recursive: true })
+        const outputPath = join(ctx.resultsDir, `${result.output.digest}.tar`)
+        writeFileSync(outputPath, tar)
+        journal.update(lease.jobId, { outputPath })
+      }
       const chunks = Math.ceil(tar.byteLength / OUTPUT_CHUNK_BYTES)
       await ch.sendJson({ t: 'output', bytes: tar.byteLength, digest: result.output.digest, chunks })
       for (let i = 0; i < chunks; i++) await ch.send(tar.subarray(i * OUTPUT_CHUNK_BYTES, (i + 1) * OUTPUT_CHUNK_BYTES))

@@ -146,11 +146,14 @@ export const Kind = {
   cancel: 'kiln/api/cancel/1',
   settleRequest: 'kiln/settle-request/1',
   cosign: 'kiln/api/cosign/1',
+  resultRequest: 'kiln/result-request/1',
 } as const
 
 export const SubmitRequest = z.object({ spec: JobSpec }).strict()
 export const LockRequest = z.object({ jobId, signature: z.string().min(64).max(100) }).strict()
 export const CancelRequest = z.object({ jobId }).strict()
+export const ResultRequest = z.object({ jobId }).strict()
+
 /** The client's co-signature of a refund the provider could not co-sign (it is gone). */
 export const CosignRequest = z.object({ jobId, transaction: z.string().min(1).max(4096) }).strict()
 

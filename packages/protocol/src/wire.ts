@@ -7,6 +7,11 @@ export const Protocol = {
   job: '/kiln/job/1.0.0',
   /** Coordinator → provider: co-sign this settlement. */
   settle: '/kiln/settle/1.0.0',
+  /**
+   * Coordinator → provider: the result of a run whose job stream was lost (the coordinator
+   * restarted). Answered like the end of a job stream: output and receipt, or running / lost.
+   */
+  result: '/kiln/result/1.0.0',
 } as const
 
 export const OUTPUT_CHUNK_BYTES = 256 * 1024
@@ -29,6 +34,10 @@ export const ProviderFrame = z.discriminatedUnion('t', [
   }).strict(),
   z.object({ t: z.literal('output'), bytes: z.number().int().nonnegative(), digest: sha256, chunks: z.number().int().nonnegative() }).strict(),
   z.object({ t: z.literal('receipt'), envelope: z.unknown() }).strict(),
+  /** Result protocol only: the run is not over yet. */
+  z.object({ t: z.literal('running') }).strict(),
+  /** Result protocol only: the provider has no result for this job and never will. */
+  z.object({ t: z.literal('lost'), error: errorInfo }).strict(),
 ])
 export type ProviderFrame = z.output<typeof ProviderFrame>
 

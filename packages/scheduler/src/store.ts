@@ -27,6 +27,8 @@ export interface JobStore {
   events(id: string): Promise<(typeof jobEvents.$inferSelect)[]>
   appendLogs(id: string, firstSeq: number, chunks: { stream: string; text: string }[]): Promise<void>
   logs(id: string, afterSeq: number, limit?: number): Promise<(typeof jobLogs.$inferSelect)[]>
+  /** Every queued job, just what ordering needs (cheap even for a long queue). */
+  queued(): Promise<{ id: string; client: string; priority: number; createdAt: number }[]>
   /** What `client`'s jobs not yet locked may still cost: their funds have not left the wallet. */
   reservedFor(client: string): Promise<number>
   /**
@@ -91,6 +93,9 @@ export function createJobStore(db: Db): JobStore {
       if (chunks.length === 0) return
       const now = Date.now()
       await db.insert(jobLogs).values(chunks.map((c, i) => ({ jobId: id, seq: firstSeq + i, stream: c.stream, text: c.text, at: now }))).onConflictDoNothing()
+    },
+    async queued() {
+      return db.select({ id: jobs.id, client: jobs.client, priority: jobs.priority, createdAt: jobs.createdAt }).from(jobs).where(eq(jobs.state, 'queued'))
     },
     async reservedFor(client) {
       const [row] = await db.select({ total: sql<string>`coalesce(sum(${jobs.maxCost}), 0)` }).from(jobs)

@@ -1,7 +1,7 @@
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { Connection } from '@solana/web3.js'
 import { cosignSettlement, lockFunds, tokenBalance } from '@kiln/escrow'
-import { JobSpec, Kind, KilnError, parseOrThrow, seal, sha256Hex, TERMINAL_STATES, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
+import { isKilnError, JobSpec, Kind, KilnError, parseOrThrow, seal, sha256Hex, TERMINAL_STATES, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
 import type { AppRouter } from '@kiln/marketplace/api'
 import { call } from './errors.ts'
 
@@ -28,6 +28,8 @@ export interface WatchHandlers {
   onCosignError?: (err: unknown) => void
   signal?: AbortSignal
   pollMs?: number
+  /** How long the marketplace may be unreachable (a restart) before watching gives up; default 60 s. */
+  outageMs?: number
 }
 
 export function createKilnClient(init: KilnClientInit) {
@@ -96,9 +98,21 @@ export function createKilnClient(init: KilnClientInit) {
       let lastLog = -1
       let lockedVault: string | undefined
       let cosigned: string | undefined
+      let downSince: number | undefined
       for (;;) {
         if (h.signal?.aborted) throw new KilnError('JOB_WRONG_STATE', 'stopped watching')
-        const job = await client.get(jobId)
+        let job: JobDetails
+        try {
+          job = await client.get(jobId)
+          downSince = undefined
+        } catch (e) {
+          // The marketplace restarting is not the job failing: keep asking for a while.
+          if (!isKilnError(e, 'PEER_UNREACHABLE')) throw e
+          downSince ??= Date.now()
+          if (Date.now() - downSince > (h.outageMs ?? 60_000)) throw e
+          await new Promise((r) => setTimeout(r, 500))
+          continue
+        }
         if (job.state !== lastState) {
           lastState = job.state
           h.onState?.(job)

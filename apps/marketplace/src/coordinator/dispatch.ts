@@ -34,12 +34,14 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
   // Load as this process knows it and as the shared database knows it (other coordinators).
   const busy = await ctx.store.activeByProvider()
   const candidates = ctx.inventory.candidates().map((c) => ({ ...c, activeJobs: Math.max(c.activeJobs, busy.get(c.address) ?? 0) }))
-  const queued = fairOrder(await ctx.store.list({ states: ['queued'], limit: 10_000, oldestFirst: true }))
-  ctx.placement.positions = new Map(queued.map((j, i) => [j.id, i + 1]))
+  const order = fairOrder(await ctx.store.queued())
+  ctx.placement.positions = new Map(order.map((j, i) => [j.id, i + 1]))
   const hasFree = () => candidates.some((c) => c.advert.available && c.activeJobs < MAX_ACTIVE)
-  for (const [i, job] of queued.entries()) {
+  for (const [i, head] of order.entries()) {
     // With nothing free, only the head of the queue gets a fresh explanation.
     if (!hasFree() && i >= 20) break
+    const job = await ctx.store.get(head.id)
+    if (!job || job.state !== 'queued') continue
     const result = matchJob(job.spec, candidates, { exclude: job.excluded as Address[], maxActiveJobs: MAX_ACTIVE })
     if (!result.ok) {
       const why = explainNoMatch(result)

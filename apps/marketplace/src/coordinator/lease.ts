@@ -15,11 +15,7 @@ const PROVIDER_FAULTS = new Set(['IMAGE_NOT_FOUND', 'DOCKER_UNAVAILABLE', 'LEASE
  */
 export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void> {
   const provider = job.provider as Address
-  const lease: Lease = {
-    jobId: job.id, client: job.client as Address, provider, arbiter: ctx.arbiter.address, spec: job.spec,
-    pricePerHour: job.pricePerHour ?? 0, lockAmount: job.lockAmount ?? 0, mint: ctx.mint,
-    multisig: job.multisig as Address, vault: job.vault as Address, escrowId: vaultKey(job.id, job.attempt), startBy: Date.now() + 60_000,
-  }
+  const lease = leaseOf(ctx, job)
   let channel: Channel | undefined
   ctx.active.add(job.id)
   try {
@@ -39,7 +35,16 @@ export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void>
   }
 }
 
-async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease): Promise<ResultReceipt> {
+export function leaseOf(ctx: CoordinatorContext, job: Job): Lease {
+  return {
+    jobId: job.id, client: job.client as Address, provider: job.provider as Address, arbiter: ctx.arbiter.address, spec: job.spec,
+    pricePerHour: job.pricePerHour ?? 0, lockAmount: job.lockAmount ?? 0, mint: ctx.mint,
+    multisig: job.multisig as Address, vault: job.vault as Address, escrowId: vaultKey(job.id, job.attempt), startBy: Date.now() + 60_000,
+  }
+}
+
+/** Reads provider frames up to the receipt: stores logs, receives and checks the output. */
+export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease): Promise<ResultReceipt> {
   const silence = ctx.config.providerSilenceMs
   let output: Uint8Array | undefined
   for (;;) {
@@ -73,6 +78,10 @@ async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease): Promi
         output = buf
         break
       }
+      case 'running':
+        throw new KilnError('JOB_WRONG_STATE', 'the run is still going', { running: true })
+      case 'lost':
+        throw new KilnError('PEER_UNREACHABLE', `the provider has no result: ${frame.error.message}`, { providerError: frame.error, lost: true })
       case 'receipt': {
         const { receipt, envelope } = checkReceipt(frame.envelope, { lease, output, nonces: ctx.nonces })
         if (output && receipt.outputDigest) ctx.artifacts.put(output, receipt.outputDigest)
@@ -84,7 +93,7 @@ async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease): Promi
 }
 
 /** The run produced a verified receipt: decide who is owed what and hand over to settlement. */
-async function finishRun(ctx: CoordinatorContext, job: Job, receipt: ResultReceipt): Promise<void> {
+export async function finishRun(ctx: CoordinatorContext, job: Job, receipt: ResultReceipt): Promise<void> {
   const lock = job.lockAmount ?? 0
   const providerFault = receipt.error && PROVIDER_FAULTS.has(kindOf(receipt.error.code))
   const pay = providerFault || receipt.startedAt === null ? 0 : leaseCost(job.pricePerHour ?? 0, receipt.containerSeconds, lock)

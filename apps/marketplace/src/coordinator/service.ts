@@ -90,7 +90,8 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
     }
     return ctx.store.create({ id: newJobId(), client: signer, spec, submitEnvelope: envelope, maxCost, priority: spec.priority })
   })
-  void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
+  // Only worth a pass now if some provider could take it; otherwise the periodic pass will.
+  if (ctx.inventory.candidates().some((c) => c.advert.available)) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
   ctx.log.info({ jobId: job.id, client: signer, image: spec.image, maxCost }, 'job submitted')
   return { jobId: job.id, maxCost }
 }
