@@ -73,3 +73,40 @@ describe('Redis restarted and emptied', () => {
     for (const j of jobs) expect(j.events.filter((e) => e.to === 'matched')).toHaveLength(1)
   })
 })
+
+describe('cancellation', () => {
+  let net: Network
+  const client = Identity.generate()
+  beforeAll(async () => {
+    net = await startNetwork({ providers: 1 })
+    await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
+  })
+  afterAll(async () => { await net?.stop() })
+
+  it('stops a running job: the provider is paid for the seconds it ran, the rest is refunded, the job ends cancelled', async () => {
+    const kiln = createKilnClient({ url: net.api, identity: client })
+    const { jobId } = await kiln.submit({ image: 'kiln/busybox:1', command: ['sh', '-c', 'echo working; sleep 30'], resources: { cpu: 1, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 60 })
+    const watching = kiln.watch(jobId)
+    await waitFor(async () => (await kiln.get(jobId)).state === 'running', 30_000, 'the job to run')
+    await new Promise((r) => setTimeout(r, 1500))
+    await kiln.cancel(jobId)
+    const job = await watching
+    expect(job.state).toBe('cancelled')
+    expect(job.paidToProvider! + job.refundedToClient!).toBe(job.lock!.amount)
+    expect(job.refundedToClient!).toBeGreaterThan(job.paidToProvider!)
+    expect(job.settlementSignature).toBeTruthy()
+    // Stopped well before its 30 s sleep.
+    expect(job.endedAt! - job.startedAt!).toBeLessThan(20_000)
+  })
+
+  it('cancels a queued job at once, and a finished one not at all', async () => {
+    const kiln = createKilnClient({ url: net.api, identity: client })
+    const other = createKilnClient({ url: net.api, identity: Identity.generate() })
+    const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['16'], maxPricePerHour: 1_000_000, timeoutSec: 30, resources: { memoryMb: 1_000_000 } })
+    await expect(other.cancel(jobId)).rejects.toMatchObject({ kind: 'NOT_JOB_OWNER' })
+    expect((await kiln.cancel(jobId)).state).toBe('cancelled')
+    const { jobId: quick } = await kiln.submit({ image: 'kiln/matmul:1', command: ['16'], maxPricePerHour: 1_000_000, timeoutSec: 30 })
+    expect((await kiln.watch(quick)).state).toBe('done')
+    expect((await kiln.cancel(quick)).state).toBe('done')
+  })
+})

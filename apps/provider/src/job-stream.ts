@@ -63,6 +63,7 @@ export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void
     throw e
   }
   ctx.begin(lease, abort)
+  const acked = readCoordinator(ch, abort, log, lease.jobId)
   try {
     await ch.sendJson({ t: 'accepted' })
     const result = await runWithStreaming(ctx, ch, lease, abort.signal)
@@ -83,7 +84,7 @@ export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void
     }
     await ch.sendJson({ t: 'receipt', envelope: seal(ctx.identity, Kind.receipt, receipt, { ttlMs: 3600_000 }) })
     journal.update(lease.jobId, { delivered: true })
-    await ch.nextJson(30_000).catch(() => undefined)
+    await Promise.race([acked, new Promise((r) => setTimeout(r, 30_000).unref())])
     log.info({ jobId: lease.jobId, status: receipt.status, outputDigest: receipt.outputDigest, error: receipt.error?.message }, 'job finished')
   } catch (e) {
     // The stream died before a run could start: nothing ran, and the record must not claim otherwise.
@@ -93,6 +94,27 @@ export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void
   } finally {
     ctx.end(lease)
   }
+}
+
+/**
+ * Reads what the coordinator sends during a run: `cancel` stops the container (the client
+ * cancelled; the seconds run are still paid), `ack` closes the exchange. Resolves at the ack
+ * or when the stream ends.
+ */
+function readCoordinator(ch: Channel, abort: AbortController, log: Logger, jobId: string): Promise<void> {
+  return (async () => {
+    for (;;) {
+      const raw = await ch.nextJson().catch(() => undefined)
+      if (raw === undefined) return
+      const frame = CoordinatorFrame.safeParse(raw)
+      if (!frame.success) continue
+      if (frame.data.t === 'ack') return
+      if (frame.data.t === 'cancel' && !abort.signal.aborted) {
+        log.info({ jobId }, 'run cancelled by the client')
+        abort.abort(new Error('cancelled by the client'))
+      }
+    }
+  })()
 }
 
 async function runWithStreaming(ctx: JobStreamContext, ch: Channel, lease: Lease, signal: AbortSignal): Promise<RunResult> {

@@ -87,4 +87,8 @@ ALTER TABLE settlements DROP CONSTRAINT settlements_pkey;
 ALTER TABLE settlements ADD COLUMN attempt integer NOT NULL DEFAULT 1;
 ALTER TABLE settlements ADD PRIMARY KEY (job_id, attempt, action)`,
   },
+  {
+    id: 3,
+    sql: `ALTER TABLE jobs ADD COLUMN cancel_requested_at bigint`,
+  },
 ]

@@ -52,6 +52,8 @@ export const jobs = pgTable('jobs', {
   /** A settlement waiting for the client's co-signature (when the provider cannot give one). */
   pendingCosign: jsonb('pending_cosign').$type<PendingCosign>(),
   priority: integer('priority').notNull().default(0),
+  /** The client asked to cancel; the run is stopped and the job ends `cancelled` after settling. */
+  cancelRequestedAt: ms('cancel_requested_at'),
   createdAt: ms('created_at').notNull(),
   updatedAt: ms('updated_at').notNull(),
   startedAt: ms('started_at'),

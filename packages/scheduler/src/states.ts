@@ -6,13 +6,14 @@ import type { JobState } from '@kiln/protocol'
  */
 export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   queued: ['matched', 'cancelled', 'expired', 'failed'],
-  matched: ['locked', 'queued', 'cancelled', 'failed'],
+  // matched → settling: cancelled after the client's funds already reached the vault.
+  matched: ['locked', 'queued', 'cancelled', 'failed', 'settling'],
   // A receipt can come back for a run that never started (e.g. its image was missing).
   locked: ['running', 'verifying', 'settling', 'failed'],
   running: ['verifying', 'settling', 'failed'],
   verifying: ['settling', 'failed'],
   // settling → queued: the provider lost the job, its vault was refunded, it is placed again.
-  settling: ['done', 'failed', 'queued'],
+  settling: ['done', 'failed', 'queued', 'cancelled'],
   done: [],
   failed: [],
   cancelled: [],

@@ -22,7 +22,8 @@ export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void>
     const addrs = ctx.inventory.get(provider)?.addrs
     channel = await ctx.mesh.open(provider, Protocol.job, addrs ? { addrs } : {})
     await channel.sendJson({ t: 'lease', envelope: seal(ctx.arbiter, Kind.lease, lease, { ttlMs: 120_000 }) })
-    const receipt = await follow(ctx, channel, lease)
+    const stopWatch = watchForCancel(ctx, job.id, channel)
+    const receipt = await follow(ctx, channel, lease).finally(stopWatch)
     await channel.sendJson({ t: 'ack' }).catch(() => {})
     await finishRun(ctx, job, receipt)
   } catch (err) {
@@ -33,6 +34,22 @@ export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void>
     ctx.active.delete(job.id)
     await channel?.close().catch(() => {})
   }
+}
+
+/** Tells the provider to stop when the client cancels (whichever coordinator took the request). */
+function watchForCancel(ctx: CoordinatorContext, jobId: string, ch: Channel): () => void {
+  let sent = false
+  const timer = setInterval(() => {
+    void ctx.store.get(jobId).then(async (j) => {
+      if (!sent && j?.cancelRequestedAt) {
+        sent = true
+        await ch.sendJson({ t: 'cancel' })
+        ctx.log.info({ jobId }, 'asked the provider to stop the run: cancelled by the client')
+      }
+    }).catch(() => {})
+  }, 1000)
+  timer.unref()
+  return () => clearInterval(timer)
 }
 
 export function leaseOf(ctx: CoordinatorContext, job: Job): Lease {

@@ -115,16 +115,35 @@ export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promis
   return viewOf(ctx, locked ?? (await ctx.store.mustGet(job.id)))
 }
 
-/** Cancels a job that has not been locked yet; nothing is on chain to return. */
+/**
+ * Cancels a job from any state before its result is in. Not yet funded: it just ends. Funded
+ * but not running: a full refund. Running: the provider stops the container and is paid for
+ * the seconds it ran; the rest is refunded. Either way the job ends `cancelled`.
+ */
 export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
   const { payload, signer } = open(raw, { kind: Kind.cancel, schema: CancelRequest, nonces: ctx.nonces })
   const job = await ctx.store.mustGet(payload.jobId)
   if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
-  if (TERMINAL_STATES.includes(job.state as JobState)) return viewOf(ctx, job)
-  const cancelled = await ctx.store.transition(job.id, ['queued', 'matched'], 'cancelled', 'cancelled by the client')
-  if (!cancelled) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}; cancelling a running job is not supported yet`, { state: job.state })
+  if (TERMINAL_STATES.includes(job.state as JobState) || job.cancelRequestedAt !== null) return viewOf(ctx, job)
+  const now = Date.now()
   ctx.waiting.delete(job.id)
-  return viewOf(ctx, cancelled)
+  if (job.state === 'queued') {
+    const c = await ctx.store.transition(job.id, ['queued'], 'cancelled', 'cancelled by the client', { cancelRequestedAt: now })
+    if (c) return viewOf(ctx, c)
+  } else if (job.state === 'matched') {
+    // The client may have locked just before cancelling: refund whatever reached the vault.
+    const status = await ctx.escrow.settlementStatus(vaultKey(job.id, job.attempt))
+    const c = status.exists && status.balance > 0
+      ? await ctx.store.transition(job.id, ['matched'], 'settling', 'cancelled by the client; refunding the vault', { cancelRequestedAt: now, settleAction: 'refund', paidToProvider: 0, refundedToClient: status.balance })
+      : await ctx.store.transition(job.id, ['matched'], 'cancelled', 'cancelled by the client before funds were locked', { cancelRequestedAt: now })
+    if (c?.state === 'settling') await ctx.queues.enqueue('settle', c.id, { key: `a${c.attempt}` })
+    if (c) return viewOf(ctx, c)
+  } else if (job.state === 'locked' || job.state === 'running') {
+    // The process following the run sees this and tells the provider to stop.
+    await ctx.store.update(job.id, { cancelRequestedAt: now })
+    return viewOf(ctx, await ctx.store.mustGet(job.id))
+  }
+  throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${(await ctx.store.mustGet(job.id)).state}: its result is in and it is being settled`, { state: job.state })
 }
 
 /** The client co-signs a refund that the provider could not. */

@@ -75,7 +75,7 @@ async function afterSettlement(ctx: CoordinatorContext, job: Job, signature: str
     if (back) void placementPass(ctx).catch(() => {})
     return
   }
-  const final = job.settleAction === 'release' && !job.error ? 'done' : 'failed'
+  const final = job.cancelRequestedAt !== null ? 'cancelled' : job.settleAction === 'release' && !job.error ? 'done' : 'failed'
   await ctx.store.transition(job.id, ['settling'], final, reason, { settlementSignature: signature, pendingCosign: null }, { signature })
 }
 
