@@ -50,7 +50,7 @@ export default function Home() {
                 <td>{p.region}</td>
                 <td>{p.hardware.gpus.length ? p.hardware.gpus.map((g) => `${g.model} ${Math.round(g.vramMb / 1024)} GiB`).join(', ') : 'CPU only'} · {p.hardware.cpuCores} cores · {(p.hardware.memoryMb / 1024).toFixed(0)} GiB</td>
                 <td>{money(p.pricePerHour)}</td>
-                <td><div className="bar" title={`${p.activeJobs} job(s)`}><span style={{ width: `${p.available ? 0 : 100}%` }} /></div></td>
+                <td><div className="bar" title={`${p.free.cpu} of ${p.hardware.cpuCores} cores free`}><span style={{ width: `${Math.round(100 * (1 - p.free.cpu / Math.max(1, p.hardware.cpuCores)))}%` }} /></div></td>
                 <td className={p.available ? 'ok' : 'muted'}>{p.available ? 'available' : (p.reason ?? 'busy')}</td>
               </tr>
             ))}

@@ -1,4 +1,3 @@
-export * from './match.ts'
 export * from './states.ts'
 export * from './store.ts'
 export * from './queues.ts'

@@ -37,6 +37,8 @@ export interface JobStore {
    * processes can never both place on the last free slot.
    */
   place(id: string, provider: string, maxActive: number, reason: string, patch: JobPatch, detail?: Record<string, unknown>): Promise<'placed' | 'busy' | 'moved'>
+  /** Placed and unfinished jobs (matched, locked, running), with what they hold. */
+  active(): Promise<Pick<Job, 'id' | 'provider' | 'spec'>[]>
   /** Jobs placed on each provider and not finished running, across every coordinator process. */
   activeByProvider(): Promise<Map<string, number>>
 }
@@ -115,6 +117,9 @@ export function createJobStore(db: Db): JobStore {
         await tx.insert(jobEvents).values({ jobId: id, from: 'queued', to: 'matched', reason, detail, at: now })
         return 'placed' as const
       })
+    },
+    async active() {
+      return db.select({ id: jobs.id, provider: jobs.provider, spec: jobs.spec }).from(jobs).where(inArray(jobs.state, ['matched', 'locked', 'running']))
     },
     async activeByProvider() {
       const rows = await db.select({ provider: jobs.provider, n: sql<string>`count(*)` }).from(jobs)

@@ -1,6 +1,6 @@
 import { providers } from '@kiln/db'
 import { NonceCache } from '@kiln/protocol'
-import { createJobStore } from '@kiln/scheduler'
+import { createJobStore, createMatchingEngine } from '@kiln/scheduler'
 import { dispatch, lockTimeout, placementPass } from './dispatch.ts'
 import { Inventory } from './inventory.ts'
 import { resync } from './service.ts'
@@ -8,7 +8,7 @@ import { reconcile } from './reconcile.ts'
 import { settle } from './settle.ts'
 import type { CoordinatorContext } from './types.ts'
 
-export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement'>
+export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement' | 'engine'>
 
 export interface Coordinator {
   ctx: CoordinatorContext
@@ -28,7 +28,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     nonces: new NonceCache(),
     waiting: new Map(),
     active: new Set(),
-    placement: { running: false, again: false, positions: new Map(), avgRunMs: 60_000 },
+    placement: { running: false, again: false, positions: new Map(), avgRunMs: 60_000, reserved: new Map() },
+    engine: createMatchingEngine({ maxActiveJobs: 1 }),
   }
   const offs: (() => void)[] = []
   let pruneTimer: NodeJS.Timeout | undefined
@@ -41,6 +42,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       offs.push(ctx.mesh.onAdvert(({ advert, signer, expiresAt, receivedAt }) => {
         const before = ctx.inventory.get(signer)
         if (!ctx.inventory.upsert(signer, advert, expiresAt, receivedAt)) return
+        ctx.engine.upsert({ address: signer, advert })
         // A provider that came online or became free may take a queued job.
         if (advert.available && !before?.available) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
         void ctx.db.insert(providers).values({ address: signer, advert, firstSeen: receivedAt, lastSeen: receivedAt, expiresAt })
@@ -50,9 +52,13 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       offs.push(ctx.mesh.onPeerDisconnect((address) => {
         if (ctx.inventory.get(address)) ctx.log.info({ provider: address }, 'provider disconnected')
         ctx.inventory.remove(address)
+        ctx.engine.remove(address)
       }))
       pruneTimer = setInterval(() => {
-        for (const gone of ctx.inventory.prune()) ctx.log.info({ provider: gone }, 'provider advert expired')
+        for (const gone of ctx.inventory.prune()) {
+          ctx.engine.remove(gone)
+          ctx.log.info({ provider: gone }, 'provider advert expired')
+        }
       }, 1000)
       pruneTimer.unref()
       placeTimer = setInterval(() => void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed')), ctx.config.rematchMs)

@@ -1,6 +1,6 @@
 import { checkLock, multisigAddress, vaultAddress } from '@kiln/escrow'
 import { maxLeaseCost, type Address } from '@kiln/protocol'
-import { explainNoMatch, fairOrder, matchJob, type Job, type TaskOutcome } from '@kiln/scheduler'
+import { explainUnplaced, fairOrder, type Job, type TaskOutcome } from '@kiln/scheduler'
 import { runLease } from './lease.ts'
 import { runDeadline, vaultKey, type CoordinatorContext } from './types.ts'
 
@@ -31,28 +31,35 @@ export async function placementPass(ctx: CoordinatorContext): Promise<void> {
 }
 
 async function passOnce(ctx: CoordinatorContext): Promise<void> {
-  // Load as this process knows it and as the shared database knows it (other coordinators).
-  const busy = await ctx.store.activeByProvider()
-  const candidates = ctx.inventory.candidates().map((c) => ({ ...c, activeJobs: Math.max(c.activeJobs, busy.get(c.address) ?? 0) }))
+  const engine = ctx.engine
+  // The engine's reservations mirror the placements in the database (every coordinator's).
+  const active = await ctx.store.active()
+  const live = new Set(active.map((j) => j.id))
+  for (const [jobId] of ctx.placement.reserved) if (!live.has(jobId)) { engine.release(jobId); ctx.placement.reserved.delete(jobId) }
+  for (const j of active) {
+    if (j.provider && ctx.placement.reserved.get(j.id) !== j.provider && engine.assign({ id: j.id, spec: j.spec }, j.provider as Address)) ctx.placement.reserved.set(j.id, j.provider)
+  }
   const order = fairOrder(await ctx.store.queued())
   ctx.placement.positions = new Map(order.map((j, i) => [j.id, i + 1]))
-  const hasFree = () => candidates.some((c) => c.advert.available && c.activeJobs < MAX_ACTIVE)
+  let free = ctx.inventory.list().some((p) => p.advert.available)
   for (const [i, head] of order.entries()) {
     // With nothing free, only the head of the queue gets a fresh explanation.
-    if (!hasFree() && i >= 20) break
+    if (!free && i >= 20) break
     const job = await ctx.store.get(head.id)
     if (!job || job.state !== 'queued') continue
-    const result = matchJob(job.spec, candidates, { exclude: job.excluded as Address[], maxActiveJobs: MAX_ACTIVE })
+    const result = engine.place({ id: job.id, spec: job.spec }, { exclude: job.excluded as Address[] })
     if (!result.ok) {
-      const why = explainNoMatch(result)
+      const why = explainUnplaced(result)
       if (ctx.waiting.get(job.id) !== why) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
       ctx.waiting.set(job.id, why)
+      if (result.total === 0) free = false
       continue
     }
     ctx.waiting.delete(job.id)
-    const outcome = await placeOn(ctx, job, result.provider.address, result.pricePerHour, result.score)
-    // Placed here or taken by another coordinator meanwhile: either way it is busy now.
-    if (outcome !== 'moved') result.provider.activeJobs++
+    const provider = result.provider.address
+    const outcome = await placeOn(ctx, job, provider, result.pricePerHour, result.score)
+    if (outcome === 'placed') ctx.placement.reserved.set(job.id, provider)
+    else engine.release(job.id)
   }
 }
 

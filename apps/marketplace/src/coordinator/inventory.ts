@@ -1,5 +1,4 @@
 import type { Address, CapacityAdvert } from '@kiln/protocol'
-import type { ProviderCandidate } from '@kiln/scheduler'
 
 interface Entry {
   advert: CapacityAdvert
@@ -13,7 +12,6 @@ interface Entry {
  */
 export class Inventory {
   readonly #entries = new Map<Address, Entry>()
-  readonly #active = new Map<Address, Set<string>>()
 
   upsert(address: Address, advert: CapacityAdvert, expiresAt: number, now = Date.now()): boolean {
     const prev = this.#entries.get(address)
@@ -38,27 +36,8 @@ export class Inventory {
     return gone
   }
 
-  /** Marks a placement in progress in this process, until the database records it. */
-  claim(address: Address, jobId: string): void {
-    let set = this.#active.get(address)
-    if (!set) this.#active.set(address, (set = new Set()))
-    set.add(jobId)
-  }
-
-  release(address: Address, jobId: string): void {
-    this.#active.get(address)?.delete(jobId)
-  }
-
-  candidates(now = Date.now()): ProviderCandidate[] {
-    const out: ProviderCandidate[] = []
-    for (const [address, e] of this.#entries) {
-      if (e.expiresAt > now) out.push({ address, advert: e.advert, activeJobs: this.#active.get(address)?.size ?? 0 })
-    }
-    return out
-  }
-
-  list(now = Date.now()): { address: Address; advert: CapacityAdvert; lastSeen: number; expiresAt: number; activeJobs: number }[] {
+  list(now = Date.now()): { address: Address; advert: CapacityAdvert; lastSeen: number; expiresAt: number }[] {
     return [...this.#entries].filter(([, e]) => e.expiresAt > now)
-      .map(([address, e]) => ({ address, advert: e.advert, lastSeen: e.lastSeen, expiresAt: e.expiresAt, activeJobs: this.#active.get(address)?.size ?? 0 }))
+      .map(([address, e]) => ({ address, advert: e.advert, lastSeen: e.lastSeen, expiresAt: e.expiresAt }))
   }
 }

@@ -19,7 +19,7 @@ function perClient<T>(client: string, fn: () => Promise<T>): Promise<T> {
 function queueEstimate(ctx: CoordinatorContext, job: Job): { queuePosition: number | null; estimatedWaitMs: number | null } {
   const position = job.state === 'queued' ? ctx.placement.positions.get(job.id) ?? null : null
   if (position === null) return { queuePosition: null, estimatedWaitMs: null }
-  const providers = Math.max(1, ctx.inventory.candidates().length)
+  const providers = Math.max(1, ctx.inventory.list().length)
   return { queuePosition: position, estimatedWaitMs: Math.round(Math.floor((position - 1) / providers) * ctx.placement.avgRunMs) }
 }
 
@@ -91,7 +91,7 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
     return ctx.store.create({ id: newJobId(), client: signer, spec, submitEnvelope: envelope, maxCost, priority: spec.priority })
   })
   // Only worth a pass now if some provider could take it; otherwise the periodic pass will.
-  if (ctx.inventory.candidates().some((c) => c.advert.available)) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
+  if (ctx.inventory.list().some((c) => c.advert.available)) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
   ctx.log.info({ jobId: job.id, client: signer, image: spec.image, maxCost }, 'job submitted')
   return { jobId: job.id, maxCost }
 }

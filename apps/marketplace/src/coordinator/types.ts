@@ -3,7 +3,7 @@ import type { Db } from '@kiln/db'
 import type { Escrow } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
 import type { Address, Identity, NonceCache } from '@kiln/protocol'
-import type { JobStore, LifecycleQueues } from '@kiln/scheduler'
+import type { JobStore, LifecycleQueues, MatchingEngine } from '@kiln/scheduler'
 import type { ArtifactStore } from '@kiln/artifacts'
 import type { Inventory } from './inventory.ts'
 
@@ -24,6 +24,8 @@ export interface CoordinatorConfig {
 
 /** Everything the coordinator's parts share; built once by the app in one place. */
 export interface CoordinatorContext {
+  /** The indexed matching engine, fed by adverts. */
+  engine: MatchingEngine
   db: Db
   arbiter: Identity
   mint: Address
@@ -51,6 +53,8 @@ export interface PlacementState {
   positions: Map<string, number>
   /** Moving average of how long a run holds a provider, for wait estimates. */
   avgRunMs: number
+  /** Job → provider reservations held in the matching engine. */
+  reserved: Map<string, string>
 }
 
 export { escrowIdFor as vaultKey } from '@kiln/protocol'

@@ -44,7 +44,7 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
     index?.changed(r)
   }
 
-  /** The baseline: check every provider, sort the ones that fit by score (match.ts's method). */
+  /** The baseline: check every provider, sort the ones that fit by score. */
   const scanAll = (j: JobCtx): Best | undefined => {
     const fit: Best[] = []
     for (const r of records.values()) {

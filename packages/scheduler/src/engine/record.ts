@@ -158,7 +158,7 @@ export function gpuMismatch(models: readonly string[], gpus: readonly GpuInfo[],
   return usable < j.gpus ? 'gpu_vram' : undefined
 }
 
-/** Every hard constraint `r` fails for the job, in match.ts's order; empty means it fits. */
+/** Every hard constraint `r` fails for the job, in a fixed order; empty means it fits. */
 export function failures(r: ProviderRecord, j: JobCtx): EngineConstraint[] {
   const f: EngineConstraint[] = []
   if (!r.available) f.push('unavailable')

@@ -1,8 +1,8 @@
 import type { Address, CapacityAdvert, JobSpec } from '@kiln/protocol'
-import type { Constraint } from '../match.ts'
-
-/** The hard constraints of match.ts plus those only the engine knows about. */
-export type EngineConstraint = Constraint | 'reputation' | 'escrow' | 'operator'
+/** The hard constraints a provider can fail for a job. */
+export type EngineConstraint =
+  | 'unavailable' | 'busy' | 'excluded' | 'price' | 'cpu' | 'memory' | 'gpu_count' | 'gpu_model' | 'gpu_vram' | 'region'
+  | 'reputation' | 'escrow' | 'operator'
 
 /** A provider as adverts and the coordinator's own records describe it. */
 export interface ProviderInput {
@@ -26,7 +26,7 @@ export interface ProviderStats {
 }
 
 /**
- * Weights of the score (lower is better). Price dominates, as in match.ts; fit keeps big
+ * Weights of the score (lower is better). Price dominates; fit keeps big
  * machines free for big jobs; the rest break near-ties in favour of reliable, idle, close providers.
  */
 export interface ScoreWeights {
@@ -58,7 +58,7 @@ export interface EngineInit {
   latencyCapMs?: number
   /**
    * `indexed` (default) searches buckets and bounds; `scan` checks every provider and sorts by
-   * score, like match.ts: the baseline the index is measured and tested against.
+   * score: the baseline the index is measured and tested against.
    */
   strategy?: 'indexed' | 'scan'
 }
