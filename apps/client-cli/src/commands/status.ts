@@ -35,3 +35,12 @@ export async function logs(o: GlobalOpts & { jobId: string }, io: Io): Promise<n
   }
   return Exit.ok
 }
+
+/** `kiln cancel <job>`: stop a job; what it ran is paid, the rest of the lock comes back. */
+export async function cancel(o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
+  const { client } = openClient(o)
+  const j = await client.cancel(o.jobId)
+  if (o.json) io.out(JSON.stringify({ ...j, receipt: undefined }))
+  else io.out(j.state === 'cancelled' ? `${j.id} cancelled` : `${j.id} is ${j.state}${j.state === 'running' || j.state === 'locked' ? ': the provider is stopping it; its settlement follows (kiln status shows it)' : ''}`)
+  return Exit.ok
+}
