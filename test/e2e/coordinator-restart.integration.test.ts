@@ -1,30 +1,24 @@
 import { Connection } from '@solana/web3.js'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { tokenBalance } from '@kiln/escrow'
-import { Identity, type Address } from '@kiln/protocol'
+import type { Address } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
-import { startNetwork, waitFor, type Network } from '../support/network.ts'
+import { waitFor } from '../support/network.ts'
+import { useNetwork } from '../support/use-network.ts'
 
 /** The coordinator killed mid-run and started again: the job still ends exactly once. */
 describe('coordinator killed mid-flight', () => {
-  let net: Network
-  const client = Identity.generate()
-  const FUNDS = 5_000_000
-  beforeAll(async () => {
-    net = await startNetwork({ providers: 1 })
-    await net.fund(client.address, { lamports: 2_000_000_000, tokens: FUNDS })
-  })
-  afterAll(async () => { await net?.stop() })
+  const fx = useNetwork({ providers: 1 })
 
   it('recovers the result from the provider and settles it once', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const { jobId } = await kiln.submit({
       image: 'kiln/busybox:1', command: ['sh', '-c', 'echo started; sleep 4; echo result > /out/result.txt; echo finished'],
       resources: { cpu: 1, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 60,
     })
     const watching = kiln.watch(jobId)
     await waitFor(async () => (await kiln.get(jobId)).state === 'running', 30_000, 'the job to run')
-    await net.restartMarketplace(0, { crash: true })
+    await fx.net.restartMarketplace(0, { crash: true })
     const job = await watching
     expect(job.state).toBe('done')
     expect(job.attempt).toBe(1)
@@ -35,8 +29,8 @@ describe('coordinator killed mid-flight', () => {
     expect(tar.byteLength).toBeGreaterThan(0)
     const paid = job.paidToProvider!
     expect(paid).toBeGreaterThan(0)
-    const conn = new Connection(net.rpcUrl, 'confirmed')
-    expect(await tokenBalance(conn, net.mint as Address, client.address)).toBe(FUNDS - paid)
-    expect(await tokenBalance(conn, net.mint as Address, job.provider as Address)).toBe(paid)
+    const conn = new Connection(fx.net.rpcUrl, 'confirmed')
+    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - paid)
+    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(paid)
   })
 })

@@ -1,21 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createMeshNode } from '@kiln/mesh'
 import { CoordinatorFrame, Identity, JobSpec, Kind, Protocol, ProviderFrame, seal, type Address, type Lease } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
-import { startNetwork, waitFor, type Network } from '../support/network.ts'
+import { waitFor } from '../support/network.ts'
+import { useNetwork } from '../support/use-network.ts'
 
 /** Faults the foundation must already survive, on the real network. */
 describe('faults', () => {
-  let net: Network
-  const client = Identity.generate()
-  beforeAll(async () => {
-    net = await startNetwork({ providers: 0 })
-    await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
-  })
-  afterAll(async () => { await net?.stop() })
+  const fx = useNetwork({ providers: 0 })
 
   it('keeps a job queued while no provider is online, says why, and runs it when one comes', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['64'], maxPricePerHour: 1_000_000, timeoutSec: 60 })
     await waitFor(async () => (await kiln.get(jobId)).waiting !== null, 10_000, 'the waiting reason')
     const waiting = await kiln.get(jobId)
@@ -23,24 +18,24 @@ describe('faults', () => {
     expect(waiting.waiting).toMatch(/no provider is online/)
     await new Promise((r) => setTimeout(r, 2000))
     expect((await kiln.get(jobId)).state).toBe('queued')
-    const p = await net.startProvider(0)
+    const p = await fx.net.startProvider(0)
     const job = await kiln.watch(jobId)
     expect(job.state).toBe('done')
     expect(job.provider).toBe(p.info.address)
   })
 
   it('a provider refuses a lease not signed by its marketplace, and runs nothing', async () => {
-    const provider = net.providers[0] ?? (await net.startProvider(1))
+    const provider = fx.net.providers[0] ?? (await fx.net.startProvider(1))
     const mallory = Identity.generate()
-    const node = createMeshNode({ identity: mallory, bootstrap: net.meshAddrs })
+    const node = createMeshNode({ identity: mallory, bootstrap: fx.net.meshAddrs })
     await node.start()
     try {
       const addr = provider.info.address as Address
       const ch = await node.open(addr, Protocol.job, { addrs: provider.info.mesh as string[] })
       const lease: Lease = {
-        jobId: 'job_0000000000forged', client: client.address, provider: addr, arbiter: mallory.address,
+        jobId: 'job_0000000000forged', client: fx.client.address, provider: addr, arbiter: mallory.address,
         spec: JobSpec.parse({ image: 'kiln/busybox:1', command: ['sh', '-c', 'echo pwned > /out/x'], maxPricePerHour: 1 }),
-        pricePerHour: 1_000_000, lockAmount: 1, mint: net.mint as Address, multisig: mallory.address, vault: mallory.address,
+        pricePerHour: 1_000_000, lockAmount: 1, mint: fx.net.mint as Address, multisig: mallory.address, vault: mallory.address,
         escrowId: 'job_0000000000forgeda1', startBy: Date.now() + 60_000,
       }
       await ch.sendJson(CoordinatorFrame.parse({ t: 'lease', envelope: seal(mallory, Kind.lease, lease) }))
@@ -54,20 +49,14 @@ describe('faults', () => {
 })
 
 describe('Redis restarted and emptied', () => {
-  let net: Network
-  const client = Identity.generate()
-  beforeAll(async () => {
-    net = await startNetwork({ providers: 0 })
-    await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
-  })
-  afterAll(async () => { await net?.stop() })
+  const fx = useNetwork({ providers: 0 })
 
   it('loses no job: queued work is rebuilt from the database and runs once a provider comes', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const ids: string[] = []
     for (let i = 0; i < 3; i++) ids.push((await kiln.submit({ image: 'kiln/matmul:1', command: ['32'], maxPricePerHour: 1_000_000, timeoutSec: 30 })).jobId)
-    await net.redis.crashAndRestart()
-    await net.startProvider(0)
+    await fx.net.redis.crashAndRestart()
+    await fx.net.startProvider(0)
     const jobs = await Promise.all(ids.map((id) => kiln.watch(id)))
     expect(jobs.map((j) => j.state)).toEqual(['done', 'done', 'done'])
     for (const j of jobs) expect(j.events.filter((e) => e.to === 'matched')).toHaveLength(1)
@@ -75,16 +64,10 @@ describe('Redis restarted and emptied', () => {
 })
 
 describe('cancellation', () => {
-  let net: Network
-  const client = Identity.generate()
-  beforeAll(async () => {
-    net = await startNetwork({ providers: 1 })
-    await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
-  })
-  afterAll(async () => { await net?.stop() })
+  const fx = useNetwork({ providers: 1 })
 
   it('stops a running job: the provider is paid for the seconds it ran, the rest is refunded, the job ends cancelled', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const { jobId } = await kiln.submit({ image: 'kiln/busybox:1', command: ['sh', '-c', 'echo working; sleep 30'], resources: { cpu: 1, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 60 })
     const watching = kiln.watch(jobId)
     await waitFor(async () => (await kiln.get(jobId)).state === 'running', 30_000, 'the job to run')
@@ -100,8 +83,8 @@ describe('cancellation', () => {
   })
 
   it('cancels a queued job at once, and a finished one not at all', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
-    const other = createKilnClient({ url: net.api, identity: Identity.generate() })
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
+    const other = createKilnClient({ url: fx.net.api, identity: Identity.generate() })
     const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['16'], maxPricePerHour: 1_000_000, timeoutSec: 30, resources: { memoryMb: 1_000_000 } })
     await expect(other.cancel(jobId)).rejects.toMatchObject({ kind: 'NOT_JOB_OWNER' })
     expect((await kiln.cancel(jobId)).state).toBe('cancelled')

@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Connection, PublicKey } from '@solana/web3.js'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { tokenBalance } from '@kiln/escrow'
 import { Identity, Kind, ResultReceipt, open, sha256Hex, type Address } from '@kiln/protocol'
 import { createKilnClient, unpackOutput } from '@kiln/sdk'
-import { startNetwork, type Network } from '../support/network.ts'
+import { useNetwork } from '../support/use-network.ts'
 
 /**
  * The whole path on real parts: the CLI's SDK → tRPC API → BullMQ on Redis → a provider
@@ -13,27 +13,19 @@ import { startNetwork, type Network } from '../support/network.ts'
  * → Docker → output back content-addressed with a signed receipt → settlement on chain.
  */
 describe('a first job, end to end', () => {
-  let net: Network
-  const client = Identity.generate()
-  const FUNDS = 5_000_000
-
-  beforeAll(async () => {
-    net = await startNetwork({ providers: 2 })
-    await net.fund(client.address, { lamports: 2_000_000_000, tokens: FUNDS })
-  })
-  afterAll(async () => { await net?.stop() })
+  const fx = useNetwork({ providers: 2 })
 
   it('runs matmul: locks funds, streams logs, returns a verified output and pays the provider', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
-    const conn = new Connection(net.rpcUrl, 'confirmed')
-    const mint = net.mint as Address
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
+    const conn = new Connection(fx.net.rpcUrl, 'confirmed')
+    const mint = fx.net.mint as Address
     const states: string[] = []
     const logs: string[] = []
     const { jobId, maxCost } = await kiln.submit({ image: 'kiln/matmul:1', command: ['128'], resources: { cpu: 1, memoryMb: 256 }, maxPricePerHour: 1_000_000, timeoutSec: 60 })
     expect(maxCost).toBe(Math.ceil(1_000_000 * 60 / 3600))
     let vault: string | undefined
     let vaultDuringRun: Promise<number> | undefined
-    expect(await tokenBalance(conn, mint, client.address)).toBe(FUNDS)
+    expect(await tokenBalance(conn, mint, fx.client.address)).toBe(fx.funds)
     const job = await kiln.watch(jobId, {
       onState: (j) => { states.push(j.state) },
       onLocked: (_sig, j) => {
@@ -51,13 +43,13 @@ describe('a first job, end to end', () => {
 
     // The receipt is signed by the provider that ran it and names the output we download.
     const provider = job.provider as Address
-    expect(net.providers.map((p) => p.info.address)).toContain(provider)
+    expect(fx.net.providers.map((p) => p.info.address)).toContain(provider)
     const receipt = open(job.receipt, { kind: Kind.receipt, schema: ResultReceipt, signer: provider, now: job.receipt!.issuedAt + 1 }).payload
     expect(receipt.status).toBe('succeeded')
     expect(receipt.exitCode).toBe(0)
     const tar = await kiln.download(job.outputDigest!)
     expect(sha256Hex(tar)).toBe(receipt.outputDigest)
-    const dir = join(net.dataDir, 'client-out')
+    const dir = join(fx.net.dataDir, 'client-out')
     expect((await unpackOutput(tar, dir)).files).toBe(2)
     expect(JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'))).toMatchObject({ n: 128 })
     expect(readFileSync(join(dir, 'result.npy')).subarray(1, 6).toString()).toBe('NUMPY')
@@ -68,7 +60,7 @@ describe('a first job, end to end', () => {
     expect(paid).toBeGreaterThan(0)
     expect(paid + refunded).toBe(job.lock!.amount)
     expect(await tokenBalance(conn, mint, provider)).toBe(paid)
-    expect(await tokenBalance(conn, mint, client.address)).toBe(FUNDS - paid)
+    expect(await tokenBalance(conn, mint, fx.client.address)).toBe(fx.funds - paid)
     expect(vault).toBe(job.lock!.vault)
     expect(await conn.getAccountInfo(new PublicKey(vault!))).toBeNull()
     expect(await vaultDuringRun).toBe(job.lock!.amount)
@@ -77,9 +69,9 @@ describe('a first job, end to end', () => {
   })
 
   it('refunds the client in full when the image does not exist', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
-    const conn = new Connection(net.rpcUrl, 'confirmed')
-    const before = await tokenBalance(conn, net.mint as Address, client.address)
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
+    const conn = new Connection(fx.net.rpcUrl, 'confirmed')
+    const before = await tokenBalance(conn, fx.net.mint as Address, fx.client.address)
     const { jobId } = await kiln.submit({ image: 'kiln/does-not-exist:1', maxPricePerHour: 1_000_000, timeoutSec: 60 })
     const job = await kiln.watch(jobId)
     expect(job.state).toBe('failed')
@@ -88,18 +80,18 @@ describe('a first job, end to end', () => {
     expect(job.paidToProvider).toBe(0)
     expect(job.refundedToClient).toBe(job.lock!.amount)
     expect(job.settlementSignature).toBeTruthy()
-    expect(await tokenBalance(conn, net.mint as Address, client.address)).toBe(before)
+    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(before)
     expect(await conn.getAccountInfo(new PublicKey(job.lock!.vault))).toBeNull()
   })
 
   it('rejects a malformed spec naming the field, and a client without funds, before queueing', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const before = (await kiln.list({ limit: 500 })).length
     await expect(kiln.submit({ image: 'kiln/matmul:1', maxPricePerHour: 1_000_000, resources: { memoryMb: 1 } }))
       .rejects.toMatchObject({ kind: 'PAYLOAD_INVALID', context: { issues: [expect.objectContaining({ path: 'resources.memoryMb' })] } })
-    const poor = createKilnClient({ url: net.api, identity: Identity.generate() })
+    const poor = createKilnClient({ url: fx.net.api, identity: Identity.generate() })
     await expect(poor.submit({ image: 'kiln/matmul:1', maxPricePerHour: 1_000_000 })).rejects.toMatchObject({ kind: 'INSUFFICIENT_FUNDS' })
     expect((await kiln.list({ limit: 500 })).length).toBe(before)
-    expect(existsSync(net.dataDir)).toBe(true)
+    expect(existsSync(fx.net.dataDir)).toBe(true)
   })
 })

@@ -1,30 +1,23 @@
 import { execFileSync } from 'node:child_process'
 import { Connection, PublicKey } from '@solana/web3.js'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { tokenBalance } from '@kiln/escrow'
-import { Identity, type Address } from '@kiln/protocol'
+import type { Address } from '@kiln/protocol'
 import { createKilnClient, type JobDetails } from '@kiln/sdk'
-import { startNetwork, type Network } from '../support/network.ts'
+import { useNetwork } from '../support/use-network.ts'
 
 /** A provider process killed mid-job: the job runs again elsewhere and the client pays once. */
 describe('provider lost mid-job', () => {
-  let net: Network
-  const client = Identity.generate()
-  const FUNDS = 5_000_000
-  beforeAll(async () => {
-    net = await startNetwork({ providers: 2 })
-    await net.fund(client.address, { lamports: 2_000_000_000, tokens: FUNDS })
-  })
+  const fx = useNetwork({ providers: 2 })
   afterAll(async () => {
-    await net?.stop()
     // The killed provider could not clean up its container; remove what it left.
     const left = execFileSync('docker', ['ps', '-aq', '--filter', 'label=kiln.managed=1']).toString().split('\n').filter(Boolean)
     if (left.length) execFileSync('docker', ['rm', '-f', ...left])
   })
 
   it('refunds the first vault with the client\'s co-signature, re-places the job, and pays only the second provider', async () => {
-    const kiln = createKilnClient({ url: net.api, identity: client })
-    const conn = new Connection(net.rpcUrl, 'confirmed')
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
+    const conn = new Connection(fx.net.rpcUrl, 'confirmed')
     const { jobId } = await kiln.submit({
       image: 'kiln/busybox:1', command: ['sh', '-c', 'echo started; sleep 4; echo finished > /out/result.txt'],
       resources: { cpu: 1, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 60,
@@ -36,7 +29,7 @@ describe('provider lost mid-job', () => {
       onState: (j: JobDetails) => {
         if (j.state === 'running' && !killed) {
           killed = j.provider!
-          net.providers.find((p) => p.info.address === killed)!.child.kill('SIGKILL')
+          fx.net.providers.find((p) => p.info.address === killed)!.child.kill('SIGKILL')
         }
       },
     })
@@ -50,9 +43,9 @@ describe('provider lost mid-job', () => {
     for (const v of vaults) expect(await conn.getAccountInfo(new PublicKey(v))).toBeNull()
     const paid = job.paidToProvider!
     expect(paid).toBeGreaterThan(0)
-    expect(await tokenBalance(conn, net.mint as Address, client.address)).toBe(FUNDS - paid)
-    expect(await tokenBalance(conn, net.mint as Address, killed as Address)).toBe(0)
-    expect(await tokenBalance(conn, net.mint as Address, job.provider as Address)).toBe(paid)
+    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - paid)
+    expect(await tokenBalance(conn, fx.net.mint as Address, killed as Address)).toBe(0)
+    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(paid)
     const events = (await kiln.get(jobId)).events.map((e) => e.reason).join('\n')
     expect(events).toMatch(/placing the job again/)
   })

@@ -1,24 +1,17 @@
 import { Connection } from '@solana/web3.js'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { openDb, settlements } from '@kiln/db'
 import { tokenBalance } from '@kiln/escrow'
-import { Identity, type Address } from '@kiln/protocol'
+import type { Address } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
-import { startNetwork, type Network } from '../support/network.ts'
+import { useNetwork } from '../support/use-network.ts'
 
 /** Three coordinator processes on one Redis and one Postgres: no job dispatched twice, none lost. */
 describe('scale-out: three coordinators', () => {
-  let net: Network
-  const client = Identity.generate()
-  const FUNDS = 20_000_000
-  beforeAll(async () => {
-    net = await startNetwork({ providers: 2, marketplaces: 3 })
-    await net.fund(client.address, { lamports: 5_000_000_000, tokens: FUNDS })
-  }, 240_000)
-  afterAll(async () => { await net?.stop() })
+  const fx = useNetwork({ providers: 2, marketplaces: 3 }, 20_000_000)
 
   it('runs every job exactly once, whichever coordinator took it', async () => {
-    const kilns = net.apis.map((url) => createKilnClient({ url, identity: client }))
+    const kilns = fx.net.apis.map((url) => createKilnClient({ url, identity: fx.client }))
     const ids: string[] = []
     for (let i = 0; i < 9; i++) {
       const { jobId } = await kilns[i % kilns.length]!.submit({ image: 'kiln/matmul:1', command: ['48'], maxPricePerHour: 1_000_000, timeoutSec: 30 })
@@ -27,7 +20,7 @@ describe('scale-out: three coordinators', () => {
     // Each job is followed through a different coordinator than the one that took it.
     const jobs = await Promise.all(ids.map((id, i) => kilns[(i + 1) % kilns.length]!.watch(id)))
     expect(jobs.map((j) => j.state)).toEqual(ids.map(() => 'done'))
-    const { db, close } = await openDb({ databaseUrl: net.databaseUrl! })
+    const { db, close } = await openDb({ databaseUrl: fx.net.databaseUrl! })
     try {
       const rows = await db.select().from(settlements)
       for (const j of jobs) {
@@ -40,7 +33,7 @@ describe('scale-out: three coordinators', () => {
       await close()
     }
     const paid = jobs.reduce((n, j) => n + j.paidToProvider!, 0)
-    const conn = new Connection(net.rpcUrl, 'confirmed')
-    expect(await tokenBalance(conn, net.mint as Address, client.address)).toBe(FUNDS - paid)
+    const conn = new Connection(fx.net.rpcUrl, 'confirmed')
+    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - paid)
   })
 })

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
+import { launchChromium } from '../support/browser.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetwork, type Network } from '../support/network.ts'
 
@@ -13,10 +14,7 @@ describe('marketplace web app', () => {
   beforeAll(async () => {
     if (!existsSync(join(ROOT, 'apps/marketplace/.next/BUILD_ID'))) throw new Error('web app not built: run npm run setup (or npm run build -w @kiln/marketplace)')
     net = await startNetwork({ providers: 2, web: true })
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
+    browser = await launchChromium()
   })
   afterAll(async () => {
     await browser?.close()

@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Dockerode from 'dockerode'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
+import { launchChromium } from '../../../test/support/browser.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Identity } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
@@ -36,10 +37,7 @@ describe('provider daemon', () => {
     writeFileSync(join(p0Data, 'config.json'), JSON.stringify({ nvidiaSmi: smi.path, pollSec: 0.3, autoResumeIdleSec: 1, dashboardPort: 0 }))
     net = await startNetwork({ providers: 1, dataDir })
     p0 = net.providers[0]!
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    })
+    browser = await launchChromium()
   })
   afterAll(async () => {
     await browser?.close()
