@@ -64,6 +64,9 @@ describe('a first job, end to end', () => {
     expect(vault).toBe(job.lock!.vault)
     expect(await conn.getAccountInfo(new PublicKey(vault!))).toBeNull()
     expect(await vaultDuringRun).toBe(job.lock!.amount)
+    // The verified receipt raised the provider's reputation above a newcomer's 0.5.
+    const listed = (await kiln.providers()).find((p) => p.address === provider)
+    expect(listed?.reputation).toBeGreaterThan(0.5)
     const tx = await conn.getSignatureStatuses([job.settlementSignature!])
     expect(tx.value[0]?.err ?? null).toBeNull()
   })

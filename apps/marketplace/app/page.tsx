@@ -42,7 +42,7 @@ export default function Home() {
       <section>
         <h2>Providers</h2>
         <table data-testid="providers">
-          <thead><tr><th>provider</th><th>region</th><th>hardware</th><th>price / h</th><th>load</th><th>state</th></tr></thead>
+          <thead><tr><th>provider</th><th>region</th><th>hardware</th><th>price / h</th><th>reputation</th><th>load</th><th>state</th></tr></thead>
           <tbody>
             {providers.map((p) => (
               <tr key={p.address}>
@@ -50,6 +50,7 @@ export default function Home() {
                 <td>{p.region}</td>
                 <td>{p.hardware.gpus.length ? p.hardware.gpus.map((g) => `${g.model} ${Math.round(g.vramMb / 1024)} GiB`).join(', ') : 'CPU only'} · {p.hardware.cpuCores} cores · {(p.hardware.memoryMb / 1024).toFixed(0)} GiB</td>
                 <td>{money(p.pricePerHour)}</td>
+                <td title="from signed receipts, decaying with time; 0.50 for a newcomer">{p.reputation.toFixed(2)}</td>
                 <td><div className="bar" title={`${p.free.cpu} of ${p.hardware.cpuCores} cores free`}><span style={{ width: `${Math.round(100 * (1 - p.free.cpu / Math.max(1, p.hardware.cpuCores)))}%` }} /></div></td>
                 <td className={p.available ? 'ok' : 'muted'}>{p.available ? 'available' : (p.reason ?? 'busy')}</td>
               </tr>

@@ -91,4 +91,8 @@ ALTER TABLE settlements ADD PRIMARY KEY (job_id, attempt, action)`,
     id: 3,
     sql: `ALTER TABLE jobs ADD COLUMN cancel_requested_at bigint`,
   },
+  {
+    id: 4,
+    sql: `ALTER TABLE providers ADD COLUMN reputation jsonb`,
+  },
 ]

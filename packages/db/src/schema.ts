@@ -88,6 +88,8 @@ export const providers = pgTable('providers', {
   jobsFailed: integer('jobs_failed').notNull().default(0),
   earned: bigint('earned', { mode: 'number' }).notNull().default(0),
   containerSeconds: doublePrecision('container_seconds').notNull().default(0),
+  /** Decayed evidence from signed receipts (the verifier's ReputationState). */
+  reputation: jsonb('reputation').$type<Record<string, unknown>>(),
 })
 
 export const settlements = pgTable('settlements', {

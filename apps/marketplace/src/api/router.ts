@@ -35,7 +35,7 @@ const networkRouter = {
   providers: procedure.query(({ ctx }) => ctx.coordinator.inventory.list().map((p) => ({
     address: p.address, region: p.advert.region, pricePerHour: p.advert.pricePerHour, available: p.advert.available,
     reason: p.advert.reason ?? null, hardware: p.advert.hardware, free: p.advert.free, version: p.advert.version,
-    lastSeen: p.lastSeen, expiresAt: p.expiresAt,
+    lastSeen: p.lastSeen, expiresAt: p.expiresAt, reputation: ctx.coordinator.reputation.get(p.address) ?? 0.5,
   }))),
 } satisfies TRPCRouterRecord
 

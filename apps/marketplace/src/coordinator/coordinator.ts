@@ -3,12 +3,13 @@ import { NonceCache } from '@kiln/protocol'
 import { createJobStore, createMatchingEngine } from '@kiln/scheduler'
 import { dispatch, lockTimeout, placementPass } from './dispatch.ts'
 import { Inventory } from './inventory.ts'
+import { loadReputations } from './reputation.ts'
 import { resync } from './service.ts'
 import { reconcile } from './reconcile.ts'
 import { settle } from './settle.ts'
 import type { CoordinatorContext } from './types.ts'
 
-export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement' | 'engine'>
+export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement' | 'engine' | 'reputation'>
 
 export interface Coordinator {
   ctx: CoordinatorContext
@@ -30,6 +31,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     active: new Set(),
     placement: { running: false, again: false, positions: new Map(), avgRunMs: 60_000, reserved: new Map() },
     engine: createMatchingEngine({ maxActiveJobs: 1 }),
+    reputation: new Map(),
   }
   const offs: (() => void)[] = []
   let pruneTimer: NodeJS.Timeout | undefined
@@ -39,10 +41,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   return {
     ctx,
     async start() {
+      await loadReputations(ctx)
       offs.push(ctx.mesh.onAdvert(({ advert, signer, expiresAt, receivedAt }) => {
         const before = ctx.inventory.get(signer)
         if (!ctx.inventory.upsert(signer, advert, expiresAt, receivedAt)) return
-        ctx.engine.upsert({ address: signer, advert })
+        ctx.engine.upsert({ address: signer, advert, reputation: ctx.reputation.get(signer) ?? 0.5 })
         // A provider that came online or became free may take a queued job.
         if (advert.available && !before?.available) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
         void ctx.db.insert(providers).values({ address: signer, advert, firstSeen: receivedAt, lastSeen: receivedAt, expiresAt })

@@ -1,5 +1,7 @@
 import type { KilnError } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
+import type { Address } from '@kiln/protocol'
+import { recordOutcome } from './reputation.ts'
 import type { CoordinatorContext } from './types.ts'
 
 /** Failures where another provider may well succeed: the job is refunded and placed again. */
@@ -19,5 +21,9 @@ export async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): 
     error: requeue ? null : { code: e.code, kind: e.kind, message: e.message },
     excluded: job.provider && EXCLUDE.has(e.kind) ? [...new Set([...job.excluded, job.provider])] : job.excluded,
   }, { code: e.code })
+  if (moved && job.provider && EXCLUDE.has(e.kind)) {
+    // Losing a run it had accepted counts against the provider.
+    await recordOutcome(ctx, job.provider as Address, { kind: 'failed', at: Date.now() }).catch(() => {})
+  }
   if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
 }

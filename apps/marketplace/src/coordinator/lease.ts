@@ -1,7 +1,8 @@
 import type { Channel } from '@kiln/mesh'
 import { isKilnError, Kind, KilnError, KilnErrorCode, leaseCost, OUTPUT_CHUNK_BYTES, parseOrThrow, Protocol, ProviderFrame, seal, type Address, type Lease, type ResultReceipt } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
-import { checkReceipt } from '@kiln/verifier'
+import { checkReceipt, eventFromReceipt } from '@kiln/verifier'
+import { recordOutcome } from './reputation.ts'
 import { failRun } from './lease-outcome.ts'
 import { vaultKey, type CoordinatorContext } from './types.ts'
 
@@ -115,6 +116,8 @@ export async function finishRun(ctx: CoordinatorContext, job: Job, receipt: Resu
   const providerFault = receipt.error && PROVIDER_FAULTS.has(kindOf(receipt.error.code))
   const pay = providerFault || receipt.startedAt === null ? 0 : leaseCost(job.pricePerHour ?? 0, receipt.containerSeconds, lock)
   const error = receipt.status === 'failed' ? { code: receipt.error?.code ?? 'KILN_5002', kind: kindOf(receipt.error?.code ?? 'KILN_5002'), message: receipt.error?.message ?? `exit code ${receipt.exitCode}` } : null
+  await recordOutcome(ctx, job.provider as Address, eventFromReceipt(receipt), { earned: pay, containerSeconds: receipt.containerSeconds })
+    .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not record the provider\'s reputation'))
   if (receipt.startedAt !== null) {
     const ran = receipt.endedAt - receipt.startedAt
     ctx.placement.avgRunMs = Math.round(ctx.placement.avgRunMs * 0.8 + ran * 0.2)

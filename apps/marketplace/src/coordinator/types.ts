@@ -24,6 +24,8 @@ export interface CoordinatorConfig {
 
 /** Everything the coordinator's parts share; built once by the app in one place. */
 export interface CoordinatorContext {
+  /** Reputation score (0..1) per provider, from signed receipts; 0.5 for the unknown. */
+  reputation: Map<string, number>
   /** The indexed matching engine, fed by adverts. */
   engine: MatchingEngine
   db: Db
