@@ -102,8 +102,11 @@ export function createKilnClient(init: KilnClientInit) {
       for (;;) {
         if (h.signal?.aborted) throw new KilnError('JOB_WRONG_STATE', 'stopped watching')
         let job: JobDetails
+        let lines: LogLine[]
         try {
           job = await client.get(jobId)
+          // Logs first, then the state: what the job printed comes before what became of it.
+          lines = await client.logs(jobId, lastLog)
           downSince = undefined
         } catch (e) {
           // The marketplace restarting is not the job failing: keep asking for a while.
@@ -113,6 +116,8 @@ export function createKilnClient(init: KilnClientInit) {
           await new Promise((r) => setTimeout(r, 500))
           continue
         }
+        for (const l of lines) h.onLog?.(l)
+        if (lines.length) lastLog = lines[lines.length - 1]!.seq
         if (job.state !== lastState) {
           lastState = job.state
           h.onState?.(job)
@@ -126,9 +131,6 @@ export function createKilnClient(init: KilnClientInit) {
           cosigned = job.pendingCosign.transaction
           await client.cosignRefund(job).catch((e: unknown) => h.onCosignError?.(e))
         }
-        const lines = await client.logs(jobId, lastLog)
-        for (const l of lines) h.onLog?.(l)
-        if (lines.length) lastLog = lines[lines.length - 1]!.seq
         if (TERMINAL_STATES.includes(job.state) && lines.length === 0) return job
         await new Promise((r) => setTimeout(r, h.pollMs ?? 300))
       }
