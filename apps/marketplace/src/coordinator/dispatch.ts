@@ -86,7 +86,7 @@ async function placeOn(ctx: CoordinatorContext, job: Job, provider: Address, pri
   return 'placed'
 }
 
-/** The durable nudge behind a submit or a re-queue: run a placement pass. */
+/** The durable 'dispatch' task (queued by tools and older coordinators): run a placement pass. */
 export async function dispatch(ctx: CoordinatorContext, _jobId: string): Promise<TaskOutcome> {
   await placementPass(ctx)
   return { done: true }

@@ -66,4 +66,3 @@ export function runDeadline(timeoutSec: number, now = Date.now()): number {
   return now + (timeoutSec + 90) * 1000
 }
 
-export type { Address }
