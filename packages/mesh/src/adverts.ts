@@ -1,5 +1,6 @@
 import { CapacityAdvert, Kind, NonceCache, isKilnError, open, type Address } from '@kiln/protocol'
 import { advertPeerAddress } from './ids.ts'
+import { MAX_ADVERT_BYTES } from './types.ts'
 
 /** Why an advert from the network was dropped; each is counted in `stats.advertsDropped`. */
 export const DROP_REASONS = ['too_large', 'bad_signature', 'expired', 'not_yet_valid', 'replayed', 'malformed', 'stale_seq', 'peer_mismatch'] as const
@@ -20,6 +21,16 @@ export type GateResult =
   // expired in transit or that we have already seen by another path.
   | { ok: false; reason: DropReason; penalise: boolean }
 
+/** The checks a node runs on every advert from the network, with its own replay and seq memory. */
+export interface AdvertValidator {
+  check(data: Uint8Array, now?: number): GateResult
+}
+
+/** The advert gate a mesh node uses, on its own: for tools and benchmarks that verify adverts. */
+export function createAdvertGate(maxBytes = MAX_ADVERT_BYTES): AdvertValidator {
+  return new AdvertGate(maxBytes)
+}
+
 /** The most sequence numbers we remember; past this, entries whose advert expired are pruned. */
 const MAX_TRACKED_SIGNERS = 100_000
 
@@ -28,7 +39,7 @@ const MAX_TRACKED_SIGNERS = 100_000
  * (signature, time window, replay, schema), then that the signer is the advertised peer and
  * that its sequence number moved forward. Never throws.
  */
-export class AdvertGate {
+export class AdvertGate implements AdvertValidator {
   readonly #maxBytes: number
   readonly #nonces = new NonceCache(200_000)
   readonly #seq = new Map<Address, { seq: number; expiresAt: number }>()

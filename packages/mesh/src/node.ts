@@ -1,22 +1,22 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { CapacityAdvert, KilnError, Kind, parseOrThrow, seal, type Address } from '@kiln/protocol'
 import { AdvertGate, DROP_REASONS, type AdvertEvent, type DropReason } from './adverts.ts'
 import { FramedChannel, type Channel } from './channel.ts'
 import { namedPeer, parseAddrs } from './addrs.ts'
 import { addressToPeerId, advertPeerAddress, libp2pPrivateKey, peerIdToAddress } from './ids.ts'
+import { PeerKeeper } from './keeper.ts'
 import { buildLibp2p, type KilnLibp2p } from './libp2p.ts'
+import { LivenessMonitor } from './liveness.ts'
+import { AdvertPush } from './push.ts'
 import {
   ADVERT_TOPIC, DEFAULT_ADVERT_TTL_MS, DEFAULT_MAX_FRAME_BYTES, MAX_ADVERT_BYTES,
   type MeshInit, type MeshLogger, type MeshNode, type MeshStats, type OpenOptions,
 } from './types.ts'
 
-/** Discovered peers are dialled while we have fewer connections than this. */
-const DIAL_DISCOVERED_BELOW = 16
-/** Below this many connections the bootstrap list is dialled again. */
-const MIN_PEERS = 4
-const MAINTAIN_EVERY_MS = 3_000
+/** A hung peer is dropped ~3 s after its last beat; see LivenessInit. */
+const DEFAULT_BEAT_INTERVAL_MS = 1_000
+const DEFAULT_SILENCE_TIMEOUT_MS = 3_000
 
 const silent: MeshLogger = { info() {}, warn() {} }
 
@@ -38,9 +38,10 @@ class KilnMeshNode implements MeshNode {
   readonly #advertCbs = new Set<(ev: AdvertEvent) => void>()
   readonly #disconnectCbs = new Set<(a: Address) => void>()
   readonly #handlers = new Map<string, (ch: Channel) => Promise<void>>()
-  readonly #dialling = new Set<string>()
   #node: KilnLibp2p | undefined
-  #timer: ReturnType<typeof setInterval> | undefined
+  #push: AdvertPush | undefined
+  #liveness: LivenessMonitor | undefined
+  #keeper: PeerKeeper | undefined
   #running = false
 
   constructor(init: MeshInit) {
@@ -69,16 +70,26 @@ class KilnMeshNode implements MeshNode {
       bootstrap: this.#bootstrap,
     })
     this.#node = node
+    const push = new AdvertPush(node, (data) => this.#validate(data), () => { this.stats.advertsDropped.too_large += 1 }, this.#log)
+    this.#push = push
     node.services.pubsub.topicValidators.set(ADVERT_TOPIC, (_from, msg) => this.#validate(msg.data))
-    node.addEventListener('peer:discovery', (evt) => this.#dialDiscovered(evt.detail.id))
     node.addEventListener('peer:disconnect', (evt) => this.#peerGone(evt.detail))
+    const beatMs = this.#init.liveness?.intervalMs ?? DEFAULT_BEAT_INTERVAL_MS
+    const liveness = new LivenessMonitor(node, {
+      intervalMs: beatMs,
+      // At least two beats must go missing before a peer counts as hung.
+      timeoutMs: Math.max(2 * beatMs, this.#init.liveness?.timeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS),
+    }, this.#log)
     try {
       for (const [protocol, handler] of this.#handlers) await this.#register(protocol, handler)
+      await push.start()
+      await liveness.register()
       await node.start()
       node.services.pubsub.subscribe(ADVERT_TOPIC)
     } catch (err) {
       // E.g. the listen port is taken: leave the node startable again once that is fixed.
       this.#node = undefined
+      this.#push = undefined
       try {
         await node.stop()
       } catch {
@@ -87,15 +98,21 @@ class KilnMeshNode implements MeshNode {
       throw err
     }
     this.#running = true
-    this.#timer = setInterval(() => this.#maintain(), MAINTAIN_EVERY_MS)
-    this.#timer.unref()
+    this.#liveness = liveness
+    liveness.start()
+    this.#keeper = new PeerKeeper(node, this.#self, this.#bootstrap, this.#log)
+    this.#keeper.start()
     this.#log.info(`mesh node ${this.address} listening on ${this.multiaddrs().join(', ')}`)
   }
 
   async stop(): Promise<void> {
     this.#running = false
-    if (this.#timer !== undefined) clearInterval(this.#timer)
-    this.#timer = undefined
+    this.#keeper?.stop()
+    this.#keeper = undefined
+    this.#liveness?.stop()
+    this.#liveness = undefined
+    this.#push?.stop()
+    this.#push = undefined
     const node = this.#node
     this.#node = undefined
     await node?.stop()
@@ -120,11 +137,13 @@ class KilnMeshNode implements MeshNode {
         issues: [{ path: 'peerId', message: 'not this node', expected: this.peerId }],
       })
     }
-    const bytes = new TextEncoder().encode(JSON.stringify(seal(this.#init.identity, Kind.advert, advert, { ttlMs: this.#ttl })))
+    const envelope = seal(this.#init.identity, Kind.advert, advert, { ttlMs: this.#ttl })
+    const bytes = new TextEncoder().encode(JSON.stringify(envelope))
     if (bytes.byteLength > MAX_ADVERT_BYTES) {
       throw new KilnError('ENVELOPE_TOO_LARGE', `sealed advert is ${bytes.byteLength} bytes; the limit is ${MAX_ADVERT_BYTES}`, { size: bytes.byteLength, maxBytes: MAX_ADVERT_BYTES })
     }
     await this.publishRaw(bytes)
+    this.#push?.published(bytes, envelope.expiresAt)
   }
 
   async publishRaw(data: Uint8Array): Promise<void> {
@@ -215,35 +234,6 @@ class KilnMeshNode implements MeshNode {
       })
     }
     return TopicValidatorResult.Accept
-  }
-
-  /** Dialling what we discover is what turns a star around the bootstrap nodes into a mesh. */
-  #dialDiscovered(peer: PeerId): void {
-    const node = this.#node
-    if (node === undefined || !this.#running || peer.equals(this.#self)) return
-    if (node.getConnections(peer).length > 0 || node.getConnections().length >= DIAL_DISCOVERED_BELOW) return
-    this.#dial(node, peer)
-  }
-
-  #dial(node: KilnLibp2p, target: PeerId | Multiaddr): void {
-    const key = target.toString()
-    if (this.#dialling.has(key)) return
-    this.#dialling.add(key)
-    node.dial(target)
-      // Info, not warn: stale addresses from the DHT make failed dials routine.
-      .catch((err: Error) => this.#log.info(`dial ${key} failed: ${err.message}`))
-      .finally(() => this.#dialling.delete(key))
-  }
-
-  /** @libp2p/bootstrap dials once; a node that started before its bootstrap peers tries again. */
-  #maintain(): void {
-    const node = this.#node
-    if (node === undefined || !this.#running || node.getPeers().length >= MIN_PEERS) return
-    for (const a of this.#bootstrap) {
-      const id = namedPeer(a)
-      if (id !== undefined && node.getPeers().some((p) => p.toString() === id)) continue
-      this.#dial(node, multiaddr(a)) // parses: the constructor checked every entry
-    }
   }
 
   #peerGone(peer: PeerId): void {

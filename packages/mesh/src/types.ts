@@ -6,6 +6,10 @@ import type { Channel } from './channel.ts'
 export const ADVERT_TOPIC = 'kiln/adverts/1'
 /** Our own DHT, kept apart from the public IPFS DHT so that only Kiln nodes fill its tables. */
 export const DHT_PROTOCOL = '/kiln/kad/1.0.0'
+/** One-frame stream that hands a peer our current advert when gossip cannot reach it yet. */
+export const ADVERT_PUSH_PROTOCOL = '/kiln/advert-push/1.0.0'
+/** One long-lived stream per connection and side, carrying 1-byte beats; silence means hung. */
+export const LIVENESS_PROTOCOL = '/kiln/alive/1.0.0'
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
 export const DEFAULT_ADVERT_TTL_MS = 30_000
 /** An advert is a few hundred bytes; anything far bigger is dropped before it is parsed. */
@@ -27,7 +31,21 @@ export interface MeshInit {
   maxFrameBytes?: number
   /** Lifetime of the adverts this node publishes; default 30 s. */
   advertTtlMs?: number
+  /** How fast a peer that stopped answering (hung, not closed) is dropped. */
+  liveness?: LivenessInit
   logger?: MeshLogger
+}
+
+export interface LivenessInit {
+  /** Each side of a connection sends a 1-byte beat this often; default 1 s. */
+  intervalMs?: number
+  /**
+   * A connection whose peer sent nothing for this long (not counting time our own event loop
+   * was stalled) is closed; default 3 s, at least twice the interval. Raised for a peer whose
+   * beats have been arriving late or irregularly (up to 4x), so that a busy but live peer is
+   * not cut off.
+   */
+  timeoutMs?: number
 }
 
 export interface MeshStats {
