@@ -15,6 +15,7 @@
  */
 import { JobSpec, type Address, type CapacityAdvert } from '@kiln/protocol'
 import { createFairQueue, createMatchingEngine, type PlaceOptions, type ProviderInput } from '@kiln/scheduler'
+import { mulberry32 } from '../test/support/prng.ts'
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 100_000)
 const SEED = Number(process.env.BENCH_SEED ?? 42)
@@ -27,14 +28,7 @@ const SAMPLE_EVERY: Record<number, number> = {
 const RETRY_EVERY = 256
 
 function prng(seed: number) {
-  let s = seed >>> 0
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const rand = mulberry32(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
   const weighted = <T extends { w: number }>(xs: readonly T[]): T => {
     let x = rand() * xs.reduce((a, b) => a + b.w, 0)

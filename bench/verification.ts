@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto'
 import { decideSpotCheck, guarantee, tally } from '@kiln/verifier'
+import { mulberry32 } from '../test/support/prng.ts'
 
 const SEED = Number(process.env.BENCH_SEED ?? 20_240_601)
 const PROVIDERS = Number(process.env.BENCH_PROVIDERS ?? 1_000)
@@ -18,16 +19,7 @@ const CHEATER_SHARE = 0.1
 const CHEAT_PROBABILITY = 0.5
 const K = 20
 
-/** mulberry32: small, fast, and the same sequence everywhere for a seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = Math.imul(s ^ (s >>> 15), s | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 /** Job length: log-normal, median 5 minutes, from seconds to the hour cap. */
 function duration(rand: () => number): number {

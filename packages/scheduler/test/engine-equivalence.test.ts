@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { JobSpec, type Address, type CapacityAdvert } from '@kiln/protocol'
 import { createMatchingEngine, type MatchingEngine, type PlaceOptions, type ProviderInput } from '../src/index.ts'
+import { mulberry32 } from '../../../test/support/prng.ts'
 
 /**
  * The index must never change the answer: for random providers, jobs and events, the indexed
@@ -69,15 +70,7 @@ describe('indexed engine vs scan of every provider', () => {
 })
 
 function setup(seed: number, alike: boolean) {
-  // mulberry32: small, seeded, good enough to pick test cases.
-  let s = seed >>> 0
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const rand = mulberry32(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
   const gpuKinds: [string, number][] = [['NVIDIA GeForce RTX 4090', 24_564], ['NVIDIA A100-SXM4-80GB', 81_920], ['NVIDIA L4', 23_034]]
   const regions = ['eu-west', 'us-east', 'ap-south']

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { deflateSync, crc32 } from 'node:zlib'
 import { packCanonicalTar } from '@kiln/artifacts'
+import { mulberry32 } from '../../../../test/support/prng.ts'
 
 /** Writes `files` into a fresh directory and packs it exactly as a provider does. */
 export async function packOutputs(files: Record<string, Uint8Array | string>): Promise<Buffer> {
@@ -120,13 +121,4 @@ export function encodePpm(img: Pixels, comment = true): Buffer {
 }
 
 /** A seeded PRNG for noise, so tests are reproducible. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const rng = mulberry32
