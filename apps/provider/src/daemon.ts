@@ -6,7 +6,8 @@ import { KilnError, NonceCache, Protocol, type Address, type CapacityAdvert, typ
 import { availability, foreignProcesses, overrideAutoPause, processLabel, resumesAt, stepAutoPause, type AutoPause } from './gamer.ts'
 import { queryComputeApps, queryGpus, type GpuProcess, type GpuStatus } from './hardware.ts'
 import { serveResult } from './result-stream.ts'
-import { serveJob, type Logger } from './job-stream.ts'
+import { serveJob } from './job-stream.ts'
+import type { Logger } from './log.ts'
 import { JobJournal } from './jobs.ts'
 import { acceptLease, type LockChecker } from './leases.ts'
 import { LogRing } from './log-ring.ts'
@@ -15,7 +16,7 @@ import type { DockerRuntime } from './runtime/index.ts'
 import { serveSettle } from './settle.ts'
 import { advertView, earningsSummary, jobView, type EarningsView, type JobView, type StatusView } from './views.ts'
 
-export type { Logger } from './job-stream.ts'
+export type { Logger } from './log.ts'
 
 export interface ProviderInit {
   identity: Identity

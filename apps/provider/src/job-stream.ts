@@ -5,13 +5,10 @@ import {
   CoordinatorFrame, isKilnError, Kind, KilnError, OUTPUT_CHUNK_BYTES, parseOrThrow, seal, type Identity, type Lease, type WireError,
 } from '@kiln/protocol'
 import type { JobJournal } from './jobs.ts'
+import type { Logger } from './log.ts'
 import { receiptOf } from './receipts.ts'
 import type { DockerRuntime, RunResult } from './runtime/index.ts'
 
-export interface Logger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-}
 
 /** What the job protocol needs from the daemon: the decision, and hooks to keep its state. */
 export interface JobStreamContext {

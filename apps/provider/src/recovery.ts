@@ -3,12 +3,9 @@ import { join } from 'node:path'
 import type { Address } from '@kiln/protocol'
 import type { JobJournal, JobRecord } from './jobs.ts'
 import { receiptOf } from './receipts.ts'
+import type { Logger } from './log.ts'
 import type { DockerRuntime, Leftover } from './runtime/index.ts'
 
-export interface RecoveryLogger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-}
 
 export interface RecoveryInit {
   journal: JobJournal
@@ -16,7 +13,7 @@ export interface RecoveryInit {
   provider: Address
   /** Where packed outputs of results that were never delivered are kept. */
   resultsDir: string
-  log: RecoveryLogger
+  log: Logger
   now?: () => number
 }
 

@@ -3,7 +3,8 @@ import { cosignSettlement, decodeSettlement } from '@kiln/escrow'
 import type { Channel } from '@kiln/mesh'
 import { Kind, KilnError, open, SettleRequest, type Address, type Identity, type NonceCache } from '@kiln/protocol'
 import type { JobJournal } from './jobs.ts'
-import { toWire, type Logger } from './job-stream.ts'
+import { toWire } from './job-stream.ts'
+import type { Logger } from './log.ts'
 import { earnedBy } from './receipts.ts'
 
 export interface SettleContext {
