@@ -24,6 +24,8 @@ mkdirSync(dataDir, { recursive: true })
 say(`starting a local network in ${dataDir} (logs in ${join(dataDir, 'logs')})`)
 const net = await startNetwork({
   providers, dataDir, web: webBuilt,
+  // The marketplace's own defaults (tests turn spot-checks off): one job in ten is re-run on the other provider.
+  marketEnv: { KILN_SPOT_CHECK_P: '0.1' },
   onReady: (part, info) => say(`${part.padEnd(12)} ready  ${part === 'devchain' ? `rpc ${String(info.rpcUrl)}  mint ${String(info.mint)}` : part === 'marketplace' ? `api+web ${String(info.api)}  arbiter ${String(info.arbiter)}` : `address ${String(info.address)}`}`),
 })
 const stop = async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { tokenBalance } from '@kiln/escrow'
 import type { Address } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
-import { waitFor } from '../support/network.ts'
+import { PROVIDER_FUNDS, waitFor } from '../support/network.ts'
 import { useNetwork } from '../support/use-network.ts'
 
 /** The coordinator killed mid-run and started again: the job still ends exactly once. */
@@ -28,9 +28,9 @@ describe('coordinator killed mid-flight', () => {
     const tar = await kiln.download(job.outputDigest!)
     expect(tar.byteLength).toBeGreaterThan(0)
     const paid = job.paidToProvider!
-    expect(paid).toBeGreaterThan(0)
+    expect(paid - job.bond!).toBeGreaterThan(0)
     const conn = new Connection(fx.net.rpcUrl, 'confirmed')
-    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - paid)
-    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(paid)
+    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - (job.lock!.amount - job.refundedToClient!))
+    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(PROVIDER_FUNDS + paid - job.bond!)
   })
 })

@@ -36,7 +36,7 @@ describe('faults', () => {
         jobId: 'job_0000000000forged', client: fx.client.address, provider: addr, arbiter: mallory.address,
         spec: JobSpec.parse({ image: 'kiln/busybox:1', command: ['sh', '-c', 'echo pwned > /out/x'], maxPricePerHour: 1 }),
         pricePerHour: 1_000_000, lockAmount: 1, mint: fx.net.mint as Address, multisig: mallory.address, vault: mallory.address,
-        escrowId: 'job_0000000000forgeda1', startBy: Date.now() + 60_000,
+        escrowId: 'job_0000000000forgeda1', startBy: Date.now() + 60_000, bond: 0, feeBps: 0,
       }
       await ch.sendJson(CoordinatorFrame.parse({ t: 'lease', envelope: seal(mallory, Kind.lease, lease) }))
       const reply = ProviderFrame.parse(await ch.nextJson(10_000))
@@ -75,8 +75,11 @@ describe('cancellation', () => {
     await kiln.cancel(jobId)
     const job = await watching
     expect(job.state).toBe('cancelled')
-    expect(job.paidToProvider! + job.refundedToClient!).toBe(job.lock!.amount)
-    expect(job.refundedToClient!).toBeGreaterThan(job.paidToProvider!)
+    // The provider: its seconds less the fee, and its bond back; the client: the rest of its lock.
+    const work = job.paidToProvider! - job.bond! + job.fee!
+    expect(work).toBeGreaterThan(0)
+    expect(work + job.refundedToClient!).toBe(job.lock!.amount)
+    expect(job.refundedToClient!).toBeGreaterThan(work)
     expect(job.settlementSignature).toBeTruthy()
     // Stopped well before its 30 s sleep.
     expect(job.endedAt! - job.startedAt!).toBeLessThan(20_000)

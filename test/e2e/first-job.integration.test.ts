@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { tokenBalance } from '@kiln/escrow'
 import { Identity, Kind, ResultReceipt, open, sha256Hex, type Address } from '@kiln/protocol'
 import { createKilnClient, unpackOutput } from '@kiln/sdk'
+import { PROVIDER_FUNDS } from '../support/network.ts'
 import { useNetwork } from '../support/use-network.ts'
 
 /**
@@ -54,16 +55,23 @@ describe('a first job, end to end', () => {
     expect(JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'))).toMatchObject({ n: 128 })
     expect(readFileSync(join(dir, 'result.npy')).subarray(1, 6).toString()).toBe('NUMPY')
 
-    // Money: the provider got exactly its pro-rata pay, the client the rest; the vault is closed.
+    // Money: the provider got its pro-rata pay less the marketplace fee, and its bond back;
+    // the client the rest of its lock; the fee went to the marketplace; the vault is closed.
     const paid = job.paidToProvider!
     const refunded = job.refundedToClient!
-    expect(paid).toBeGreaterThan(0)
-    expect(paid + refunded).toBe(job.lock!.amount)
-    expect(await tokenBalance(conn, mint, provider)).toBe(paid)
-    expect(await tokenBalance(conn, mint, fx.client.address)).toBe(fx.funds - paid)
+    const bond = job.bond!
+    const fee = job.fee!
+    expect(bond).toBe(10 * job.lock!.amount)
+    expect(paid - bond).toBeGreaterThan(0)
+    expect(fee).toBe(Math.floor(((paid - bond + fee) * 100) / 10_000))
+    expect(paid - bond + fee + refunded).toBe(job.lock!.amount)
+    expect(await tokenBalance(conn, mint, provider)).toBe(PROVIDER_FUNDS + paid - bond)
+    expect(await tokenBalance(conn, mint, fx.client.address)).toBe(fx.funds - (job.lock!.amount - refunded))
+    expect(await tokenBalance(conn, mint, fx.net.arbiter as Address)).toBe(fee)
     expect(vault).toBe(job.lock!.vault)
     expect(await conn.getAccountInfo(new PublicKey(vault!))).toBeNull()
-    expect(await vaultDuringRun).toBe(job.lock!.amount)
+    expect(await vaultDuringRun).toBeGreaterThanOrEqual(job.lock!.amount)
+    expect(await vaultDuringRun).toBeLessThanOrEqual(job.lock!.amount + bond)
     // The verified receipt raised the provider's reputation above a newcomer's 0.5.
     const listed = (await kiln.providers()).find((p) => p.address === provider)
     expect(listed?.reputation).toBeGreaterThan(0.5)
@@ -80,7 +88,9 @@ describe('a first job, end to end', () => {
     expect(job.state).toBe('failed')
     expect(job.error?.kind).toBe('IMAGE_NOT_FOUND')
     expect(job.error?.message).toMatch(/does-not-exist/)
-    expect(job.paidToProvider).toBe(0)
+    // Nothing for the work, the bond back to the provider, everything else to the client.
+    expect(job.paidToProvider).toBe(job.bond)
+    expect(job.fee).toBe(0)
     expect(job.refundedToClient).toBe(job.lock!.amount)
     expect(job.settlementSignature).toBeTruthy()
     expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(before)

@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { tokenBalance } from '@kiln/escrow'
 import type { Address } from '@kiln/protocol'
 import { createKilnClient, type JobDetails } from '@kiln/sdk'
+import { PROVIDER_FUNDS } from '../support/network.ts'
 import { useNetwork } from '../support/use-network.ts'
 
 /** A provider process killed mid-job: the job runs again elsewhere and the client pays once. */
@@ -42,10 +43,11 @@ describe('provider lost mid-job', () => {
     // Both vaults are closed: the first refunded in full, the second paid out.
     for (const v of vaults) expect(await conn.getAccountInfo(new PublicKey(v))).toBeNull()
     const paid = job.paidToProvider!
-    expect(paid).toBeGreaterThan(0)
-    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - paid)
-    expect(await tokenBalance(conn, fx.net.mint as Address, killed as Address)).toBe(0)
-    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(paid)
+    expect(paid - job.bond!).toBeGreaterThan(0)
+    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - (job.lock!.amount - job.refundedToClient!))
+    // The lost provider is paid nothing, and the refund gave its bond back.
+    expect(await tokenBalance(conn, fx.net.mint as Address, killed as Address)).toBe(PROVIDER_FUNDS)
+    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(PROVIDER_FUNDS + paid - job.bond!)
     const events = (await kiln.get(jobId)).events.map((e) => e.reason).join('\n')
     expect(events).toMatch(/placing the job again/)
   })

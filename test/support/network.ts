@@ -20,7 +20,18 @@ export interface NetworkInit {
   marketplaces?: number
   /** Where child processes' stderr goes; default <dataDir>/logs. */
   onReady?: (part: string, info: Record<string, unknown>) => void
+  /** Extra marketplace environment (KILN_SPOT_CHECK_P, KILN_FEE_BPS, ...). */
+  marketEnv?: Record<string, string>
+  /** The script to start provider i with instead of the provider app (a test harness around it). */
+  providerScript?: (i: number) => string | undefined
+  /** Environment for provider i's process. */
+  providerEnv?: (i: number) => Record<string, string>
+  /** Provider i's price per hour, when not pricePerHour. */
+  providerPrice?: (i: number) => number | undefined
 }
+
+/** What each provider's wallet gets at start: SOL for fees and tokens for its bonds. */
+export const PROVIDER_FUNDS = 20_000_000
 
 export interface Proc {
   name: string
@@ -116,6 +127,8 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
       REDIS_URL: redis.url, SOLANA_RPC_URL: rpcUrl, KILN_MINT: mint, KILN_WEB: init.web && i === 0 ? 'on' : 'off',
       KILN_LOCK_WINDOW_MS: String(init.lockWindowMs ?? 30_000), KILN_LOG_LEVEL: 'info', KILN_INSTANCE: String(i),
       KILN_BOOTSTRAP: bootstrap.join(','), ...(pg ? { DATABASE_URL: pg.url } : {}),
+      // No spot-checks unless a test asks: a re-run needs a second provider, which most tests do not start.
+      KILN_SPOT_CHECK_P: '0', ...init.marketEnv,
     })
     const markets: Proc[] = []
     const startMarket = async (i: number, bootstrap: string[]) => {
@@ -135,11 +148,12 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
 
     const providers: Proc[] = []
     const startProvider = async (i: number) => {
-      const p = await spawnPart(`provider-${i}`, 'apps/provider/src/bin.ts', [
+      const p = await spawnPart(`provider-${i}`, init.providerScript?.(i) ?? 'apps/provider/src/bin.ts', [
         'start', '--data', join(dataDir, `provider-${i}`), '--marketplace', arbiter, '--bootstrap', ...meshAddrs,
-        '--rpc', rpcUrl, '--mint', mint, '--price', String(init.pricePerHour ?? 360_000), '--region', 'local',
-      ], {}, logDir)
+        '--rpc', rpcUrl, '--mint', mint, '--price', String(init.providerPrice?.(i) ?? init.pricePerHour ?? 360_000), '--region', 'local',
+      ], init.providerEnv?.(i) ?? {}, logDir)
       procs.push(p)
+      await fund(String(p.info.address), { lamports: 1_000_000_000, tokens: PROVIDER_FUNDS })
       init.onReady?.(`provider-${i}`, p.info)
       return p
     }

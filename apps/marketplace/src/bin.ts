@@ -9,7 +9,7 @@ import { createEscrow } from '@kiln/escrow'
 import { createMeshNode } from '@kiln/mesh'
 import { formatKilnError, isKilnError, loadOrCreateIdentity, type Address } from '@kiln/protocol'
 import { createLifecycleQueues } from '@kiln/scheduler'
-import { createCoordinator, createFileArtifactStore } from './coordinator/index.ts'
+import { createCoordinator, createFileArtifactStore, verificationSecret } from './coordinator/index.ts'
 import { readEnv } from './env.ts'
 import { createHttpServer } from './server.ts'
 
@@ -40,13 +40,23 @@ async function main(): Promise<void> {
   const coordinator = createCoordinator({
     arbiter, mint, connection, db, queues, mesh, artifacts, log,
     escrow: createEscrow({ connection, arbiter, mint }),
-    config: { lockWindowMs: env.KILN_LOCK_WINDOW_MS, providerSilenceMs: 120_000, rematchMs: 1000 },
+    config: {
+      lockWindowMs: env.KILN_LOCK_WINDOW_MS, providerSilenceMs: 120_000, rematchMs: 1000, feeBps: env.KILN_FEE_BPS, rerunWaitMs: env.KILN_RERUN_WAIT_MS,
+      verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO },
+      verifySecret: env.KILN_VERIFY_SECRET ? Buffer.from(env.KILN_VERIFY_SECRET, 'hex') : verificationSecret(arbiter),
+    },
   })
   await coordinator.start()
 
   const web = env.KILN_WEB === 'off' ? undefined : await startWeb(env.KILN_WEB === 'on', log)
   const server = createHttpServer({
-    api: { coordinator: coordinator.ctx, info: { arbiter: arbiter.address, mint, rpcUrl: env.SOLANA_RPC_URL, meshAddrs: mesh.multiaddrs(), version: VERSION } },
+    api: {
+      coordinator: coordinator.ctx,
+      info: {
+        arbiter: arbiter.address, mint, rpcUrl: env.SOLANA_RPC_URL, meshAddrs: mesh.multiaddrs(), version: VERSION,
+        verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO }, feeBps: env.KILN_FEE_BPS,
+      },
+    },
     artifacts, web,
   })
   await new Promise<void>((resolve) => server.listen(env.KILN_PORT, env.KILN_HOST, resolve))

@@ -22,6 +22,19 @@ const Env = z.object({
   /** Serve the web app (needs `next build` first); off serves the API only. */
   KILN_WEB: z.enum(['on', 'off', 'auto']).default('auto'),
   KILN_LOCK_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
+  /** Default spot-check probability: the share of jobs re-run on an independent provider. */
+  KILN_SPOT_CHECK_P: z.coerce.number().min(0).max(1).default(0.1),
+  /** Default provider bond, as a multiple of the run's lock (10: at p = 0.1, cheating loses money). */
+  KILN_BOND_RATIO: z.coerce.number().min(0).max(100).default(10),
+  /** How long a spot-check re-run may wait for an independent provider before the job settles without it. */
+  KILN_RERUN_WAIT_MS: z.coerce.number().int().min(1000).default(600_000),
+  /** The marketplace fee on paid work, in basis points (100 = 1%). */
+  KILN_FEE_BPS: z.coerce.number().int().min(0).max(10_000).default(100),
+  /**
+   * The key behind the spot-check draws (hex, at least 32 bytes). Default: derived from the
+   * arbiter key, so every coordinator of a marketplace draws alike. Set it only to replay draws.
+   */
+  KILN_VERIFY_SECRET: z.string().regex(/^[0-9a-f]{64,}$/, 'at least 64 lower-case hex characters').optional(),
   KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 export type Env = z.output<typeof Env>

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Connection } from '@solana/web3.js'
-import { checkLock, tokenBalance } from '@kiln/escrow'
+import { checkLock, lockFunds, tokenBalance } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
 import { KilnError, NonceCache, Protocol, type Address, type CapacityAdvert, type Hardware, type Identity, type Lease } from '@kiln/protocol'
 import { availability, foreignProcesses, overrideAutoPause, processLabel, resumesAt, stepAutoPause, type AutoPause } from './gamer.ts'
@@ -42,6 +42,8 @@ export interface ProviderInit {
   autoPause?: { enabled: boolean; idleMs: number; ignore?: string[] }
   /** Reads a lease's vault on chain; default checkLock on `connection`. */
   checkLock?: LockChecker
+  /** Posts the lease's bond in its vault; default a transfer from this provider's wallet. */
+  postBond?: (lease: Lease) => Promise<void>
   /** Called when the owner sets a new price, to keep it across restarts. */
   persistPrice?: (pricePerHour: number) => void
 }
@@ -173,7 +175,22 @@ export function createProviderDaemon(init: ProviderInit) {
     if (dockerProblem) throw new KilnError('DOCKER_UNAVAILABLE', `Docker engine unavailable: ${dockerProblem}`)
     if (current || reserved) throw new KilnError('LEASE_REFUSED', `already running a job (${current?.lease.jobId ?? reserved})`)
     reserved = lease.jobId
+    try {
+      await (init.postBond ?? postBond)(lease)
+    } catch (e) {
+      reserved = undefined
+      throw e
+    }
     return lease
+  }
+
+  /** Our stake in the run's vault, posted once (a replayed lease finds it there already). */
+  async function postBond(lease: Lease): Promise<void> {
+    if (lease.bond === 0) return
+    const ref = { jobId: lease.escrowId, mint: lease.mint, vault: lease.vault, client: lease.client, provider: lease.provider, arbiter: lease.arbiter }
+    if ((await checkLock(init.connection, { ...ref, amount: lease.lockAmount + lease.bond })).ok) return
+    const signature = await lockFunds({ connection: init.connection, from: identity, amount: lease.bond, ...ref })
+    log.info({ jobId: lease.jobId, bond: lease.bond, signature }, 'bond posted in the job\'s vault')
   }
 
   const jobCtx = {

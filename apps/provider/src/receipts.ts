@@ -25,3 +25,14 @@ export function earnedBy(rec: { lease: Lease; receipt?: ResultReceipt; delivered
   if (!r || r.status !== 'succeeded' || r.startedAt === null || rec.delivered === false) return 0
   return leaseCost(rec.lease.pricePerHour, r.containerSeconds, rec.lease.lockAmount)
 }
+
+/**
+ * The least a settlement of this lease must pay us: what we earned less the marketplace's
+ * fee at the lease's rate (rounded down, as the marketplace computes it), plus our bond back.
+ * Only a slash keeps the bond, and we never sign one: the client and arbiter do.
+ */
+export function owedTo(rec: { lease: Lease; receipt?: ResultReceipt; delivered?: boolean }): { earned: number; owed: number } {
+  const earned = earnedBy(rec)
+  const fee = Number((BigInt(earned) * BigInt(rec.lease.feeBps ?? 0)) / 10_000n)
+  return { earned, owed: earned - fee + (rec.lease.bond ?? 0) }
+}

@@ -5,7 +5,7 @@ import { Kind, KilnError, open, SettleRequest, type Address, type Identity, type
 import type { JobJournal } from './jobs.ts'
 import { toWire } from './job-stream.ts'
 import type { Logger } from './log.ts'
-import { earnedBy } from './receipts.ts'
+import { owedTo } from './receipts.ts'
 
 export interface SettleContext {
   identity: Identity
@@ -25,8 +25,9 @@ function tokenAccountOf(owner: Address, mint: Address): string {
 
 /**
  * The settle protocol: the marketplace asks us to co-sign a settlement of one of our leases.
- * We sign a release only if it pays us at least what our own record says we earned, and a
- * refund only when our record says we earned nothing. What we signed goes into the journal,
+ * We sign a release only if it pays us at least what our own record says we earned (less
+ * the lease's fee) and our bond back, and a refund only when our record says we earned
+ * nothing and it returns our bond. What we signed goes into the journal,
  * which is the earnings history the dashboard shows.
  */
 export async function serveSettle(ctx: SettleContext, ch: Channel): Promise<void> {
@@ -36,13 +37,17 @@ export async function serveSettle(ctx: SettleContext, ch: Channel): Promise<void
     const { payload } = open(raw, { kind: Kind.settleRequest, schema: SettleRequest, signer: ctx.marketplace, nonces: ctx.nonces })
     const rec = journal.get(payload.jobId)
     if (!rec) throw new KilnError('SETTLEMENT_REFUSED', `no lease ${payload.jobId} on record`)
-    const earned = earnedBy(rec)
+    const { earned, owed } = owedTo(rec)
     if (payload.action === 'refund' && earned > 0) throw new KilnError('SETTLEMENT_REFUSED', `refund asked, but our receipt earned ${earned}`)
-    const expect = { vault: rec.lease.vault, mint: rec.lease.mint, ...(earned > 0 ? { minPayout: { to: identity.address, amount: earned } } : {}) }
+    // A refund must still give our bond back; a release must pay the work (less the fee) and the bond.
+    const expect = { vault: rec.lease.vault, mint: rec.lease.mint, ...(owed > 0 ? { minPayout: { to: identity.address, amount: owed } } : {}) }
     const transaction = cosignSettlement({ tx: payload.transaction, signer: identity, expect })
-    const toProvider = payoutTo(transaction, rec.lease.vault, rec.lease.mint, identity.address)
+    const payout = payoutTo(transaction, rec.lease.vault, rec.lease.mint, identity.address)
+    // What we earned is the payout less our own bond coming back.
+    const bond = Math.min(payout, rec.lease.bond ?? 0)
+    const toProvider = payout - bond
     await ch.sendJson({ ok: true, transaction })
-    journal.update(payload.jobId, { settlement: { action: payload.action, toProvider, at: Date.now() } })
+    journal.update(payload.jobId, { settlement: { action: payload.action, toProvider, bondReturned: bond, at: Date.now() } })
     log.info({ jobId: payload.jobId, action: payload.action, earned, toProvider }, 'settlement co-signed')
   } catch (e) {
     const error = toWire(e)

@@ -7,7 +7,7 @@ import { launchChromium } from '../../../test/support/browser.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Identity } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
-import { startNetwork, waitFor, type Network, type Proc } from '../../../test/support/network.ts'
+import { PROVIDER_FUNDS, startNetwork, waitFor, type Network, type Proc } from '../../../test/support/network.ts'
 import type { JobView, StatusView } from '../src/views.ts'
 import type { LogPage } from '../src/log-ring.ts'
 import { dashboardClient, FakeNvidiaSmi, inventory, kilnProvider, type InventoryEntry } from './support.ts'
@@ -136,15 +136,16 @@ describe('provider daemon', () => {
     const job = await watching
     expect(job.state).toBe('failed')
     expect(job.error?.message).toMatch(/paused by its owner/)
-    expect(job.paidToProvider).toBeGreaterThan(0)
+    const earned = job.paidToProvider! - job.bond!
+    expect(earned).toBeGreaterThan(0)
     expect(job.refundedToClient).toBeGreaterThan(0)
-    expect(job.paidToProvider! + job.refundedToClient!).toBe(job.lock?.amount)
+    expect(earned + job.fee! + job.refundedToClient!).toBe(job.lock?.amount)
 
     const [rec] = (await dash().get<JobView[]>('/api/jobs')).filter((j) => j.jobId === jobId)
     expect(rec).toMatchObject({ state: 'finished', status: 'failed', delivered: true })
     expect(rec!.error).toMatch(/the run was stopped: paused by its owner/)
-    await waitFor(async () => (await dash().get<JobView[]>('/api/jobs')).some((j) => j.jobId === jobId && j.settlement?.toProvider === job.paidToProvider), 10_000, 'the settlement in the journal')
-    expect(await dash().get('/api/earnings')).toMatchObject({ balance: job.paidToProvider, paid: job.paidToProvider })
+    await waitFor(async () => (await dash().get<JobView[]>('/api/jobs')).some((j) => j.jobId === jobId && j.settlement?.toProvider === earned), 10_000, 'the settlement in the journal')
+    expect(await dash().get('/api/earnings')).toMatchObject({ balance: PROVIDER_FUNDS + earned, paid: earned })
     expect((await kilnProvider(['resume', '--data', p0Data])).code).toBe(0)
   })
 

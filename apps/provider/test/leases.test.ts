@@ -118,7 +118,7 @@ function setup() {
     jobId, client: Identity.generate().address, provider: self, arbiter: market.address,
     spec: JobSpec.parse({ image: 'kiln/busybox:1', command: ['true'], maxPricePerHour: 1_000_000 }),
     pricePerHour: 360_000, lockAmount: 60_000, mint, multisig: Identity.generate().address, vault: Identity.generate().address,
-    escrowId: escrowIdFor(jobId, 1), startBy: now + 60_000,
+    escrowId: escrowIdFor(jobId, 1), startBy: now + 60_000, bond: 0, feeBps: 0,
   }
   const state: LeaseState = { self, marketplace: market.address, mint, pricePerHour: 360_000, hardware, now }
   return { market, lease, state }

@@ -21,7 +21,7 @@ const lease = (jobId: string, script: string): Lease => ({
   jobId, client: Identity.generate().address, provider: owner, arbiter: Identity.generate().address,
   spec: JobSpec.parse({ image: 'kiln/busybox:1', command: ['sh', '-c', script], maxPricePerHour: 1_000_000, timeoutSec: 120 }),
   pricePerHour: 360_000, lockAmount: 12_000, mint: Identity.generate().address, multisig: Identity.generate().address,
-  vault: Identity.generate().address, escrowId: escrowIdFor(jobId, 1), startBy: Date.now() + 60_000,
+  vault: Identity.generate().address, escrowId: escrowIdFor(jobId, 1), startBy: Date.now() + 60_000, bond: 0, feeBps: 0,
 })
 
 /** What runJob does up to the point a SIGKILLed daemon would stop: a job dir, a started container. */

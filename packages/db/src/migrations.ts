@@ -95,4 +95,17 @@ ALTER TABLE settlements ADD PRIMARY KEY (job_id, attempt, action)`,
     id: 4,
     sql: `ALTER TABLE providers ADD COLUMN reputation jsonb`,
   },
+  {
+    id: 5,
+    sql: `
+ALTER TABLE jobs ADD COLUMN parent_id text;
+ALTER TABLE jobs ADD COLUMN role text NOT NULL DEFAULT 'primary';
+ALTER TABLE jobs ADD COLUMN spot_check boolean NOT NULL DEFAULT false;
+ALTER TABLE jobs ADD COLUMN bond bigint;
+ALTER TABLE jobs ADD COLUMN fee_bps integer;
+ALTER TABLE jobs ADD COLUMN fee bigint;
+ALTER TABLE jobs ADD COLUMN settle_outcome text;
+ALTER TABLE jobs ADD COLUMN verdict jsonb;
+CREATE INDEX jobs_parent_idx ON jobs (parent_id)`,
+  },
 ]

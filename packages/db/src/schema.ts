@@ -1,4 +1,4 @@
-import { bigint, bigserial, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text } from 'drizzle-orm/pg-core'
+import { bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text } from 'drizzle-orm/pg-core'
 import type { CapacityAdvert, Envelope, JobSpec, ResultReceipt } from '@kiln/protocol'
 
 // Times are epoch milliseconds in bigint columns (mode 'number'): exact, and cheap to compare.
@@ -13,9 +13,20 @@ export interface JobError {
 export interface PendingCosign {
   /** base64 transaction, signed by the arbiter, waiting for the client. */
   transaction: string
-  action: 'refund'
+  /** refund: the provider could not co-sign; slash: the provider would not (its bond goes to the client). */
+  action: 'refund' | 'slash'
   toClient: number
   builtAt: number
+}
+
+/** What the independent runs of a spot-checked job showed (kept on the job's own row). */
+export interface JobVerdict {
+  verdict: 'unchecked' | 'agree' | 'decided' | 'inconclusive'
+  runs: number
+  caught: string[]
+  /** The output the majority agreed on, when it is not the job's own run's. */
+  reason?: string
+  at: number
 }
 
 export const jobs = pgTable('jobs', {
@@ -58,7 +69,22 @@ export const jobs = pgTable('jobs', {
   updatedAt: ms('updated_at').notNull(),
   startedAt: ms('started_at'),
   endedAt: ms('ended_at'),
-}, (t) => [index('jobs_state_idx').on(t.state), index('jobs_client_idx').on(t.client)])
+  /**
+   * A spot-check re-run or tie-break of job parentId: a run of its own (placement, vault,
+   * lease, settlement) that is never listed publicly; its lease names the parent's id.
+   */
+  parentId: text('parent_id'),
+  role: text('role').$type<'primary' | 'replica' | 'tiebreak'>().notNull().default('primary'),
+  /** Decided at submit from a secret the providers never see; never shown while the job runs. */
+  spotCheck: boolean('spot_check').notNull().default(false),
+  /** The provider's bond in this run's vault, and the marketplace fee rate and amount. */
+  bond: bigint('bond', { mode: 'number' }),
+  feeBps: integer('fee_bps'),
+  fee: bigint('fee', { mode: 'number' }),
+  /** The settlement outcome decided for this run (planSettlement's). */
+  settleOutcome: text('settle_outcome'),
+  verdict: jsonb('verdict').$type<JobVerdict>(),
+}, (t) => [index('jobs_state_idx').on(t.state), index('jobs_client_idx').on(t.client), index('jobs_parent_idx').on(t.parentId)])
 
 export const jobEvents = pgTable('job_events', {
   id: bigserial('id', { mode: 'number' }).primaryKey(),

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { isAddress, type Address } from './identity.ts'
+import { VerificationSettings } from './verification.ts'
 
 /**
  * Money is counted in the stablecoin's base units (6 decimals, like USDC): 1_000_000 = 1.00.
@@ -49,6 +50,8 @@ export const JobSpec = z.object({
   outputs: z.object({
     maxBytes: z.number().int().min(0).max(4 * 1024 ** 3).default(64 * 1024 ** 2),
   }).strict().default({ maxBytes: 64 * 1024 ** 2 }),
+  /** Spot-check rate, bond and comparator; omitted fields take the marketplace's defaults. */
+  verification: VerificationSettings.optional(),
 }).strict()
 export type JobSpec = z.output<typeof JobSpec>
 export type JobSpecInput = z.input<typeof JobSpec>
@@ -111,8 +114,12 @@ export const Lease = z.object({
   mint: address,
   multisig: address,
   vault: address,
-  /** Names this lease's vault: the job id and the placement attempt. */
+  /** Names this lease's vault: the job id and an unguessable placement number. */
   escrowId: z.string().min(1).max(64),
+  /** What the provider stakes in the same vault before it runs; lost to the client if caught cheating. */
+  bond: amount.default(0),
+  /** The marketplace's cut of the work's pay, in basis points. */
+  feeBps: z.number().int().min(0).max(10_000).default(0),
   /** The provider must have started by then, or the lease lapses. */
   startBy: z.number().int(),
 }).strict()
@@ -147,15 +154,20 @@ export const Kind = {
   settleRequest: 'kiln/settle-request/1',
   cosign: 'kiln/api/cosign/1',
   resultRequest: 'kiln/result-request/1',
+  runs: 'kiln/api/runs/1',
 } as const
 
 export const SubmitRequest = z.object({ spec: JobSpec }).strict()
-export const LockRequest = z.object({ jobId, signature: z.string().min(64).max(100) }).strict()
+const escrowId = z.string().min(1).max(64)
+/** escrowId names which of the job's runs was locked; without it, the job's own (first) run. */
+export const LockRequest = z.object({ jobId, signature: z.string().min(64).max(100), escrowId: escrowId.optional() }).strict()
+/** The client asks for every run of its job (re-runs included): only the owner may see them. */
+export const RunsRequest = z.object({ jobId }).strict()
 export const CancelRequest = z.object({ jobId }).strict()
 export const ResultRequest = z.object({ jobId }).strict()
 
 /** The client's co-signature of a refund the provider could not co-sign (it is gone). */
-export const CosignRequest = z.object({ jobId, transaction: z.string().min(1).max(4096) }).strict()
+export const CosignRequest = z.object({ jobId, transaction: z.string().min(1).max(4096), escrowId: escrowId.optional() }).strict()
 
 /** The arbiter asks a party to co-sign a settlement transaction it has already signed. */
 export const SettleRequest = z.object({

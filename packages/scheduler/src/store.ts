@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, jobEvents, jobLogs, jobs, sql, type Db } from '@kiln/db'
+import { and, asc, desc, eq, gt, inArray, isNull, jobEvents, jobLogs, jobs, or, sql, type Db } from '@kiln/db'
 import { KilnError, randomHex, type JobState } from '@kiln/protocol'
 import { canTransition } from './states.ts'
 
@@ -12,7 +12,12 @@ export function newJobId(now = Date.now()): string {
 }
 
 export interface JobStore {
-  create(job: Omit<NewJob, 'state' | 'version' | 'createdAt' | 'updatedAt'>): Promise<Job>
+  /** A new queued job, with its hidden re-runs (spot checks) in the same transaction. */
+  create(job: Omit<NewJob, 'state' | 'version' | 'createdAt' | 'updatedAt'>, runs?: Omit<NewJob, 'state' | 'version' | 'createdAt' | 'updatedAt'>[]): Promise<Job>
+  /** Adds a run (a tie-break) to a job; undefined when one with this id exists already. */
+  addRun(run: Omit<NewJob, 'state' | 'version' | 'createdAt' | 'updatedAt'>, reason: string): Promise<Job | undefined>
+  /** A job and its runs (re-runs, tie-breaks), the job first. */
+  family(rootId: string): Promise<Job[]>
   get(id: string): Promise<Job | undefined>
   mustGet(id: string): Promise<Job>
   /**
@@ -22,8 +27,8 @@ export interface JobStore {
    */
   transition(id: string, from: readonly JobState[], to: JobState, reason: string, patch?: JobPatch, detail?: Record<string, unknown>): Promise<Job | undefined>
   update(id: string, patch: JobPatch): Promise<void>
-  /** Newest first, or oldest first with `oldestFirst`. */
-  list(opts?: { states?: JobState[]; client?: string; limit?: number; oldestFirst?: boolean }): Promise<Job[]>
+  /** Newest first, or oldest first with `oldestFirst`. Jobs only; with `runs`, hidden re-runs too. */
+  list(opts?: { states?: JobState[]; client?: string; limit?: number; oldestFirst?: boolean; runs?: boolean }): Promise<Job[]>
   events(id: string): Promise<(typeof jobEvents.$inferSelect)[]>
   appendLogs(id: string, firstSeq: number, chunks: { stream: string; text: string }[]): Promise<void>
   logs(id: string, afterSeq: number, limit?: number): Promise<(typeof jobLogs.$inferSelect)[]>
@@ -46,14 +51,29 @@ export interface JobStore {
 export function createJobStore(db: Db): JobStore {
   const get = async (id: string) => (await db.select().from(jobs).where(eq(jobs.id, id)).limit(1))[0]
   return {
-    async create(job) {
+    async create(job, runs = []) {
       const now = Date.now()
       return db.transaction(async (tx) => {
         const [row] = await tx.insert(jobs).values({ ...job, state: 'queued', version: 0, createdAt: now, updatedAt: now }).returning()
         await tx.insert(jobEvents).values({ jobId: job.id, from: null, to: 'queued', reason: 'submitted', at: now })
+        for (const r of runs) {
+          await tx.insert(jobs).values({ ...r, state: 'queued', version: 0, createdAt: now, updatedAt: now })
+          await tx.insert(jobEvents).values({ jobId: r.id, from: null, to: 'queued', reason: `${r.role ?? 'run'} of ${job.id}`, at: now })
+        }
         if (!row) throw new Error('insert returned no row')
         return row
       })
+    },
+    async addRun(run, reason) {
+      const now = Date.now()
+      return db.transaction(async (tx) => {
+        const [row] = await tx.insert(jobs).values({ ...run, state: 'queued', version: 0, createdAt: now, updatedAt: now }).onConflictDoNothing().returning()
+        if (row) await tx.insert(jobEvents).values({ jobId: run.id, from: null, to: 'queued', reason, at: now })
+        return row
+      })
+    },
+    async family(rootId) {
+      return db.select().from(jobs).where(or(eq(jobs.id, rootId), eq(jobs.parentId, rootId))).orderBy(asc(jobs.createdAt), asc(jobs.id))
     },
     get,
     async mustGet(id) {
@@ -86,6 +106,7 @@ export function createJobStore(db: Db): JobStore {
       const conds = []
       if (opts.states?.length) conds.push(inArray(jobs.state, opts.states))
       if (opts.client) conds.push(eq(jobs.client, opts.client))
+      if (!opts.runs) conds.push(isNull(jobs.parentId))
       return db.select().from(jobs).where(conds.length ? and(...conds) : undefined).orderBy(opts.oldestFirst ? asc(jobs.createdAt) : desc(jobs.createdAt)).limit(opts.limit ?? 100)
     },
     async events(id) {

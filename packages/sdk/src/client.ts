@@ -1,7 +1,8 @@
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { Connection } from '@solana/web3.js'
 import { cosignSettlement, lockFunds, tokenBalance } from '@kiln/escrow'
-import { isKilnError, JobSpec, Kind, KilnError, parseOrThrow, seal, sha256Hex, TERMINAL_STATES, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
+import { isKilnError, JobSpec, Kind, KilnError, maxLeaseCost, parseOrThrow, seal, sha256Hex, TERMINAL_STATES, TOKEN_UNIT, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
+import { guarantee, resolveVerification, type Guarantee } from '@kiln/verifier'
 import type { AppRouter } from '@kiln/marketplace/api'
 import { call } from './errors.ts'
 
@@ -18,6 +19,20 @@ export type KilnApi = ReturnType<typeof createTRPCClient<AppRouter>>
 export type JobDetails = Awaited<ReturnType<KilnApi['jobs']['get']['query']>>
 export type LogLine = Awaited<ReturnType<KilnApi['jobs']['logs']['query']>>[number]
 export type NetworkInfo = Awaited<ReturnType<KilnApi['network']['info']['query']>>
+export type RunDetails = Awaited<ReturnType<KilnApi['jobs']['runs']['mutate']>>[number]
+
+/** What a job may cost and what verification buys, shown before anything is paid. */
+export interface Quote {
+  /** The most one run can cost: the max price over the whole timeout. */
+  maxCost: number
+  /** What the wallet must hold to submit: room for one spot-check re-run when p > 0. */
+  required: number
+  p: number
+  bond: number
+  feeBps: number
+  guarantee: Guarantee
+  lines: string[]
+}
 
 export interface WatchHandlers {
   onState?: (job: JobDetails) => void
@@ -63,12 +78,38 @@ export function createKilnClient(init: KilnClientInit) {
       return call(() => api.jobs.cancel.mutate({ envelope: seal(init.identity, Kind.cancel, { jobId }) }))
     },
     /**
+     * The quote for a spec, from the marketplace's defaults: the most it can cost, the fee,
+     * and the guarantee (the chance a provider cheating k times is caught, whether cheating pays).
+     */
+    async quote(spec: JobSpecInput, k = 20): Promise<Quote> {
+      const parsed = parseOrThrow(JobSpec, spec, 'job spec')
+      const i = await info()
+      const maxCost = maxLeaseCost(parsed.maxPricePerHour, parsed.timeoutSec)
+      const v = resolveVerification(parsed.verification, maxCost, i.verification)
+      const g = guarantee({ p: v.p, bond: v.bond, pricePerJob: maxCost, k })
+      const required = v.p > 0 ? 2 * maxCost : maxCost
+      const units = (n: number) => (n / TOKEN_UNIT).toFixed(6)
+      const lines = [
+        `max cost: ${units(maxCost)} (${units(parsed.maxPricePerHour)}/h for ${parsed.timeoutSec} s); your wallet must hold ${units(required)}${v.p > 0 ? ' (room for one re-run)' : ''}`,
+        `marketplace fee: ${(i.feeBps / 100).toFixed(2)}% of the provider's pay; comparator: ${v.comparator.kind}`,
+        ...g.quoteLines,
+      ]
+      return { maxCost, required, p: v.p, bond: v.bond, feeBps: i.feeBps, guarantee: g, lines }
+    },
+    /** Signed: every run of this client's job, re-runs included (only the owner sees them). */
+    runs: (jobId: string) => call(() => api.jobs.runs.mutate({ envelope: seal(init.identity, Kind.runs, { jobId }) })),
+    /**
      * Locks the job's funds in its escrow vault, signed by this client's key, then tells the
      * marketplace. Refuses to lock more than the job's maximum cost.
      */
     async lock(job: JobDetails): Promise<string> {
-      const lock = job.lock
-      if (!lock || job.state !== 'matched') throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`)
+      if (!job.lock || job.state !== 'matched') throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`)
+      return client.lockRun(job, job)
+    },
+    /** Locks one run's vault (the job's own, or a re-run's). */
+    async lockRun(job: Pick<JobDetails, 'id' | 'maxCost'>, run: Pick<RunDetails, 'lock' | 'state'>): Promise<string> {
+      const lock = run.lock
+      if (!lock || run.state !== 'matched') throw new KilnError('JOB_WRONG_STATE', `this run of job ${job.id} is ${run.state}, not waiting for a lock`)
       if (lock.amount > job.maxCost) throw new KilnError('PAYLOAD_INVALID', `the marketplace asks to lock ${lock.amount}, above the job's maximum cost ${job.maxCost}`)
       const i = await info()
       if (lock.mint !== i.mint || lock.arbiter !== i.arbiter) throw new KilnError('ESCROW_WRONG_ACCOUNT', 'the lock names another mint or arbiter than the marketplace')
@@ -76,28 +117,30 @@ export function createKilnClient(init: KilnClientInit) {
         connection: await chain(), from: init.identity, amount: lock.amount, jobId: lock.escrowId, mint: lock.mint as Address,
         vault: lock.vault as Address, client: init.identity.address, provider: lock.provider as Address, arbiter: lock.arbiter as Address,
       })
-      await call(() => api.jobs.lock.mutate({ envelope: seal(init.identity, Kind.lock, { jobId: job.id, signature }) }))
+      await call(() => api.jobs.lock.mutate({ envelope: seal(init.identity, Kind.lock, { jobId: job.id, signature, escrowId: lock.escrowId }) }))
       return signature
     },
     /**
-     * Co-signs a refund the provider could not co-sign (it is gone). Only a transaction that
-     * pays this client at least the refund it was promised is signed.
+     * Co-signs a settlement that waits for this client: a refund the provider could not
+     * co-sign (it is gone), or a slash (a caught provider's bond coming to us). Only a
+     * transaction that pays this client at least what it was promised is signed.
      */
-    async cosignRefund(job: JobDetails): Promise<void> {
-      const pending = job.pendingCosign
-      if (!pending || !job.lock) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no refund waiting for you`)
+    async cosignRefund(job: Pick<JobDetails, 'id'>, run: Pick<RunDetails, 'lock' | 'pendingCosign'> = job as JobDetails): Promise<void> {
+      const pending = run.pendingCosign
+      if (!pending || !run.lock) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no settlement waiting for you`)
       const transaction = cosignSettlement({
         tx: pending.transaction, signer: init.identity,
-        expect: { vault: job.lock.vault as Address, mint: job.lock.mint as Address, minPayout: { to: init.identity.address, amount: pending.toClient } },
+        expect: { vault: run.lock.vault as Address, mint: run.lock.mint as Address, minPayout: { to: init.identity.address, amount: pending.toClient } },
       })
-      await call(() => api.jobs.cosign.mutate({ envelope: seal(init.identity, Kind.cosign, { jobId: job.id, transaction }) }))
+      await call(() => api.jobs.cosign.mutate({ envelope: seal(init.identity, Kind.cosign, { jobId: job.id, transaction, escrowId: run.lock!.escrowId }) }))
     },
     /** Follows a job to its end: reports state changes and logs, locks funds when matched. */
     async watch(jobId: string, h: WatchHandlers = {}): Promise<JobDetails> {
       let lastState: JobState | undefined
       let lastLog = -1
-      let lockedVault: string | undefined
-      let cosigned: string | undefined
+      const locked = new Set<string>()
+      let runsDone = false
+      const cosigned = new Set<string>()
       let downSince: number | undefined
       for (;;) {
         if (h.signal?.aborted) throw new KilnError('JOB_WRONG_STATE', 'stopped watching')
@@ -122,16 +165,26 @@ export function createKilnClient(init: KilnClientInit) {
           lastState = job.state
           h.onState?.(job)
         }
-        if (job.state === 'matched' && job.lock && lockedVault !== job.lock.vault) {
-          lockedVault = job.lock.vault
-          const sig = await client.lock(job)
-          h.onLocked?.(sig, job)
+        // Every run of the job (a spot-check re-run too) needs the client's lock, and may need
+        // its co-signature; the re-runs are visible to the owner only, through a signed request.
+        // A caught re-run's slash may still wait for us after the job itself has ended.
+        const runs: RunDetails[] | undefined = runsDone ? [] : await client.runs(jobId).catch((e: unknown) => {
+          if (isKilnError(e, 'PEER_UNREACHABLE')) return undefined
+          throw e
+        })
+        if (runs && TERMINAL_STATES.includes(job.state)) runsDone = runs.every((r) => TERMINAL_STATES.includes(r.state))
+        for (const run of runs ?? []) {
+          if (run.state === 'matched' && run.lock && !locked.has(run.lock.vault)) {
+            locked.add(run.lock.vault)
+            const sig = await client.lockRun(job, run)
+            if (run.role === 'primary') h.onLocked?.(sig, job)
+          }
+          if (run.pendingCosign && !cosigned.has(run.pendingCosign.transaction)) {
+            cosigned.add(run.pendingCosign.transaction)
+            await client.cosignRefund(job, run).catch((e: unknown) => h.onCosignError?.(e))
+          }
         }
-        if (job.pendingCosign && cosigned !== job.pendingCosign.transaction) {
-          cosigned = job.pendingCosign.transaction
-          await client.cosignRefund(job).catch((e: unknown) => h.onCosignError?.(e))
-        }
-        if (TERMINAL_STATES.includes(job.state) && lines.length === 0) return job
+        if (TERMINAL_STATES.includes(job.state) && lines.length === 0 && runsDone) return job
         await new Promise((r) => setTimeout(r, h.pollMs ?? 300))
       }
     },

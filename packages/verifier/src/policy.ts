@@ -1,34 +1,19 @@
 import { createHmac } from 'node:crypto'
-import { z } from 'zod'
-import { amount, KilnError } from '@kiln/protocol'
-import { ComparatorConfig } from './comparators/config.ts'
+import { KilnError, type ComparatorConfig, type VerificationSettings } from '@kiln/protocol'
 
-/**
- * A job's verification settings, for the job spec: how often a second provider re-runs
- * it, what the provider stakes, and how two results are judged the same. Each omitted
- * field falls back to the marketplace default (resolveVerification).
- */
-export const VerificationSettings = z.object({
-  /** Spot-check probability: the chance that an independent provider re-runs this job. */
-  p: z.number().min(0).max(1).optional(),
-  /** The provider's bond per run, in token base units. */
-  bondPerJob: amount.optional(),
-  /** Or the bond as a multiple of the run's maximum cost (its escrow lock). */
-  bondRatio: z.number().min(0).max(100).optional(),
-  comparator: ComparatorConfig.default({ kind: 'exact' }),
-}).strict().refine((v) => v.bondPerJob === undefined || v.bondRatio === undefined, {
-  message: 'give bondPerJob or bondRatio, not both', path: ['bondRatio'],
-})
-export type VerificationSettings = z.output<typeof VerificationSettings>
-export type VerificationSettingsInput = z.input<typeof VerificationSettings>
+export { VerificationSettings, type VerificationSettingsInput } from '@kiln/protocol'
 
 export interface VerificationDefaults {
   p: number
   bondRatio: number
 }
 
-/** The marketplace default: one job in ten re-run, a bond equal to the lock. */
-export const DEFAULT_VERIFICATION: VerificationDefaults = { p: 0.1, bondRatio: 1 }
+/**
+ * The marketplace default: one job in ten re-run, and a bond of ten times the lock, the
+ * least at p = 0.1 for which cheating loses money even when it saves the whole price:
+ * p*S > (1-p)*G with S = 10 G.
+ */
+export const DEFAULT_VERIFICATION: VerificationDefaults = { p: 0.1, bondRatio: 10 }
 
 export interface ResolvedVerification {
   p: number

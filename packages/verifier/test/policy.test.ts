@@ -64,7 +64,7 @@ describe('VerificationSettings', () => {
   it('defaults the comparator to exact and leaves p and the bond to the marketplace', () => {
     const s = parseOrThrow(VerificationSettings, {}, 'verification')
     expect(s).toEqual({ comparator: { kind: 'exact' } })
-    expect(resolveVerification(s, 1_000)).toEqual({ p: 0.1, bond: 1_000, comparator: { kind: 'exact' } })
+    expect(resolveVerification(s, 1_000)).toEqual({ p: 0.1, bond: 10_000, comparator: { kind: 'exact' } })
   })
 
   it('takes p, a bond per job or a bond ratio, and a comparator with its defaults', () => {

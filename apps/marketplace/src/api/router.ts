@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { TRPCRouterRecord } from '@trpc/server'
-import { cancelJob, confirmLock, cosignRefund, submitJob, viewOf } from '../coordinator/index.ts'
+import { cancelJob, confirmLock, cosignRefund, jobRuns, publicJob, submitJob, viewOf } from '../coordinator/index.ts'
 import { jobId } from '@kiln/protocol'
 import { procedure, router } from './trpc.ts'
 
@@ -14,15 +14,17 @@ const jobsRouter = {
   cancel: procedure.input(signed).mutation(({ ctx, input }) => cancelJob(ctx.coordinator, input.envelope)),
   /** Signed by the client: its co-signature of a refund the provider could not co-sign. */
   cosign: procedure.input(signed).mutation(({ ctx, input }) => cosignRefund(ctx.coordinator, input.envelope)),
+  /** Signed by the client: every run of its job (spot-check re-runs are shown to the owner only). */
+  runs: procedure.input(signed).mutation(({ ctx, input }) => jobRuns(ctx.coordinator, input.envelope)),
   get: procedure.input(z.object({ jobId })).query(async ({ ctx, input }) => {
     const c = ctx.coordinator
-    const job = await c.store.mustGet(input.jobId)
+    const job = await publicJob(c, input.jobId)
     const events = await c.store.events(job.id)
     return { ...viewOf(c, job), events: events.map((e) => ({ from: e.from, to: e.to, reason: e.reason, at: e.at })) }
   }),
   logs: procedure.input(z.object({ jobId, after: z.number().int().min(-1).default(-1), limit: z.number().int().min(1).max(1000).default(500) }))
     .query(async ({ ctx, input }) => {
-      const rows = await ctx.coordinator.store.logs(input.jobId, input.after, input.limit)
+      const rows = await ctx.coordinator.store.logs((await publicJob(ctx.coordinator, input.jobId)).id, input.after, input.limit)
       return rows.map((r) => ({ seq: r.seq, stream: r.stream as 'stdout' | 'stderr', text: r.text, at: r.at }))
     }),
   list: procedure.input(z.object({ client: z.string().optional(), limit: z.number().int().min(1).max(500).default(50) }).default({ limit: 50 }))

@@ -4,7 +4,11 @@ import type { CoordinatorContext } from '../coordinator/index.ts'
 
 export interface ApiContext {
   coordinator: CoordinatorContext
-  info: { arbiter: string; mint: string; rpcUrl: string; meshAddrs: string[]; version: string }
+  info: {
+    arbiter: string; mint: string; rpcUrl: string; meshAddrs: string[]; version: string
+    /** Defaults for jobs whose spec leaves them out, and the fee: what a quote needs. */
+    verification: { p: number; bondRatio: number }; feeBps: number
+  }
 }
 
 const t = initTRPC.context<ApiContext>().create({

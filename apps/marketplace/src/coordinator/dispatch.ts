@@ -1,8 +1,9 @@
 import { checkLock, multisigAddress, vaultAddress } from '@kiln/escrow'
 import { maxLeaseCost, type Address } from '@kiln/protocol'
 import { explainUnplaced, fairOrder, type Job, type TaskOutcome } from '@kiln/scheduler'
+import { resolveVerification } from '@kiln/verifier'
 import { runLease } from './lease.ts'
-import { runDeadline, vaultKey, type CoordinatorContext } from './types.ts'
+import { escrowIdOf, runDeadline, type CoordinatorContext } from './types.ts'
 
 /** One job at a time per provider: the sandbox runs one lease at once. */
 const MAX_ACTIVE = 1
@@ -47,7 +48,8 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
     if (!free && i >= 20) break
     const job = await ctx.store.get(head.id)
     if (!job || job.state !== 'queued') continue
-    const result = engine.place({ id: job.id, spec: job.spec }, { exclude: job.excluded as Address[] })
+    if (job.role === 'replica' && !(await ownRunDelivered(ctx, job))) continue
+    const result = engine.place({ id: job.id, spec: job.spec }, { exclude: await excludedFor(ctx, job) })
     if (!result.ok) {
       const why = explainUnplaced(result)
       if (ctx.waiting.get(job.id) !== why) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
@@ -63,13 +65,43 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
   }
 }
 
+/**
+ * A spot-check re-run is placed only once the job's own run has delivered its signed result:
+ * by then that provider can no longer change it, so it gains nothing from learning (from the
+ * client's second lock on chain, or the job's page) that the job is being checked.
+ */
+async function ownRunDelivered(ctx: CoordinatorContext, run: Job): Promise<boolean> {
+  const root = run.parentId ? await ctx.store.get(run.parentId) : undefined
+  if (!root) return true
+  if (root.state === 'verifying') return true
+  if (['queued', 'matched', 'locked', 'running'].includes(root.state) || root.settleAction === 'refund_requeue') {
+    ctx.waiting.set(run.id, 'waits for the job\'s own run to deliver its result')
+    return false
+  }
+  return true
+}
+
+/**
+ * Providers this run must not go to: those that failed it, and for a job's independent runs
+ * (spot-check re-run, tie-break) every provider holding another run of the same job.
+ */
+async function excludedFor(ctx: CoordinatorContext, job: Job): Promise<Address[]> {
+  const out = new Set(job.excluded)
+  if (job.parentId || job.spotCheck) {
+    for (const r of await ctx.store.family(job.parentId ?? job.id)) if (r.id !== job.id && r.provider) out.add(r.provider)
+  }
+  return [...out] as Address[]
+}
+
 /** Places one job: atomically in the database, then its vault on chain; the client then locks. */
 async function placeOn(ctx: CoordinatorContext, job: Job, provider: Address, pricePerHour: number, score: number): Promise<'placed' | 'busy' | 'moved'> {
   const client = job.client as Address
   const attempt = job.attempt + 1
-  const key = vaultKey(job.id, attempt)
+  const key = escrowIdOf(ctx, { ...job, attempt })
+  const lockAmount = maxLeaseCost(pricePerHour, job.spec.timeoutSec)
+  const { bond } = resolveVerification(job.spec.verification, lockAmount, ctx.config.verification)
   const placed = await ctx.store.place(job.id, provider, MAX_ACTIVE, `placed on ${provider}`, {
-    attempt, pricePerHour, lockAmount: maxLeaseCost(pricePerHour, job.spec.timeoutSec),
+    attempt, pricePerHour, lockAmount, bond, feeBps: ctx.config.feeBps,
     vault: vaultAddress(ctx.arbiter.address, key), multisig: multisigAddress(ctx.arbiter.address, client, provider), lockDeadline: null,
   }, { score, pricePerHour })
   if (placed !== 'placed') return placed
@@ -99,7 +131,7 @@ export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promi
   if (job.lockDeadline === null) return { retryInMs: 1000 }
   if (job.lockDeadline > Date.now()) return { retryInMs: job.lockDeadline - Date.now() }
   const lock = await checkLock(ctx.connection, {
-    jobId: vaultKey(jobId, job.attempt), mint: ctx.mint, vault: job.vault as Address, client: job.client as Address, provider: job.provider as Address,
+    jobId: escrowIdOf(ctx, job), mint: ctx.mint, vault: job.vault as Address, client: job.client as Address, provider: job.provider as Address,
     arbiter: ctx.arbiter.address, amount: job.lockAmount ?? 0,
   })
   if (lock.ok) {

@@ -3,11 +3,16 @@ import type { Job } from '@kiln/scheduler'
 import type { Address } from '@kiln/protocol'
 import { recordOutcome } from './reputation.ts'
 import type { CoordinatorContext } from './types.ts'
+import { verifyFamily } from './verify.ts'
 
 /** Failures where another provider may well succeed: the job is refunded and placed again. */
-const RETRY_ELSEWHERE = new Set(['PEER_UNREACHABLE', 'LEASE_REFUSED', 'DOCKER_UNAVAILABLE'])
-/** Of those, the ones that rule the provider out for this job; a refusal may be momentary. */
-const EXCLUDE = new Set(['PEER_UNREACHABLE', 'DOCKER_UNAVAILABLE'])
+const RETRY_ELSEWHERE = new Set(['PEER_UNREACHABLE', 'LEASE_REFUSED', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND'])
+/**
+ * Of those, the ones that rule the provider out for this job; a refusal may be momentary.
+ * A receipt that does not check out (bad signature, output that does not hash to its digest)
+ * is never paid, and that provider gets no second chance at the job.
+ */
+const EXCLUDE = new Set(['PEER_UNREACHABLE', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND'])
 export const MAX_PLACEMENTS = 3
 
 /**
@@ -17,7 +22,7 @@ export const MAX_PLACEMENTS = 3
 export async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): Promise<void> {
   const requeue = RETRY_ELSEWHERE.has(e.kind) && job.attempt < MAX_PLACEMENTS
   const moved = await ctx.store.transition(job.id, ['locked', 'running', 'verifying'], 'settling', `run failed: ${e.message}${requeue ? '; refunding and placing the job again' : ''}`, {
-    settleAction: requeue ? 'refund_requeue' : 'refund', paidToProvider: 0, refundedToClient: job.lockAmount ?? 0,
+    settleAction: requeue ? 'refund_requeue' : 'refund', settleOutcome: e.context.deadline ? 'timeout' : 'failed_provider', paidToProvider: 0, refundedToClient: job.lockAmount ?? 0,
     error: requeue ? null : { code: e.code, kind: e.kind, message: e.message },
     excluded: job.provider && EXCLUDE.has(e.kind) ? [...new Set([...job.excluded, job.provider])] : job.excluded,
   }, { code: e.code })
@@ -26,4 +31,6 @@ export async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): 
     await recordOutcome(ctx, job.provider as Address, { kind: 'failed', at: Date.now() }).catch(() => {})
   }
   if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
+  // The job's other runs may have been waiting for this one.
+  if (moved && !requeue && (job.parentId || job.spotCheck)) await verifyFamily(ctx, job.parentId ?? job.id)
 }

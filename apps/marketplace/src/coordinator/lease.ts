@@ -1,10 +1,12 @@
 import type { Channel } from '@kiln/mesh'
-import { isKilnError, Kind, KilnError, KilnErrorCode, leaseCost, OUTPUT_CHUNK_BYTES, parseOrThrow, Protocol, ProviderFrame, seal, type Address, type Lease, type ResultReceipt } from '@kiln/protocol'
+import { isKilnError, Kind, KilnError, KilnErrorCode, OUTPUT_CHUNK_BYTES, parseOrThrow, Protocol, ProviderFrame, seal, type Address, type Lease, type ResultReceipt } from '@kiln/protocol'
+import type { SettlementOutcome } from '@kiln/escrow'
 import type { Job } from '@kiln/scheduler'
 import { checkReceipt, eventFromReceipt } from '@kiln/verifier'
 import { recordOutcome } from './reputation.ts'
 import { failRun } from './lease-outcome.ts'
-import { vaultKey, type CoordinatorContext } from './types.ts'
+import { escrowIdOf, type CoordinatorContext } from './types.ts'
+import { verifyFamily } from './verify.ts'
 
 /** Errors that are the provider's fault: it is paid nothing for such a run. */
 const PROVIDER_FAULTS = new Set(['IMAGE_NOT_FOUND', 'DOCKER_UNAVAILABLE', 'LEASE_REFUSED', 'PEER_UNREACHABLE', 'ESCROW_NOT_FUNDED'])
@@ -24,7 +26,7 @@ export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void>
     channel = await ctx.mesh.open(provider, Protocol.job, addrs ? { addrs } : {})
     await channel.sendJson({ t: 'lease', envelope: seal(ctx.arbiter, Kind.lease, lease, { ttlMs: 120_000 }) })
     const stopWatch = watchForCancel(ctx, job.id, channel)
-    const receipt = await follow(ctx, channel, lease).finally(stopWatch)
+    const receipt = await follow(ctx, channel, lease, job.id).finally(stopWatch)
     await channel.sendJson({ t: 'ack' }).catch(() => {})
     await finishRun(ctx, job, receipt)
   } catch (err) {
@@ -53,16 +55,24 @@ function watchForCancel(ctx: CoordinatorContext, jobId: string, ch: Channel): ()
   return () => clearInterval(timer)
 }
 
+/**
+ * The lease for a run. A re-run's lease names the job's public id, like the job's own run:
+ * the provider cannot tell which one it holds, nor whether there is another.
+ */
 export function leaseOf(ctx: CoordinatorContext, job: Job): Lease {
   return {
-    jobId: job.id, client: job.client as Address, provider: job.provider as Address, arbiter: ctx.arbiter.address, spec: job.spec,
+    jobId: job.parentId ?? job.id, client: job.client as Address, provider: job.provider as Address, arbiter: ctx.arbiter.address, spec: job.spec,
     pricePerHour: job.pricePerHour ?? 0, lockAmount: job.lockAmount ?? 0, mint: ctx.mint,
-    multisig: job.multisig as Address, vault: job.vault as Address, escrowId: vaultKey(job.id, job.attempt), startBy: Date.now() + 60_000,
+    multisig: job.multisig as Address, vault: job.vault as Address, escrowId: escrowIdOf(ctx, job), startBy: Date.now() + 60_000,
+    bond: job.bond ?? 0, feeBps: job.feeBps ?? 0,
   }
 }
 
-/** Reads provider frames up to the receipt: stores logs, receives and checks the output. */
-export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease): Promise<ResultReceipt> {
+/**
+ * Reads provider frames up to the receipt: stores logs, receives and checks the output.
+ * `runId` is the row the run is kept in (a re-run's own id; the lease names the job's).
+ */
+export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease, runId: string): Promise<ResultReceipt> {
   const silence = ctx.config.providerSilenceMs
   let output: Uint8Array | undefined
   for (;;) {
@@ -71,15 +81,18 @@ export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease)
     const frame = parseOrThrow(ProviderFrame, raw, 'provider frame')
     switch (frame.t) {
       case 'accepted':
-        ctx.log.info({ jobId: lease.jobId, provider: lease.provider }, 'lease accepted')
+        ctx.log.info({ jobId: runId, provider: lease.provider }, 'lease accepted')
+        await checkBond(ctx, lease)
         break
       case 'refused':
+        // A provider that cannot post the bond will not be able to next time either: go elsewhere.
+        if (frame.error.kind === 'INSUFFICIENT_FUNDS') throw new KilnError('BOND_NOT_POSTED', `provider cannot post its bond: ${frame.error.message}`, { providerError: frame.error })
         throw new KilnError('LEASE_REFUSED', `provider refused the lease: ${frame.error.message}`, { providerError: frame.error })
       case 'started':
-        await ctx.store.transition(lease.jobId, ['locked'], 'running', 'container started', { startedAt: frame.at })
+        await ctx.store.transition(runId, ['locked'], 'running', 'container started', { startedAt: frame.at })
         break
       case 'log':
-        await ctx.store.appendLogs(lease.jobId, frame.seq, frame.chunks)
+        await ctx.store.appendLogs(runId, frame.seq, frame.chunks)
         break
       case 'output': {
         if (frame.bytes > lease.spec.outputs.maxBytes) throw new KilnError('OUTPUT_TOO_LARGE', `output of ${frame.bytes} bytes exceeds the job's limit`)
@@ -103,33 +116,51 @@ export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease)
       case 'receipt': {
         const { receipt, envelope } = checkReceipt(frame.envelope, { lease, output, nonces: ctx.nonces })
         if (output && receipt.outputDigest) ctx.artifacts.put(output, receipt.outputDigest)
-        await ctx.store.update(lease.jobId, { receipt: envelope, outputDigest: receipt.outputDigest, outputBytes: receipt.outputBytes, endedAt: receipt.endedAt })
+        await ctx.store.update(runId, { receipt: envelope, outputDigest: receipt.outputDigest, outputBytes: receipt.outputBytes, endedAt: receipt.endedAt })
         return receipt
       }
     }
   }
 }
 
-/** The run produced a verified receipt: decide who is owed what and hand over to settlement. */
+/**
+ * The provider posts its bond in the run's vault when it accepts the lease; a run whose
+ * bond is not there is stopped before it starts (refunded, and placed elsewhere).
+ */
+async function checkBond(ctx: CoordinatorContext, lease: Lease): Promise<void> {
+  if (lease.bond === 0) return
+  const status = await ctx.escrow.settlementStatus(lease.escrowId)
+  if (status.balance < lease.lockAmount + lease.bond) {
+    throw new KilnError('BOND_NOT_POSTED', `the provider accepted the lease but its bond of ${lease.bond} is not in the vault (it holds ${status.balance}, the client's lock is ${lease.lockAmount})`, { vault: lease.vault, bond: lease.bond })
+  }
+}
+
+/** How a run's own receipt settles, before any comparison with other runs. */
+export function outcomeOf(job: Job, receipt: ResultReceipt): SettlementOutcome {
+  if (receipt.error && PROVIDER_FAULTS.has(kindOf(receipt.error.code))) return 'failed_provider'
+  if (receipt.status === 'succeeded') return 'verified'
+  if (job.cancelRequestedAt !== null) return 'cancelled'
+  return receipt.startedAt === null ? 'failed_provider' : 'failed_client'
+}
+
+/**
+ * The run produced a checked receipt (signature, output digest): it waits in `verifying`
+ * with its own outcome until every run of the job is in, then the family is judged
+ * together (verify.ts): a job nobody re-runs settles at once.
+ */
 export async function finishRun(ctx: CoordinatorContext, job: Job, receipt: ResultReceipt): Promise<void> {
-  const lock = job.lockAmount ?? 0
-  const providerFault = receipt.error && PROVIDER_FAULTS.has(kindOf(receipt.error.code))
-  const pay = providerFault || receipt.startedAt === null ? 0 : leaseCost(job.pricePerHour ?? 0, receipt.containerSeconds, lock)
+  const outcome = outcomeOf(job, receipt)
   const error = receipt.status === 'failed' ? { code: receipt.error?.code ?? 'KILN_5002', kind: kindOf(receipt.error?.code ?? 'KILN_5002'), message: receipt.error?.message ?? `exit code ${receipt.exitCode}` } : null
-  await recordOutcome(ctx, job.provider as Address, eventFromReceipt(receipt), { earned: pay, containerSeconds: receipt.containerSeconds })
+  await recordOutcome(ctx, job.provider as Address, eventFromReceipt(receipt), { containerSeconds: receipt.containerSeconds })
     .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not record the provider\'s reputation'))
   if (receipt.startedAt !== null) {
     const ran = receipt.endedAt - receipt.startedAt
     ctx.placement.avgRunMs = Math.round(ctx.placement.avgRunMs * 0.8 + ran * 0.2)
   }
-  const verifying = await ctx.store.transition(job.id, ['locked', 'running'], 'verifying', 'receipt verified: signature and output digest match', {}, { exitCode: receipt.exitCode, outputDigest: receipt.outputDigest })
+  const verifying = await ctx.store.transition(job.id, ['locked', 'running'], 'verifying', 'receipt verified: signature and output digest match', { settleOutcome: outcome, error }, { exitCode: receipt.exitCode, outputDigest: receipt.outputDigest })
   if (!verifying) return ctx.log.warn({ jobId: job.id }, 'job moved on while its receipt was checked; leaving it')
-  const moved = await ctx.store.transition(job.id, ['verifying'], 'settling', receipt.status === 'succeeded' ? 'release to provider' : `run failed: ${error?.message}`, {
-    settleAction: pay > 0 ? 'release' : 'refund', paidToProvider: pay, refundedToClient: lock - pay, error,
-  })
-  if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
+  await verifyFamily(ctx, job.parentId ?? job.id)
 }
-
 
 const byCode = new Map<string, string>(Object.entries(KilnErrorCode).map(([k, v]) => [v, k]))
 function kindOf(code: string): string {

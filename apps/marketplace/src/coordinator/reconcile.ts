@@ -1,6 +1,7 @@
 import { KilnError } from '@kiln/protocol'
 import { failRun } from './lease-outcome.ts'
 import { resumeRun } from './resume.ts'
+import { verifyFamily } from './verify.ts'
 import type { CoordinatorContext } from './types.ts'
 
 /** A run nobody here follows is asked about once it has been quiet this long. */
@@ -13,7 +14,23 @@ const QUIET_MS = 5_000
  */
 export async function reconcile(ctx: CoordinatorContext, now = Date.now()): Promise<number> {
   let resolved = 0
-  for (const job of await ctx.store.list({ states: ['locked', 'running'], limit: 1000 })) {
+  // A re-run no independent provider took in time is dropped: the job settles on its own run.
+  for (const run of await ctx.store.list({ states: ['queued'], limit: 1000, runs: true, oldestFirst: true })) {
+    if (!run.parentId) continue
+    // The clock starts when there is something to check: the job's own result.
+    const root = await ctx.store.get(run.parentId)
+    if (root?.state !== 'verifying' || now - Math.max(run.createdAt, root.updatedAt) < ctx.config.rerunWaitMs) continue
+    const dropped = await ctx.store.transition(run.id, ['queued'], 'cancelled', `no independent provider took this ${run.role} within ${Math.round(ctx.config.rerunWaitMs / 1000)} s`)
+    if (dropped) {
+      ctx.log.warn({ jobId: run.parentId, run: run.id }, 'spot-check run dropped: no independent provider')
+      await verifyFamily(ctx, run.parentId)
+    }
+  }
+  // A family whose last run ended while its coordinator went down is judged here.
+  for (const job of await ctx.store.list({ states: ['verifying'], limit: 1000, runs: true })) {
+    if (now - job.updatedAt >= QUIET_MS) await verifyFamily(ctx, job.parentId ?? job.id)
+  }
+  for (const job of await ctx.store.list({ states: ['locked', 'running'], limit: 1000, runs: true })) {
     if (ctx.active.has(job.id) || now - job.updatedAt < QUIET_MS) continue
     const outcome = await resumeRun(ctx, job)
     if (outcome === 'finished' || outcome === 'lost') {

@@ -20,9 +20,9 @@ export async function resumeRun(ctx: CoordinatorContext, job: Job): Promise<Resu
     const ch = await ctx.mesh.open(provider, Protocol.result, addrs ? { addrs } : {}).catch(() => undefined)
     if (!ch) return 'unreachable'
     try {
-      await ch.sendJson({ envelope: seal(ctx.arbiter, Kind.resultRequest, { jobId: job.id }, { ttlMs: 60_000 }) })
       const lease = leaseOf(ctx, job)
-      const receipt = await follow(ctx, ch, lease)
+      await ch.sendJson({ envelope: seal(ctx.arbiter, Kind.resultRequest, { jobId: lease.jobId }, { ttlMs: 60_000 }) })
+      const receipt = await follow(ctx, ch, lease, job.id)
       await ch.sendJson({ t: 'ack' }).catch(() => {})
       ctx.log.info({ jobId: job.id, provider }, 'result recovered from the provider')
       await finishRun(ctx, job, receipt)

@@ -1,10 +1,12 @@
 import { checkLock, tokenBalance } from '@kiln/escrow'
-import { CancelRequest, CosignRequest, Kind, KilnError, LockRequest, maxLeaseCost, open, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
+import { CancelRequest, CosignRequest, Kind, KilnError, LockRequest, maxLeaseCost, open, RunsRequest, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
 import { newJobId, type Job } from '@kiln/scheduler'
+import { decideSpotCheck, resolveVerification } from '@kiln/verifier'
 import { placementPass } from './dispatch.ts'
 import { runLease } from './lease.ts'
 import { submitClientCosign } from './settle.ts'
-import { runDeadline, vaultKey, type CoordinatorContext } from './types.ts'
+import { escrowIdOf, runDeadline, type CoordinatorContext } from './types.ts'
+import { verifyFamily } from './verify.ts'
 
 const queues = new Map<string, Promise<unknown>>()
 function perClient<T>(client: string, fn: () => Promise<T>): Promise<T> {
@@ -51,9 +53,32 @@ export interface JobView {
   /** For a queued job: its place in the fair order (1 = next) and a rough wait. */
   queuePosition: number | null
   estimatedWaitMs: number | null
-  /** A refund waiting for the client's co-signature (the provider could not give one). */
-  pendingCosign: { transaction: string; toClient: number } | null
+  /** A settlement waiting for the client's co-signature: a refund the provider could not sign, or a slash. */
+  pendingCosign: { transaction: string; toClient: number; action: 'refund' | 'slash' } | null
   attempt: number
+  /** The provider's bond and the marketplace fee of this run (fee once settled). */
+  bond: number | null
+  fee: number | null
+  /** What independent re-runs showed; only once the job has ended (never while it may still be checked). */
+  verification: Job['verdict'] | null
+}
+
+/** One run of a job as its owner sees it: its own run, and any re-run or tie-break. */
+export interface RunView {
+  id: string
+  role: 'primary' | 'replica' | 'tiebreak'
+  state: JobState
+  provider: string | null
+  lock: JobView['lock']
+  lockSignature: string | null
+  outputDigest: string | null
+  settleOutcome: string | null
+  paidToProvider: number | null
+  refundedToClient: number | null
+  bond: number | null
+  fee: number | null
+  settlementSignature: string | null
+  pendingCosign: JobView['pendingCosign']
 }
 
 export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
@@ -62,16 +87,49 @@ export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
     image: job.spec.image, spec: job.spec, maxCost: job.maxCost, pricePerHour: job.pricePerHour,
     // Shown only once the vault exists on chain (the lock window opens then).
     lock: job.vault && job.multisig && job.provider && job.lockAmount !== null && job.lockDeadline !== null
-      ? { escrowId: vaultKey(job.id, job.attempt), vault: job.vault, multisig: job.multisig, mint: ctx.mint, amount: job.lockAmount, deadline: job.lockDeadline, provider: job.provider, arbiter: ctx.arbiter.address }
+      ? { escrowId: escrowIdOf(ctx, job), vault: job.vault, multisig: job.multisig, mint: ctx.mint, amount: job.lockAmount, deadline: job.lockDeadline, provider: job.provider, arbiter: ctx.arbiter.address }
       : null,
     lockSignature: job.lockSignature, outputDigest: job.outputDigest, outputBytes: job.outputBytes,
     paidToProvider: job.paidToProvider, refundedToClient: job.refundedToClient, settlementSignature: job.settlementSignature,
     error: job.error, waiting: ctx.waiting.get(job.id) ?? null,
     createdAt: job.createdAt, startedAt: job.startedAt, endedAt: job.endedAt, updatedAt: job.updatedAt, receipt: job.receipt,
-    pendingCosign: job.pendingCosign ? { transaction: job.pendingCosign.transaction, toClient: job.pendingCosign.toClient } : null,
-    attempt: job.attempt,
+    pendingCosign: job.pendingCosign ? { transaction: job.pendingCosign.transaction, toClient: job.pendingCosign.toClient, action: job.pendingCosign.action } : null,
+    attempt: job.attempt, bond: job.bond, fee: job.fee,
+    verification: TERMINAL_STATES.includes(job.state as JobState) ? job.verdict ?? { verdict: 'unchecked', runs: 1, caught: [], at: job.updatedAt } : null,
     ...queueEstimate(ctx, job),
   }
+}
+
+function runView(ctx: CoordinatorContext, job: Job): RunView {
+  const v = viewOf(ctx, job)
+  return {
+    id: job.id, role: job.role, state: v.state, provider: job.provider, lock: v.lock, lockSignature: job.lockSignature, outputDigest: job.outputDigest,
+    settleOutcome: job.settleOutcome, paidToProvider: job.paidToProvider, refundedToClient: job.refundedToClient, bond: job.bond, fee: job.fee,
+    settlementSignature: job.settlementSignature, pendingCosign: v.pendingCosign,
+  }
+}
+
+/** A public job id's row; re-runs are not jobs of their own to anyone but the coordinator. */
+export async function publicJob(ctx: CoordinatorContext, jobId: string): Promise<Job> {
+  const job = await ctx.store.get(jobId)
+  if (!job || job.parentId) throw new KilnError('JOB_NOT_FOUND', `no job ${jobId}`, { jobId })
+  return job
+}
+
+/** Signed by the owner: every run of its job, with what each needs from the client (a lock, a co-signature). */
+export async function jobRuns(ctx: CoordinatorContext, raw: unknown): Promise<RunView[]> {
+  const { payload, signer } = open(raw, { kind: Kind.runs, schema: RunsRequest, nonces: ctx.nonces })
+  const job = await publicJob(ctx, payload.jobId)
+  if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
+  return (await ctx.store.family(job.id)).map((r) => runView(ctx, r))
+}
+
+/** The run of a job an escrow id names (its own run without one). */
+async function runOf(ctx: CoordinatorContext, job: Job, escrowId: string | undefined): Promise<Job> {
+  if (escrowId === undefined || escrowId === escrowIdOf(ctx, job)) return job
+  const run = (await ctx.store.family(job.id)).find((r) => r.attempt > 0 && escrowIdOf(ctx, r) === escrowId)
+  if (!run) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no current run with escrow id ${escrowId}`, { jobId: job.id, escrowId })
+  return run
 }
 
 /**
@@ -82,13 +140,21 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
   const { payload, signer, envelope } = open(raw, { kind: Kind.submit, schema: SubmitRequest, nonces: ctx.nonces })
   const spec = payload.spec
   const maxCost = maxLeaseCost(spec.maxPricePerHour, spec.timeoutSec)
+  const { p } = resolveVerification(spec.verification, maxCost, ctx.config.verification)
+  // Every job that may be re-run must be able to pay for the re-run: were only the re-run
+  // jobs checked for it, a provider reading the client's balance could tell they are not.
+  const required = p > 0 ? 2 * maxCost : maxCost
   // One client's submissions are checked one at a time, so a burst cannot over-commit its wallet.
   const job = await perClient(signer, async () => {
     const [balance, reserved] = await Promise.all([tokenBalance(ctx.connection, ctx.mint, signer), ctx.store.reservedFor(signer)])
-    if (balance - reserved < maxCost) {
-      throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${maxCost} (max price ${spec.maxPricePerHour}/h for ${spec.timeoutSec} s) but ${signer} holds ${balance}, of which ${reserved} is reserved by its unlocked jobs`, { balance, reserved, required: maxCost, address: signer })
+    if (balance - reserved < required) {
+      throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${maxCost} (max price ${spec.maxPricePerHour}/h for ${spec.timeoutSec} s)${p > 0 ? `, and ${required} with a spot-check re-run (p=${p})` : ''}, but ${signer} holds ${balance}, of which ${reserved} is reserved by its unlocked jobs`, { balance, reserved, required, address: signer })
     }
-    return ctx.store.create({ id: newJobId(), client: signer, spec, submitEnvelope: envelope, maxCost, priority: spec.priority })
+    const id = newJobId()
+    // Drawn from a secret only the marketplace holds: never sent to a provider nor shown until the job ends.
+    const spotCheck = decideSpotCheck(id, ctx.config.verifySecret, p, envelope.nonce)
+    const common = { client: signer, spec, submitEnvelope: envelope, maxCost, priority: spec.priority }
+    return ctx.store.create({ id, ...common, spotCheck }, spotCheck ? [{ id: `${id}r1`, parentId: id, role: 'replica', ...common }] : [])
   })
   // Only worth a pass now if some provider could take it; otherwise the periodic pass will.
   if (ctx.inventory.list().some((c) => c.advert.available)) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
@@ -99,20 +165,21 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
 /** The client says it locked the funds; we check the chain ourselves before the lease goes out. */
 export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
   const { payload, signer } = open(raw, { kind: Kind.lock, schema: LockRequest, nonces: ctx.nonces })
-  const job = await ctx.store.mustGet(payload.jobId)
-  if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
+  const root = await publicJob(ctx, payload.jobId)
+  if (root.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
+  const job = await runOf(ctx, root, payload.escrowId)
   if (job.state !== 'matched') {
-    if (job.lockSignature === payload.signature) return viewOf(ctx, job)
+    if (job.lockSignature === payload.signature) return viewOf(ctx, root)
     throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`, { state: job.state })
   }
   const lock = await checkLock(ctx.connection, {
-    jobId: vaultKey(job.id, job.attempt), mint: ctx.mint, vault: job.vault as Address, client: job.client as Address, provider: job.provider as Address,
+    jobId: escrowIdOf(ctx, job), mint: ctx.mint, vault: job.vault as Address, client: job.client as Address, provider: job.provider as Address,
     arbiter: ctx.arbiter.address, amount: job.lockAmount ?? 0,
   })
   if (!lock.ok) throw new KilnError('ESCROW_NOT_FUNDED', `the vault is not funded: ${lock.reason}`, { vault: job.vault, required: job.lockAmount })
   const locked = await ctx.store.transition(job.id, ['matched'], 'locked', `funds locked on chain (${payload.signature})`, { lockSignature: payload.signature, runDeadline: runDeadline(job.spec.timeoutSec) })
   if (locked) void runLease(ctx, locked)
-  return viewOf(ctx, locked ?? (await ctx.store.mustGet(job.id)))
+  return viewOf(ctx, await ctx.store.mustGet(root.id))
 }
 
 /**
@@ -122,37 +189,51 @@ export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promis
  */
 export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
   const { payload, signer } = open(raw, { kind: Kind.cancel, schema: CancelRequest, nonces: ctx.nonces })
-  const job = await ctx.store.mustGet(payload.jobId)
+  const job = await publicJob(ctx, payload.jobId)
   if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
   if (TERMINAL_STATES.includes(job.state as JobState) || job.cancelRequestedAt !== null) return viewOf(ctx, job)
-  const now = Date.now()
   ctx.waiting.delete(job.id)
-  if (job.state === 'queued') {
-    const c = await ctx.store.transition(job.id, ['queued'], 'cancelled', 'cancelled by the client', { cancelRequestedAt: now })
-    if (c) return viewOf(ctx, c)
-  } else if (job.state === 'matched') {
-    // The client may have locked just before cancelling: refund whatever reached the vault.
-    const status = await ctx.escrow.settlementStatus(vaultKey(job.id, job.attempt))
-    const c = status.exists && status.balance > 0
-      ? await ctx.store.transition(job.id, ['matched'], 'settling', 'cancelled by the client; refunding the vault', { cancelRequestedAt: now, settleAction: 'refund', paidToProvider: 0, refundedToClient: status.balance })
-      : await ctx.store.transition(job.id, ['matched'], 'cancelled', 'cancelled by the client before funds were locked', { cancelRequestedAt: now })
-    if (c?.state === 'settling') await ctx.queues.enqueue('settle', c.id, { key: `a${c.attempt}` })
-    if (c) return viewOf(ctx, c)
-  } else if (job.state === 'locked' || job.state === 'running') {
-    // The process following the run sees this and tells the provider to stop.
-    await ctx.store.update(job.id, { cancelRequestedAt: now })
-    return viewOf(ctx, await ctx.store.mustGet(job.id))
+  // Every run of the job that has not delivered its result stops: re-runs and tie-breaks too.
+  const runs = job.spotCheck ? await ctx.store.family(job.id) : [job]
+  let stopped = 0
+  for (const run of runs) if (await cancelRun(ctx, run)) stopped++
+  if (stopped === 0) {
+    throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${(await ctx.store.mustGet(job.id)).state}: its result is in and it is being settled`, { state: job.state })
   }
-  throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${(await ctx.store.mustGet(job.id)).state}: its result is in and it is being settled`, { state: job.state })
+  if (runs.length > 1) await verifyFamily(ctx, job.id)
+  return viewOf(ctx, await ctx.store.mustGet(job.id))
 }
 
-/** The client co-signs a refund that the provider could not. */
+/** Stops one run; false when its result is already in (it settles as it is). */
+async function cancelRun(ctx: CoordinatorContext, run: Job): Promise<boolean> {
+  const now = Date.now()
+  if (run.state === 'queued') {
+    return Boolean(await ctx.store.transition(run.id, ['queued'], 'cancelled', 'cancelled by the client', { cancelRequestedAt: now }))
+  }
+  if (run.state === 'matched') {
+    // The client may have locked just before cancelling: refund whatever reached the vault.
+    const status = await ctx.escrow.settlementStatus(escrowIdOf(ctx, run))
+    const c = status.exists && status.balance > 0
+      ? await ctx.store.transition(run.id, ['matched'], 'settling', 'cancelled by the client; refunding the vault', { cancelRequestedAt: now, settleAction: 'refund', settleOutcome: 'cancelled', paidToProvider: 0, refundedToClient: status.balance })
+      : await ctx.store.transition(run.id, ['matched'], 'cancelled', 'cancelled by the client before funds were locked', { cancelRequestedAt: now })
+    if (c?.state === 'settling') await ctx.queues.enqueue('settle', c.id, { key: `a${c.attempt}` })
+    return Boolean(c)
+  }
+  if (run.state === 'locked' || run.state === 'running') {
+    // The process following the run sees this and tells the provider to stop.
+    await ctx.store.update(run.id, { cancelRequestedAt: now })
+    return true
+  }
+  return false
+}
+
+/** The client co-signs a settlement the provider could not (a refund) or would not (a slash) sign. */
 export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
   const { payload, signer } = open(raw, { kind: Kind.cosign, schema: CosignRequest, nonces: ctx.nonces })
-  const job = await ctx.store.mustGet(payload.jobId)
-  if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
-  await submitClientCosign(ctx, job, payload.transaction)
-  return viewOf(ctx, await ctx.store.mustGet(job.id))
+  const root = await publicJob(ctx, payload.jobId)
+  if (root.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
+  await submitClientCosign(ctx, await runOf(ctx, root, payload.escrowId), payload.transaction)
+  return viewOf(ctx, await ctx.store.mustGet(root.id))
 }
 
 /**
@@ -161,7 +242,7 @@ export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promi
  * a Redis that lost its data (restarted without persistence) loses no job.
  */
 export async function resync(ctx: CoordinatorContext): Promise<void> {
-  for (const job of await ctx.store.list({ states: ['queued', 'matched', 'locked', 'running', 'verifying', 'settling'], limit: 10_000 })) {
+  for (const job of await ctx.store.list({ states: ['queued', 'matched', 'locked', 'running', 'verifying', 'settling'], limit: 10_000, runs: true })) {
     // Queued jobs need no task: every placement pass reads them from the database.
     if (job.state === 'matched') await ctx.queues.enqueue('lock-timeout', job.id, { key: String(job.attempt) })
     else if (job.state === 'settling') await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })

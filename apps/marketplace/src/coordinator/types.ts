@@ -2,9 +2,11 @@ import type { Connection } from '@solana/web3.js'
 import type { Db } from '@kiln/db'
 import type { Escrow } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
-import type { Address, Identity, NonceCache } from '@kiln/protocol'
-import type { JobStore, LifecycleQueues, MatchingEngine } from '@kiln/scheduler'
+import { createHash } from 'node:crypto'
+import { escrowIdFor, type Address, type Identity, type NonceCache } from '@kiln/protocol'
+import type { Job, JobStore, LifecycleQueues, MatchingEngine } from '@kiln/scheduler'
 import type { ArtifactStore } from '@kiln/artifacts'
+import { placementAttempts, type VerificationDefaults } from '@kiln/verifier'
 import type { Inventory } from './inventory.ts'
 
 export interface Logger {
@@ -20,6 +22,14 @@ export interface CoordinatorConfig {
   providerSilenceMs: number
   /** How often a job that fits no provider is tried again. */
   rematchMs: number
+  /** The marketplace's cut of paid work, in basis points. */
+  feeBps: number
+  /** Default spot-check probability and bond, where a job's spec leaves them out. */
+  verification: VerificationDefaults
+  /** Keys the spot-check draws and the escrow ids; never leaves the marketplace. */
+  verifySecret: Uint8Array
+  /** How long a re-run or tie-break may wait for an independent provider before the job settles without it. */
+  rerunWaitMs: number
 }
 
 /** Everything the coordinator's parts share; built once by the app in one place. */
@@ -59,7 +69,20 @@ export interface PlacementState {
   reserved: Map<string, string>
 }
 
-export { escrowIdFor as vaultKey } from '@kiln/protocol'
+/**
+ * The escrow id of a run's current placement: the job's public id (the one its lease names)
+ * and a number drawn from the run and attempt under the marketplace secret, so that
+ * neither the order of placements nor a second run of the same job can be read from it.
+ */
+export function escrowIdOf(ctx: Pick<CoordinatorContext, 'config'>, job: Pick<Job, 'id' | 'parentId' | 'attempt'>): string {
+  const n = placementAttempts(job.id, ctx.config.verifySecret, job.attempt)[job.attempt - 1] ?? 0
+  return escrowIdFor(job.parentId ?? job.id, n)
+}
+
+/** A run's spot-check secret from the arbiter's key: the same in every coordinator of a marketplace. */
+export function verificationSecret(arbiter: Identity): Uint8Array {
+  return createHash('sha256').update('kiln/verification-secret/1').update(arbiter.exportSecretKey()).digest()
+}
 
 /** Time for a locked job to start, run to its timeout and report, after which it is given up on. */
 export function runDeadline(timeoutSec: number, now = Date.now()): number {

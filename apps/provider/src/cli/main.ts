@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { formatKilnError, isKilnError } from '@kiln/protocol'
 import type { ConfigOverrides } from '../config.ts'
+import type { DockerRuntime } from '../runtime/index.ts'
 import { pause, price, resume, status } from './control.ts'
 import { init } from './init.ts'
 import { Exit, stdio, type Io } from './io.ts'
@@ -12,6 +13,8 @@ export interface RunEnv {
   dataDir: string
   /** Resolves when `start` should stop; bin.ts wires SIGINT and SIGTERM to it. */
   stopSignal?: Promise<void>
+  /** For programs embedding the provider (test harnesses): wraps the Docker runtime `start` builds. */
+  wrapRuntime?: (runtime: DockerRuntime) => DockerRuntime
 }
 
 interface Flags {
@@ -54,7 +57,9 @@ export async function run(argv: string[], env: RunEnv, io: Io = stdio): Promise<
     .action(act((o: Flags) => init({ data: o.data, overrides: overrides(o), force: Boolean(o.force), json: Boolean(o.json) }, io)))
   settings(program.command('start').description('join the mesh, advertise capacity, run leased jobs and serve the dashboard'))
     // Loaded on demand: the mesh, Docker and Solana clients cost seconds that status does not need.
-    .action(act(async (o: Flags) => (await import('./start.ts')).start({ data: o.data, overrides: overrides(o), version: VERSION, stopSignal: env.stopSignal ?? new Promise(() => {}) }, io)))
+    .action(act(async (o: Flags) => (await import('./start.ts')).start({
+      data: o.data, overrides: overrides(o), version: VERSION, stopSignal: env.stopSignal ?? new Promise(() => {}), ...(env.wrapRuntime ? { wrapRuntime: env.wrapRuntime } : {}),
+    }, io)))
   data(program.command('status').description('what the running daemon is doing')).option('--json', 'machine-readable output')
     .action(act((o: Flags) => status(o, io)))
   data(program.command('pause').description('take no new jobs (gamer mode)')).option('--stop-running', 'also stop the running job; it is paid for the time it ran')

@@ -10,7 +10,7 @@ import { createProviderDaemon } from '../daemon.ts'
 import { newToken, saveToken } from '../dashboard/auth.ts'
 import { startDashboard } from '../dashboard/server.ts'
 import { detectHardware } from '../hardware.ts'
-import { createDockerRuntime } from '../runtime/index.ts'
+import { createDockerRuntime, type DockerRuntime } from '../runtime/index.ts'
 import { Exit, type Io } from './io.ts'
 
 export interface StartOpts {
@@ -19,6 +19,8 @@ export interface StartOpts {
   version: string
   /** Resolves when the daemon should stop (SIGINT/SIGTERM in the real command). */
   stopSignal: Promise<void>
+  /** Wraps the Docker runtime (for test harnesses embedding the provider; the CLI never sets it). */
+  wrapRuntime?: (runtime: DockerRuntime) => DockerRuntime
 }
 
 /**
@@ -34,9 +36,10 @@ export async function start(o: StartOpts, io: Io): Promise<number> {
   if (note) log.info({}, note)
   const mesh = createMeshNode({ identity, listen: config.listen, bootstrap: config.bootstrap })
   await mesh.start()
+  const docker = createDockerRuntime({ docker: new Dockerode({ socketPath: config.dockerSocket }), workDir: join(o.data, 'work'), logger: log, owner: identity.address })
   const daemon = createProviderDaemon({
     identity, mesh, log, hardware, gpus, dataDir: o.data, version: o.version,
-    runtime: createDockerRuntime({ docker: new Dockerode({ socketPath: config.dockerSocket }), workDir: join(o.data, 'work'), logger: log, owner: identity.address }),
+    runtime: o.wrapRuntime ? o.wrapRuntime(docker) : docker,
     connection: new Connection(config.rpcUrl, 'confirmed'), mint: config.mint, marketplace: config.marketplace,
     pricePerHour: config.pricePerHour, region: config.region, pollMs: config.pollSec * 1000, nvidiaSmi: config.nvidiaSmi,
     autoPause: { enabled: config.autoPause, idleMs: config.autoResumeIdleSec * 1000, ignore: config.autoPauseIgnore },
