@@ -37,7 +37,7 @@ export default function Home() {
         <div><b>{gpus}</b><span className="muted">GPUs</span></div>
         <div><b>{cores}</b><span className="muted">CPU cores</span></div>
         <div><b data-testid="job-count">{jobs.length}</b><span className="muted">recent jobs</span></div>
-        <div><b>{money(settled.reduce((n, j) => n + (j.paidToProvider ?? 0), 0))}</b><span className="muted">paid to providers</span></div>
+        <div><b>{money(settled.reduce((n, j) => n + (workPay(j) ?? 0), 0))}</b><span className="muted">paid to providers</span></div>
       </section>
       <section>
         <h2>Providers</h2>
@@ -61,7 +61,7 @@ export default function Home() {
       <section>
         <h2>Jobs</h2>
         <table data-testid="jobs">
-          <thead><tr><th>job</th><th>image</th><th>state</th><th>provider</th><th>paid</th><th>refunded</th><th>settlement tx</th></tr></thead>
+          <thead><tr><th>job</th><th>image</th><th>state</th><th>provider</th><th>checked</th><th>paid</th><th>fee</th><th>refunded</th><th>settlement tx</th></tr></thead>
           <tbody>
             {jobs.map((j) => (
               <tr key={j.id}>
@@ -69,7 +69,9 @@ export default function Home() {
                 <td>{j.image}</td>
                 <td className={`state-${j.state}`}>{j.state}{j.error ? ` · ${j.error.code}` : ''}</td>
                 <td className="mono" title={j.provider ?? ''}>{short(j.provider)}</td>
-                <td>{money(j.paidToProvider)}</td>
+                <td className={j.verification?.caught.length ? 'bad' : ''} title={j.verification?.reason ?? ''}>{checked(j.verification)}</td>
+                <td title={j.bond ? `plus the provider's bond of ${money(j.bond)} returned` : ''}>{money(workPay(j))}</td>
+                <td>{money(j.fee)}</td>
                 <td>{money(j.refundedToClient)}</td>
                 <td className="mono" title={j.settlementSignature ?? ''}>{short(j.settlementSignature, 10)}</td>
               </tr>
@@ -79,4 +81,18 @@ export default function Home() {
       </section>
     </>
   )
+}
+
+/** What independent re-runs showed, once the job has ended (nothing is shown while it may still be checked). */
+function checked(v: Jobs[number]['verification']): string {
+  if (!v) return ''
+  if (v.verdict === 'unchecked') return '—'
+  if (v.verdict === 'decided') return `✗ caught ${v.caught.length}`
+  return v.verdict === 'agree' ? `✓ ${v.runs} runs agree` : '? inconclusive'
+}
+
+/** The provider's pay for the work; its bond coming back is not pay. */
+function workPay(j: Jobs[number]): number | null {
+  if (j.paidToProvider === null) return null
+  return j.bond && j.paidToProvider >= j.bond ? j.paidToProvider - j.bond : j.paidToProvider
 }

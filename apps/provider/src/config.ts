@@ -30,6 +30,11 @@ export const ProviderConfig = z.object({
   /** Price per hour of lease, in token base units (1_000_000 = 1.00). */
   pricePerHour: z.number().int().min(1).default(CONFIG_DEFAULTS.pricePerHour),
   region: z.string().min(1).max(32).default(CONFIG_DEFAULTS.region),
+  /**
+   * The address of whoever runs this machine, when one person runs several providers: the
+   * marketplace never checks one of them with another (a spot-check re-run goes to another operator).
+   */
+  operator: address.optional(),
   dockerSocket: z.string().min(1).default(CONFIG_DEFAULTS.dockerSocket),
   /** The local dashboard's port on 127.0.0.1; 0 picks a free one. */
   dashboardPort: z.number().int().min(0).max(65535).default(CONFIG_DEFAULTS.dashboardPort),
@@ -55,6 +60,7 @@ const FIXES: Record<string, string> = {
   rpcUrl: 'pass --rpc <url>, e.g. http://127.0.0.1:8899',
   pricePerHour: 'pass --price <units>: a whole number of token base units per hour, at least 1 (1000000 = 1.00)',
   region: 'pass --region <name> (1 to 32 characters)',
+  operator: 'pass --operator <address>: the base58 address of whoever runs this machine (the same for all your machines)',
   listen: 'pass --listen <multiaddr...>, e.g. /ip4/0.0.0.0/tcp/4001',
   dashboardPort: 'set "dashboardPort" in config.json to a port number 0-65535 (0 picks a free one)',
   pollSec: 'set "pollSec" in config.json to a number of seconds between 0.1 and 3600',

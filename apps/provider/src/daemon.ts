@@ -1,8 +1,9 @@
 import { join } from 'node:path'
 import type { Connection } from '@solana/web3.js'
-import { checkLock, lockFunds, tokenBalance } from '@kiln/escrow'
+import { checkLock, tokenBalance } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
 import { KilnError, NonceCache, Protocol, type Address, type CapacityAdvert, type Hardware, type Identity, type Lease } from '@kiln/protocol'
+import { Bonds } from './bonds.ts'
 import { availability, foreignProcesses, overrideAutoPause, processLabel, resumesAt, stepAutoPause, type AutoPause } from './gamer.ts'
 import { queryComputeApps, queryGpus, type GpuProcess, type GpuStatus } from './hardware.ts'
 import { serveResult } from './result-stream.ts'
@@ -31,6 +32,8 @@ export interface ProviderInit {
   gpus?: GpuStatus[]
   pricePerHour: number
   region: string
+  /** Who runs this machine (advertised; the marketplace keeps one operator's providers from checking each other). */
+  operator?: Address
   dataDir: string
   version: string
   log: Logger
@@ -42,8 +45,6 @@ export interface ProviderInit {
   autoPause?: { enabled: boolean; idleMs: number; ignore?: string[] }
   /** Reads a lease's vault on chain; default checkLock on `connection`. */
   checkLock?: LockChecker
-  /** Posts the lease's bond in its vault; default a transfer from this provider's wallet. */
-  postBond?: (lease: Lease) => Promise<void>
   /** Called when the owner sets a new price, to keep it across restarts. */
   persistPrice?: (pricePerHour: number) => void
 }
@@ -84,6 +85,7 @@ export function createProviderDaemon(init: ProviderInit) {
   let recovered = false
   let current: Running | undefined
   let reserved: string | undefined
+  const bonds = new Bonds({ connection: init.connection, identity, mint: init.mint, log })
   let gpus: GpuStatus[] = init.gpus ?? hardware.gpus.map((g) => ({ ...g, utilizationPct: null, temperatureC: null }))
   let gpuProcs: Array<GpuProcess & { kiln: boolean }> = []
   let gpuProblem: string | undefined
@@ -106,6 +108,7 @@ export function createProviderDaemon(init: ProviderInit) {
       peerId: mesh.peerId, addrs: mesh.multiaddrs(), seq: ++seq, hardware,
       free: none ? { cpu: 0, memoryMb: 0, gpus: 0 } : { cpu: hardware.cpuCores, memoryMb: hardware.memoryMb, gpus: hardware.gpus.length },
       pricePerHour: price, region: init.region, version: init.version, available: a.available, ...(a.reason ? { reason: a.reason } : {}),
+      ...(init.operator ? { operator: init.operator } : {}),
     }
   }
 
@@ -175,29 +178,21 @@ export function createProviderDaemon(init: ProviderInit) {
     if (dockerProblem) throw new KilnError('DOCKER_UNAVAILABLE', `Docker engine unavailable: ${dockerProblem}`)
     if (current || reserved) throw new KilnError('LEASE_REFUSED', `already running a job (${current?.lease.jobId ?? reserved})`)
     reserved = lease.jobId
-    try {
-      await (init.postBond ?? postBond)(lease)
-    } catch (e) {
+    await bonds.start(lease).catch((e: unknown) => {
       reserved = undefined
       throw e
-    }
+    })
     return lease
-  }
-
-  /** Our stake in the run's vault, posted once (a replayed lease finds it there already). */
-  async function postBond(lease: Lease): Promise<void> {
-    if (lease.bond === 0) return
-    const ref = { jobId: lease.escrowId, mint: lease.mint, vault: lease.vault, client: lease.client, provider: lease.provider, arbiter: lease.arbiter }
-    if ((await checkLock(init.connection, { ...ref, amount: lease.lockAmount + lease.bond })).ok) return
-    const signature = await lockFunds({ connection: init.connection, from: identity, amount: lease.bond, ...ref })
-    log.info({ jobId: lease.jobId, bond: lease.bond, signature }, 'bond posted in the job\'s vault')
   }
 
   const jobCtx = {
     resultsDir: join(init.dataDir, 'results'),
     identity, runtime, journal, log, accept,
     ...(hardware.gpus.length ? { gpuDeviceIds: hardware.gpus.map((g) => String(g.index)) } : {}),
+    /** The receipt goes out only once the bond is in the vault: the marketplace pays no run without it. */
+    beforeReceipt: (lease: Lease) => bonds.settled(lease),
     begin(lease: Lease, abort: AbortController) {
+      bonds.watch(lease, abort)
       let finish = () => {}
       const done = new Promise<void>((resolve) => { finish = resolve })
       current = { lease, abort, acceptedAt: Date.now(), startedAt: null, stopping: null, done, finish }
@@ -208,6 +203,7 @@ export function createProviderDaemon(init: ProviderInit) {
     started(at: number) { if (current) current.startedAt = at },
     onLog(stream: 'stdout' | 'stderr', text: string) { ring.push(stream, text) },
     end(lease: Lease) {
+      bonds.forget(lease.jobId)
       if (reserved === lease.jobId) reserved = undefined
       if (current?.lease.jobId !== lease.jobId) return
       const finished = current

@@ -24,6 +24,8 @@ export interface JobStreamContext {
   onLog(stream: 'stdout' | 'stderr', text: string): void
   /** The run is over, whatever happened. */
   end(lease: Lease): void
+  /** Awaited before the result is sent (the bond being posted); a failure there is the marketplace's to judge. */
+  beforeReceipt?(lease: Lease): Promise<void>
   gpuDeviceIds?: string[]
   /** Where outputs are kept until delivered. */
   resultsDir?: string
@@ -64,6 +66,7 @@ export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void
   try {
     await ch.sendJson({ t: 'accepted' })
     const result = await runWithStreaming(ctx, ch, lease, abort.signal)
+    await ctx.beforeReceipt?.(lease).catch(() => {})
     const receipt = receiptOf(lease, ctx.identity.address, result)
     journal.update(lease.jobId, { state: 'finished', receipt, startedAt: result.startedAt, delivered: false })
     if (result.output) {

@@ -100,6 +100,8 @@ export const CapacityAdvert = z.object({
   available: z.boolean(),
   /** Why the provider is unavailable, when it is. */
   reason: z.string().max(200).optional(),
+  /** Who runs this provider, when one operator runs several: their runs never check each other. */
+  operator: address.optional(),
 }).strict()
 export type CapacityAdvert = z.output<typeof CapacityAdvert>
 

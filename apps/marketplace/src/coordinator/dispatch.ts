@@ -83,12 +83,17 @@ async function ownRunDelivered(ctx: CoordinatorContext, run: Job): Promise<boole
 
 /**
  * Providers this run must not go to: those that failed it, and for a job's independent runs
- * (spot-check re-run, tie-break) every provider holding another run of the same job.
+ * (spot-check re-run, tie-break) every provider holding another run of the same job, and
+ * every provider its operator runs (a provider without a declared operator is its own).
  */
-async function excludedFor(ctx: CoordinatorContext, job: Job): Promise<Address[]> {
+export async function excludedFor(ctx: CoordinatorContext, job: Job): Promise<Address[]> {
   const out = new Set(job.excluded)
   if (job.parentId || job.spotCheck) {
-    for (const r of await ctx.store.family(job.parentId ?? job.id)) if (r.id !== job.id && r.provider) out.add(r.provider)
+    const others = (await ctx.store.family(job.parentId ?? job.id)).filter((r) => r.id !== job.id && r.provider).map((r) => r.provider as Address)
+    // Independent means another key and another operator: one operator's machines do not check each other.
+    const operators = new Set(others.map((a) => ctx.inventory.get(a)?.operator ?? a))
+    for (const a of others) out.add(a)
+    for (const p of ctx.inventory.list()) if (operators.has(p.advert.operator ?? p.address)) out.add(p.address)
   }
   return [...out] as Address[]
 }

@@ -82,7 +82,6 @@ export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease,
     switch (frame.t) {
       case 'accepted':
         ctx.log.info({ jobId: runId, provider: lease.provider }, 'lease accepted')
-        await checkBond(ctx, lease)
         break
       case 'refused':
         // A provider that cannot post the bond will not be able to next time either: go elsewhere.
@@ -115,6 +114,7 @@ export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease,
         throw new KilnError('PEER_UNREACHABLE', `the provider has no result: ${frame.error.message}`, { providerError: frame.error, lost: true })
       case 'receipt': {
         const { receipt, envelope } = checkReceipt(frame.envelope, { lease, output, nonces: ctx.nonces })
+        await checkBond(ctx, lease)
         if (output && receipt.outputDigest) ctx.artifacts.put(output, receipt.outputDigest)
         await ctx.store.update(runId, { receipt: envelope, outputDigest: receipt.outputDigest, outputBytes: receipt.outputBytes, endedAt: receipt.endedAt })
         return receipt
@@ -124,8 +124,9 @@ export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease,
 }
 
 /**
- * The provider posts its bond in the run's vault when it accepts the lease; a run whose
- * bond is not there is stopped before it starts (refunded, and placed elsewhere).
+ * The provider posts its bond in the run's vault while its container starts, and sends its
+ * receipt only once the bond is in; a run whose bond is not there by then is not paid:
+ * refunded (what bond there is goes back) and placed on another provider.
  */
 async function checkBond(ctx: CoordinatorContext, lease: Lease): Promise<void> {
   if (lease.bond === 0) return

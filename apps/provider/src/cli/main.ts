@@ -18,7 +18,7 @@ export interface RunEnv {
 }
 
 interface Flags {
-  data: string; marketplace?: string; bootstrap?: string[]; rpc?: string; mint?: string; price?: string; region?: string; listen?: string[]
+  data: string; marketplace?: string; bootstrap?: string[]; rpc?: string; mint?: string; price?: string; region?: string; listen?: string[]; operator?: string
   dashboardPort?: string; nvidiaSmi?: string; dockerSocket?: string; force?: boolean; json?: boolean; stopRunning?: boolean
 }
 
@@ -26,7 +26,7 @@ const num = (s: string | undefined) => (s === undefined ? undefined : /^\d+$/.te
 
 function overrides(o: Flags): ConfigOverrides {
   return {
-    marketplace: o.marketplace, bootstrap: o.bootstrap, rpcUrl: o.rpc, mint: o.mint, pricePerHour: num(o.price), region: o.region, listen: o.listen,
+    marketplace: o.marketplace, bootstrap: o.bootstrap, rpcUrl: o.rpc, mint: o.mint, pricePerHour: num(o.price), region: o.region, listen: o.listen, operator: o.operator,
     dashboardPort: num(o.dashboardPort), nvidiaSmi: o.nvidiaSmi, dockerSocket: o.dockerSocket,
   }
 }
@@ -46,6 +46,7 @@ export async function run(argv: string[], env: RunEnv, io: Io = stdio): Promise<
     .option('--mint <address>', 'stablecoin mint')
     .option('--price <units>', 'price per hour in token base units (1000000 = 1.00)')
     .option('--region <name>', 'region to advertise')
+    .option('--operator <address>', 'who runs this machine, if you run several: re-runs of a job never go to the same operator')
     .option('--listen <multiaddr...>', 'mesh listen addresses')
     .option('--dashboard-port <port>', 'local dashboard port on 127.0.0.1 (0: any free port)')
     .option('--nvidia-smi <path>', 'the nvidia-smi to use')

@@ -41,7 +41,7 @@ export async function start(o: StartOpts, io: Io): Promise<number> {
     identity, mesh, log, hardware, gpus, dataDir: o.data, version: o.version,
     runtime: o.wrapRuntime ? o.wrapRuntime(docker) : docker,
     connection: new Connection(config.rpcUrl, 'confirmed'), mint: config.mint, marketplace: config.marketplace,
-    pricePerHour: config.pricePerHour, region: config.region, pollMs: config.pollSec * 1000, nvidiaSmi: config.nvidiaSmi,
+    pricePerHour: config.pricePerHour, region: config.region, ...(config.operator ? { operator: config.operator } : {}), pollMs: config.pollSec * 1000, nvidiaSmi: config.nvidiaSmi,
     autoPause: { enabled: config.autoPause, idleMs: config.autoResumeIdleSec * 1000, ignore: config.autoPauseIgnore },
     persistPrice: (pricePerHour) => updateConfig(o.data, { pricePerHour }),
   })
