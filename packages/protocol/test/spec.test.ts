@@ -21,6 +21,18 @@ describe('job spec', () => {
     }
   })
 
+  it('takes verification settings and names their bad fields', () => {
+    const ok = parseOrThrow(JobSpec, { image: 'kiln/matmul:1', maxPricePerHour: 1, verification: { p: 0.2, comparator: { kind: 'numeric', rtol: 1e-4 } } }, 'job spec')
+    expect(ok.verification).toMatchObject({ p: 0.2, comparator: { kind: 'numeric', rtol: 1e-4, atol: 1e-8 } })
+    try {
+      parseOrThrow(JobSpec, { image: 'kiln/matmul:1', maxPricePerHour: 1, verification: { p: 2, bondPerJob: 1, bondRatio: 1, comparator: { kind: 'fuzzy' } } }, 'job spec')
+      expect.unreachable()
+    } catch (e) {
+      const paths = (e as { context: { issues: { path: string }[] } }).context.issues.map((i) => i.path)
+      expect(paths).toEqual(expect.arrayContaining(['verification.p', 'verification.comparator.kind']))
+    }
+  })
+
   it('prices a lease by the second, rounded up and capped by the lock', () => {
     expect(maxLeaseCost(3_600_000, 600)).toBe(600_000)
     expect(leaseCost(3_600_000, 1.5, 600_000)).toBe(1_500)
