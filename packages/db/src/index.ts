@@ -1,3 +1,3 @@
 export * from './schema.ts'
 export { openDb, resultRows, type Db, type DbHandle, type DbInit } from './open.ts'
-export { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm'
+export { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'

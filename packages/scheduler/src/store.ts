@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, isNull, jobEvents, jobLogs, jobs, or, sql, type Db } from '@kiln/db'
+import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, jobEvents, jobLogs, jobs, or, sql, type Db } from '@kiln/db'
 import { KilnError, randomHex, type JobState } from '@kiln/protocol'
 import { canTransition } from './states.ts'
 
@@ -27,8 +27,8 @@ export interface JobStore {
    */
   transition(id: string, from: readonly JobState[], to: JobState, reason: string, patch?: JobPatch, detail?: Record<string, unknown>): Promise<Job | undefined>
   update(id: string, patch: JobPatch): Promise<void>
-  /** Newest first, or oldest first with `oldestFirst`. Jobs only; with `runs`, hidden re-runs too. */
-  list(opts?: { states?: JobState[]; client?: string; limit?: number; oldestFirst?: boolean; runs?: boolean }): Promise<Job[]>
+  /** Newest first, or oldest first with `oldestFirst`. Jobs only; with `runs`, hidden re-runs too; with runs 'only', just those. */
+  list(opts?: { states?: JobState[]; client?: string; limit?: number; oldestFirst?: boolean; runs?: boolean | 'only' }): Promise<Job[]>
   events(id: string): Promise<(typeof jobEvents.$inferSelect)[]>
   appendLogs(id: string, firstSeq: number, chunks: { stream: string; text: string }[]): Promise<void>
   logs(id: string, afterSeq: number, limit?: number): Promise<(typeof jobLogs.$inferSelect)[]>
@@ -107,6 +107,7 @@ export function createJobStore(db: Db): JobStore {
       if (opts.states?.length) conds.push(inArray(jobs.state, opts.states))
       if (opts.client) conds.push(eq(jobs.client, opts.client))
       if (!opts.runs) conds.push(isNull(jobs.parentId))
+      else if (opts.runs === 'only') conds.push(isNotNull(jobs.parentId))
       return db.select().from(jobs).where(conds.length ? and(...conds) : undefined).orderBy(opts.oldestFirst ? asc(jobs.createdAt) : desc(jobs.createdAt)).limit(opts.limit ?? 100)
     },
     async events(id) {

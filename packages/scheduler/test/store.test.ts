@@ -85,3 +85,27 @@ describe('JobStore.reservedFor', () => {
     }
   })
 })
+
+describe('JobStore runs (spot-check re-runs and tie-breaks)', () => {
+  it('keeps a job\'s runs out of job lists, shows them in its family, and adds a tie-break once', async () => {
+    const { db, close } = await openDb()
+    const store = createJobStore(db)
+    try {
+      const id = newJobId()
+      const common = { client: 'alice', spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost: 10 }
+      await store.create({ id, ...common, spotCheck: true }, [{ id: `${id}r1`, parentId: id, role: 'replica', ...common }])
+      expect((await store.list()).map((j) => j.id)).toEqual([id])
+      expect((await store.list({ runs: 'only' })).map((j) => j.id)).toEqual([`${id}r1`])
+      expect(new Set((await store.list({ runs: true })).map((j) => j.id))).toEqual(new Set([id, `${id}r1`]))
+      // The re-run's money is reserved like the job's own.
+      expect(await store.reservedFor('alice')).toBe(20)
+      const tie = { id: `${id}t1`, parentId: id, role: 'tiebreak' as const, ...common }
+      expect((await store.addRun(tie, 'tie-break'))?.state).toBe('queued')
+      expect(await store.addRun(tie, 'tie-break again')).toBeUndefined()
+      expect((await store.family(id)).map((j) => j.role)).toEqual(['primary', 'replica', 'tiebreak'])
+      expect(await store.events(`${id}t1`)).toHaveLength(1)
+    } finally {
+      await close()
+    }
+  })
+})

@@ -166,9 +166,11 @@ export function createKilnClient(init: KilnClientInit) {
           h.onState?.(job)
         }
         // Every run of the job (a spot-check re-run too) needs the client's lock, and may need
-        // its co-signature; the re-runs are visible to the owner only, through a signed request.
-        // A caught re-run's slash may still wait for us after the job itself has ended.
-        const runs: RunDetails[] | undefined = runsDone ? [] : await client.runs(jobId).catch((e: unknown) => {
+        // its co-signature; re-runs are visible to the owner only, through a signed request.
+        // They need nothing while the job's own run is queued or running (they are placed after
+        // it), and a caught re-run's slash may still wait for us after the job has ended.
+        const quiet: boolean = runsDone || job.state === 'queued' || job.state === 'locked' || job.state === 'running'
+        const runs: RunDetails[] | undefined = quiet ? [] : await client.runs(jobId).catch((e: unknown) => {
           if (isKilnError(e, 'PEER_UNREACHABLE')) return undefined
           throw e
         })

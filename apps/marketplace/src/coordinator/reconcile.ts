@@ -15,7 +15,7 @@ const QUIET_MS = 5_000
 export async function reconcile(ctx: CoordinatorContext, now = Date.now()): Promise<number> {
   let resolved = 0
   // A re-run no independent provider took in time is dropped: the job settles on its own run.
-  for (const run of await ctx.store.list({ states: ['queued'], limit: 1000, runs: true, oldestFirst: true })) {
+  for (const run of await ctx.store.list({ states: ['queued'], limit: 1000, runs: 'only', oldestFirst: true })) {
     if (!run.parentId) continue
     // The clock starts when there is something to check: the job's own result.
     const root = await ctx.store.get(run.parentId)
