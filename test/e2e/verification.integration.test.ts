@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Connection } from '@solana/web3.js'
 import { tokenBalance } from '@kiln/escrow'
-import type { Address } from '@kiln/protocol'
+import { saveIdentity, type Address } from '@kiln/protocol'
+import { run } from '@kiln/client-cli'
 import { createKilnClient, unpackOutput, type KilnClient, type RunDetails } from '@kiln/sdk'
 import { PROVIDER_FUNDS } from '../support/network.ts'
 import { useNetwork } from '../support/use-network.ts'
@@ -113,6 +114,42 @@ describe('verification catches a cheating provider', () => {
     for (const h of honest) expect(score(h)).toBeGreaterThan(0.5)
     expect(score(cheater)).toBeLessThan(0.2)
   }, 420_000)
+  it('kiln quote and kiln status show the guarantee before paying and the runs to their owner', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-cli-'))
+    const keypair = join(dir, 'id.json')
+    saveIdentity(keypair, fx.client)
+    const file = join(dir, 'job.json')
+    writeFileSync(file, JSON.stringify(spec(99)))
+    const cli = async (...args: string[]) => {
+      const out: string[] = []
+      const code = await run(['--api', fx.net.api, '--keypair', keypair, ...args], { out: (l) => out.push(l), err: (l) => out.push(l) })
+      return { code, out }
+    }
+    const q = await cli('--json', 'quote', file)
+    expect(q.code).toBe(0)
+    const quote = (JSON.parse(q.out[0]!) as { quote: { p: number; detectK: number; cheatingPays: boolean; required: number; maxCost: number; feeBps: number } }).quote
+    expect(quote).toMatchObject({ p: P, cheatingPays: false, feeBps: 100 })
+    expect(quote.detectK).toBeCloseTo(1 - (1 - P) ** 20, 12)
+    expect(quote.required).toBe(2 * quote.maxCost)
+    // The human form says it in words, before anything is paid.
+    const human = await cli('submit', file, '--out', dir)
+    expect(human.code).toBe(0)
+    const text = human.out.join('\n')
+    expect(text.indexOf('chance to catch a provider that cheats 20 times')).toBeLessThan(text.indexOf('submitted job_'))
+    expect(text).toMatch(/cheating does not pay/)
+    const jobId = /submitted (job_[0-9a-z]+)/.exec(text)![1]!
+    const st = await cli('--json', 'status', jobId)
+    const shown = JSON.parse(st.out[0]!) as { verification: { verdict: string }; runs: { role: string }[]; fee: number; bond: number }
+    expect(shown.runs[0]!.role).toBe('primary')
+    expect(shown.verification.verdict).toBe(shown.runs.length > 1 ? expect.stringMatching(/agree|decided/) : 'unchecked')
+    expect(shown.bond).toBeGreaterThan(0)
+    // Somebody else asking sees the job, but not its runs.
+    const other = await run(['--api', fx.net.api, '--keypair', join(dir, 'other.json'), 'keygen'], { out: () => {}, err: () => {} })
+    expect(other).toBe(0)
+    const theirs: string[] = []
+    await run(['--api', fx.net.api, '--keypair', join(dir, 'other.json'), '--json', 'status', jobId], { out: (l) => theirs.push(l), err: () => {} })
+    expect(JSON.parse(theirs[0]!)).not.toHaveProperty('runs')
+  }, 120_000)
 })
 
 describe('a receipt that does not match its output is rejected', () => {
