@@ -42,7 +42,8 @@ export async function verifyFamily(ctx: CoordinatorContext, rootId: string): Pro
   }
   if (runs.length === 1 || results.length < 2) {
     if (runs.length > 1) await setVerdict(ctx, root, { verdict: 'unchecked', runs: results.length, caught: [], reason: 'fewer than two runs produced a result to compare' })
-    return settleOwn(runs.length === 1 ? 'release to provider' : 'settled on its own receipt: no other run to compare it with')
+    if (runs.length === 1) return settleOwn(root.error ? `run failed: ${root.error.message}` : 'release to provider')
+    return settleOwn('settled on its own receipt: no other run to compare it with')
   }
   const comparator = resolveVerification(root.spec.verification, root.lockAmount ?? 0, ctx.config.verification).comparator
   const t = await judge(ctx, results, comparator)
