@@ -27,8 +27,8 @@ export async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): 
     excluded: job.provider && EXCLUDE.has(e.kind) ? [...new Set([...job.excluded, job.provider])] : job.excluded,
   }, { code: e.code })
   if (moved && job.provider && EXCLUDE.has(e.kind)) {
-    // Losing a run it had accepted counts against the provider.
-    await recordOutcome(ctx, job.provider as Address, { kind: 'failed', at: Date.now() }).catch(() => {})
+    // Losing a run it had accepted counts against the provider; sitting on it past its deadline, more.
+    await recordOutcome(ctx, job.provider as Address, { kind: e.context.deadline ? 'timed_out' : 'failed', at: Date.now() }).catch(() => {})
   }
   if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
   // The job's other runs may have been waiting for this one.
