@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { launchChromium } from '../support/browser.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Identity } from '@kiln/protocol'
+import { createKilnClient } from '@kiln/sdk'
 import { startNetwork, type Network } from '../support/network.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -31,5 +33,26 @@ describe('marketplace web app', () => {
     expect(text).toMatch(/CPU only/)
     expect(text).toMatch(/available/)
     await page.screenshot({ path: join(net.dataDir, 'marketplace.png') })
+  })
+
+  it('lists a finished job with what the provider was paid for the work, the fee and whether it was checked', async () => {
+    const client = Identity.generate()
+    await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
+    const kiln = createKilnClient({ url: net.api, identity: client })
+    const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['64'], maxPricePerHour: 1_000_000, timeoutSec: 60 })
+    const job = await kiln.watch(jobId)
+    expect(job.state).toBe('done')
+    const page = await browser.newPage()
+    await page.goto(net.api)
+    const row = page.getByTestId('jobs').locator('tbody tr', { hasText: jobId })
+    await row.waitFor({ timeout: 15_000 })
+    const cells = await row.locator('td').allInnerTexts()
+    const money = (n: number) => (n / 1_000_000).toFixed(4)
+    // job, image, state, provider, checked, paid (work only, not the bond coming back), fee, refunded, tx
+    expect(cells[2]).toBe('done')
+    expect(cells[4]).toBe('—')
+    expect(cells[5]).toBe(money(job.paidToProvider! - job.bond!))
+    expect(cells[6]).toBe(money(job.fee!))
+    expect(cells[7]).toBe(money(job.refundedToClient!))
   })
 })

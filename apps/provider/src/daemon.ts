@@ -15,7 +15,7 @@ import { LogRing } from './log-ring.ts'
 import { recoverJobs } from './recovery.ts'
 import type { DockerRuntime } from './runtime/index.ts'
 import { serveSettle } from './settle.ts'
-import { advertView, earningsSummary, jobView, type EarningsView, type JobView, type StatusView } from './views.ts'
+import { advertView, earningsSummary, earningsView, jobView, type EarningsView, type JobView, type StatusView } from './views.ts'
 
 export type { Logger } from './log.ts'
 
@@ -236,19 +236,7 @@ export function createProviderDaemon(init: ProviderInit) {
     status,
     logs: (after: number) => ring.since(after),
     jobs: (): JobView[] => journal.all().slice(0, 200).map(jobView),
-    async earnings(): Promise<EarningsView> {
-      const records = journal.all()
-      let balance: number | null = null
-      let balanceProblem: string | null = null
-      try {
-        // A ledger that does not answer must not hang the dashboard.
-        balance = await Promise.race([tokenBalance(init.connection, init.mint, identity.address),
-          new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the ledger did not answer within 5 s')), 5000).unref())])
-      } catch (e) {
-        balanceProblem = (e as Error).message
-      }
-      return { address: identity.address, mint: init.mint, balance, balanceProblem, paid: earningsSummary(records).paid, history: records.slice(0, 200).map(jobView) }
-    },
+    earnings: (): Promise<EarningsView> => earningsView(journal.all(), () => tokenBalance(init.connection, init.mint, identity.address), identity.address, init.mint),
     /** No new jobs; with stopRunning, the running one is stopped too (it is paid for the seconds it ran). */
     async pause(opts: { stopRunning?: boolean } = {}): Promise<StatusView> {
       if (pausedAt === undefined) log.info({ stopRunning: Boolean(opts.stopRunning) }, 'paused by owner')

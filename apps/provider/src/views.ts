@@ -105,3 +105,16 @@ export function earningsSummary(records: JobRecord[]): StatusView['earnings'] {
 export function advertView(a: CapacityAdvert | undefined, publishedAt: number): StatusView['advert'] {
   return a ? { seq: a.seq, available: a.available, reason: a.reason ?? null, publishedAt } : null
 }
+
+/** The earnings page: what the journal says we were paid, and the wallet's balance if the ledger answers within 5 s. */
+export async function earningsView(records: JobRecord[], balanceOf: () => Promise<number>, address: Address, mint: Address): Promise<EarningsView> {
+  let balance: number | null = null
+  let balanceProblem: string | null = null
+  try {
+    // A ledger that does not answer must not hang the dashboard.
+    balance = await Promise.race([balanceOf(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the ledger did not answer within 5 s')), 5000).unref())])
+  } catch (e) {
+    balanceProblem = (e as Error).message
+  }
+  return { address, mint, balance, balanceProblem, paid: earningsSummary(records).paid, history: records.slice(0, 200).map(jobView) }
+}
