@@ -7,7 +7,7 @@ import { tokenBalance } from '@kiln/escrow'
 import { saveIdentity, type Address } from '@kiln/protocol'
 import { run } from '@kiln/client-cli'
 import { createKilnClient, unpackOutput, type KilnClient, type RunDetails } from '@kiln/sdk'
-import { PROVIDER_FUNDS } from '../support/network.ts'
+import { PROVIDER_FUNDS, waitFor } from '../support/network.ts'
 import { useNetwork } from '../support/use-network.ts'
 
 const CHEATER = 'test/support/cheating-provider.ts'
@@ -107,6 +107,12 @@ describe('verification catches a cheating provider', () => {
     const slashed = runs.flat().filter((r) => r.settleOutcome === 'caught').reduce((a, r) => a + (r.bond ?? 0), 0)
     const cheaterEarned = runs.flat().filter((r) => r.provider === cheater && r.settleOutcome !== 'caught').reduce((a, r) => a + (r.paidToProvider ?? 0) - (r.bond ?? 0), 0)
     expect(await tokenBalance(conn, mint, cheater as Address)).toBe(PROVIDER_FUNDS - slashed + cheaterEarned)
+
+    // The cheater signed none of its slashes, and was told of each: its own journal shows them.
+    const slashedJobs = ids.filter((_, i) => (runs[i] as RunDetails[]).some((r) => r.settleOutcome === 'caught'))
+    const journal = (id: string) => JSON.parse(readFileSync(join(fx.net.dataDir, 'provider-0', 'jobs', `${id}.json`), 'utf8')) as { settlement?: { action: string; toProvider: number } }
+    await waitFor(async () => slashedJobs.every((id) => journal(id).settlement?.action === 'slash'), 15_000, 'the cheater to record its slashes')
+    for (const id of slashedJobs) expect(journal(id).settlement?.toProvider).toBe(0)
 
     // Reputation: caught is worse than any amount of honest work.
     const listed = await kiln.providers()

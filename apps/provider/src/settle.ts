@@ -37,6 +37,14 @@ export async function serveSettle(ctx: SettleContext, ch: Channel): Promise<void
     const { payload } = open(raw, { kind: Kind.settleRequest, schema: SettleRequest, signer: ctx.marketplace, nonces: ctx.nonces })
     const rec = journal.get(payload.jobId)
     if (!rec) throw new KilnError('SETTLEMENT_REFUSED', `no lease ${payload.jobId} on record`)
+    if (payload.action === 'slash') {
+      // Not a request: the client and arbiter already sent it. Two independent runs outvoted ours.
+      const payout = payoutTo(payload.transaction, rec.lease.vault, rec.lease.mint, identity.address)
+      journal.update(payload.jobId, { settlement: { action: 'slash', toProvider: payout, bondReturned: 0, at: Date.now() } })
+      log.warn({ jobId: payload.jobId, bond: rec.lease.bond ?? 0 }, 'slashed: two independent runs of this job agree on another result; the bond went to the client')
+      await ch.sendJson({ ok: true, transaction: payload.transaction })
+      return
+    }
     const { earned, owed } = owedTo(rec)
     if (payload.action === 'refund' && earned > 0) throw new KilnError('SETTLEMENT_REFUSED', `refund asked, but our receipt earned ${earned}`)
     // A refund must still give our bond back; a release must pay the work (less the fee) and the bond.

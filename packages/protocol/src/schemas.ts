@@ -174,7 +174,8 @@ export const CosignRequest = z.object({ jobId, transaction: z.string().min(1).ma
 /** The arbiter asks a party to co-sign a settlement transaction it has already signed. */
 export const SettleRequest = z.object({
   jobId,
-  action: z.enum(['release', 'refund']),
+  /** release and refund ask for a co-signature; slash tells the provider of one it was not asked to sign (already sent). */
+  action: z.enum(['release', 'refund', 'slash']),
   /** base64 of the partially signed, serialised transaction. */
   transaction: z.string().max(4096),
 }).strict()

@@ -92,6 +92,8 @@ async function submit(ctx: CoordinatorContext, job: Job, signed: string, action:
     await ctx.db.update(providers).set({ earned: sql`${providers.earned} + ${plan.work - plan.fee}` }).where(eq(providers.address, job.provider)).catch(() => {})
   }
   ctx.log.info({ jobId: job.id, action, signature, toProvider, toClient, fee: plan.fee, bondSlashed: plan.bondSlashed }, 'settled')
+  // The provider signed nothing here: tell it, so its own books show the slash (best effort).
+  if (plan.action === 'slash' && job.provider) void requestCosign(ctx, job.provider as Address, job.parentId ?? job.id, 'slash', signed).catch(() => {})
   await afterSettlement(ctx, job, signature, plan.lines.join('; '))
 }
 
@@ -111,7 +113,7 @@ async function afterSettlement(ctx: CoordinatorContext, job: Job, signature: str
   await ctx.store.transition(job.id, ['settling'], final, reason, { settlementSignature: signature, pendingCosign: null }, { signature })
 }
 
-async function requestCosign(ctx: CoordinatorContext, provider: Address, jobId: string, action: 'release' | 'refund', tx: string): Promise<string> {
+async function requestCosign(ctx: CoordinatorContext, provider: Address, jobId: string, action: 'release' | 'refund' | 'slash', tx: string): Promise<string> {
   const addrs = ctx.inventory.get(provider)?.addrs
   const ch = await ctx.mesh.open(provider, Protocol.settle, addrs ? { addrs } : {})
   try {
