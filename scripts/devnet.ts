@@ -56,6 +56,7 @@ process.stdout.write(`
 The network keeps running. In another terminal:
   export KILN_API=${net.api} KILN_KEYPAIR=${keypair}
   npx kiln providers
+  npx kiln quote examples/render.yaml
   npx kiln submit examples/render.yaml
   npx kiln jobs
 Web app: ${webBuilt ? net.api : '(not built)'}     Ctrl-C stops everything.
