@@ -13,7 +13,7 @@ import { run } from '../../apps/provider/src/cli/main.ts'
 import type { DockerRuntime, RunOutput } from '../../apps/provider/src/runtime/index.ts'
 
 /** Flips the first content byte of the first non-empty regular file in a tar. */
-export function tamper(tar: Buffer): Buffer {
+function tamper(tar: Buffer): Buffer {
   const out = Buffer.from(tar)
   for (let pos = 0; pos + 512 <= out.length && out[pos] !== 0;) {
     const size = parseInt(out.subarray(pos + 124, pos + 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8)

@@ -137,7 +137,7 @@ async function checkBond(ctx: CoordinatorContext, lease: Lease): Promise<void> {
 }
 
 /** How a run's own receipt settles, before any comparison with other runs. */
-export function outcomeOf(job: Job, receipt: ResultReceipt): SettlementOutcome {
+function outcomeOf(job: Job, receipt: ResultReceipt): SettlementOutcome {
   if (receipt.error && PROVIDER_FAULTS.has(kindOf(receipt.error.code))) return 'failed_provider'
   if (receipt.status === 'succeeded') return 'verified'
   if (job.cancelRequestedAt !== null) return 'cancelled'

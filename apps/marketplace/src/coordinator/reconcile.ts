@@ -27,9 +27,12 @@ export async function reconcile(ctx: CoordinatorContext, now = Date.now()): Prom
     }
   }
   // A family whose last run ended while its coordinator went down is judged here.
+  // Each family once, however many of its runs wait.
+  const families = new Set<string>()
   for (const job of await ctx.store.list({ states: ['verifying'], limit: 1000, runs: true })) {
-    if (now - job.updatedAt >= QUIET_MS) await verifyFamily(ctx, job.parentId ?? job.id)
+    if (now - job.updatedAt >= QUIET_MS) families.add(job.parentId ?? job.id)
   }
+  for (const root of families) await verifyFamily(ctx, root)
   for (const job of await ctx.store.list({ states: ['locked', 'running'], limit: 1000, runs: true })) {
     if (ctx.active.has(job.id) || now - job.updatedAt < QUIET_MS) continue
     const outcome = await resumeRun(ctx, job)

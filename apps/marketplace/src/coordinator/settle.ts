@@ -84,8 +84,7 @@ export async function submitClientCosign(ctx: CoordinatorContext, job: Job, tran
 
 async function submit(ctx: CoordinatorContext, job: Job, signed: string, action: string, plan: SettlementPlan): Promise<void> {
   const signature = await ctx.escrow.submitSettlement(signed)
-  const toProvider = plan.provider
-  const toClient = plan.client
+  const { provider: toProvider, client: toClient } = plan
   await ctx.store.update(job.id, { settlementSignature: signature, paidToProvider: toProvider, refundedToClient: toClient, fee: plan.fee, pendingCosign: null })
   await ctx.db.insert(settlements).values({ jobId: job.id, attempt: job.attempt, action, signature, toProvider, toClient, at: Date.now() }).onConflictDoNothing()
   if (plan.work - plan.fee > 0 && job.provider) {

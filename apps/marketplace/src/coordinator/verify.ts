@@ -77,11 +77,11 @@ export async function verifyFamily(ctx: CoordinatorContext, rootId: string): Pro
 /** Compares every pair of results: the same exit code and outputs the job's comparator calls equal. */
 async function judge(ctx: CoordinatorContext, results: Job[], comparator: ComparatorConfig): Promise<Tally> {
   const outputs = await Promise.all(results.map((r) => readOutput(ctx, r)))
+  const exit = (r: Job) => (r.receipt?.payload as ResultReceipt | undefined)?.exitCode ?? null
   const same = new Map<string, boolean>()
   for (let i = 0; i < results.length; i++) {
     for (let j = i + 1; j < results.length; j++) {
       const [a, b] = [results[i] as Job, results[j] as Job]
-      const exit = (r: Job) => (r.receipt?.payload as ResultReceipt | undefined)?.exitCode ?? null
       const equal = exit(a) === exit(b) && (await compareOutputs(comparator, outputs[i] as Uint8Array, outputs[j] as Uint8Array)).equal
       same.set(`${a.id}/${b.id}`, equal)
     }
