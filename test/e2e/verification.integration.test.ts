@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { stripVTControlCharacters } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { Connection } from '@solana/web3.js'
 import { tokenBalance } from '@kiln/escrow'
@@ -140,7 +141,9 @@ describe('verification catches a cheating provider', () => {
     // The human form says it in words, before anything is paid.
     const human = await cli('submit', file, '--out', dir)
     expect(human.code).toBe(0)
-    const text = human.out.join('\n')
+    // CI sets CI=1, which turns colours on even without a terminal: read the words, not the escapes.
+    const text = stripVTControlCharacters(human.out.join('\n'))
+    expect(text).toContain('submitted job_')
     expect(text.indexOf('chance to catch a provider that cheats 20 times')).toBeLessThan(text.indexOf('submitted job_'))
     expect(text).toMatch(/cheating does not pay/)
     const jobId = /submitted (job_[0-9a-z]+)/.exec(text)![1]!
