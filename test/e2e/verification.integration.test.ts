@@ -54,7 +54,8 @@ describe('verification catches a cheating provider', () => {
     providerPrice: (i) => (i === 0 ? 300_000 : 360_000),
     providerScript: (i) => (i === 0 ? CHEATER : undefined),
     providerEnv: (i): Record<string, string> => (i === 0 ? { KILN_TEST_CHEAT: 'alter' } : {}),
-    marketEnv: { KILN_VERIFY_SECRET: 'ab'.repeat(32), KILN_FEE_BPS: '100' },
+    // No reputation floor here: the catch rate is measured over every job, not just until the first catch.
+    marketEnv: { KILN_VERIFY_SECRET: 'ab'.repeat(32), KILN_FEE_BPS: '100', KILN_MIN_REPUTATION: '0' },
   }, 10_000_000)
 
   it(`over ${JOBS} jobs at p=${P}: caught exactly when checked, slashed to the client, outvoted result replaced`, async () => {
@@ -161,12 +162,16 @@ describe('verification catches a cheating provider', () => {
   }, 120_000)
 })
 
-describe('a receipt that does not match its output is rejected', () => {
+/** A receipt that lies about its output, or whose signature does not verify, is never paid. */
+describe.each([
+  { mode: 'bad-digest', reason: /delivered output hashes to/ },
+  { mode: 'bad-signature', reason: /signature does not verify/ },
+])('a receipt with a $mode is rejected', ({ mode, reason }) => {
   const fx = useNetwork({
     providers: 2,
     providerPrice: (i) => (i === 0 ? 300_000 : 360_000),
     providerScript: (i) => (i === 0 ? CHEATER : undefined),
-    providerEnv: (i): Record<string, string> => (i === 0 ? { KILN_TEST_CHEAT: 'bad-digest' } : {}),
+    providerEnv: (i): Record<string, string> => (i === 0 ? { KILN_TEST_CHEAT: mode } : {}),
   })
 
   it('refunds the run, returns the bond, rules the provider out and runs the job elsewhere', async () => {
@@ -177,7 +182,7 @@ describe('a receipt that does not match its output is rejected', () => {
     const job = await kiln.watch(jobId, { pollMs: 500 })
     expect(job.state).toBe('done')
     expect(job.provider).toBe(fx.net.providers[1]!.info.address)
-    const rejected = job.events.find((e) => /delivered output hashes to/.test(e.reason))
+    const rejected = job.events.find((e) => reason.test(e.reason))
     expect(rejected?.to).toBe('settling')
     expect(job.attempt).toBe(2)
     expect(await answer(kiln, job.outputDigest!)).toBe('answer 42 for 7\n')

@@ -6,11 +6,13 @@
  *
  * KILN_TEST_CHEAT=alter       flip one byte of the output (a consistent receipt for a wrong result)
  * KILN_TEST_CHEAT=bad-digest  deliver the real output but sign a receipt for another digest
+ * KILN_TEST_CHEAT=bad-signature  deliver the real output and receipt, with the receipt's signature broken
  */
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { run } from '../../apps/provider/src/cli/main.ts'
 import type { DockerRuntime, RunOutput } from '../../apps/provider/src/runtime/index.ts'
+import { Identity, Kind } from '../../packages/protocol/src/index.ts'
 
 /** Flips the first content byte of the first non-empty regular file in a tar. */
 function tamper(tar: Buffer): Buffer {
@@ -35,10 +37,21 @@ function lie(mode: string, output: RunOutput): RunOutput {
     return { ...output, tar, digest: sha256(tar) }
   }
   if (mode === 'bad-digest') return { ...output, digest: sha256(Buffer.concat([output.tar, Buffer.from('x')])) }
+  if (mode === 'bad-signature') return output
   throw new Error(`unknown KILN_TEST_CHEAT mode ${mode}`)
 }
 
 const mode = process.env.KILN_TEST_CHEAT ?? 'alter'
+if (mode === 'bad-signature') {
+  // Only this process's key is touched: every receipt it seals goes out with one bit of its signature flipped.
+  const sign = Identity.prototype.sign
+  const receiptKind = `"kind":${JSON.stringify(Kind.receipt)}`
+  Identity.prototype.sign = function (this: Identity, message: Uint8Array): Uint8Array {
+    const sig = sign.call(this, message)
+    if (Buffer.from(message).toString('utf8').includes(receiptKind)) sig[0] = (sig[0] ?? 0) ^ 0x01
+    return sig
+  }
+}
 const wrapRuntime = (rt: DockerRuntime): DockerRuntime => ({
   ping: () => rt.ping(),
   hasImage: (ref) => rt.hasImage(ref),
