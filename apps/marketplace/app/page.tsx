@@ -52,7 +52,9 @@ export default function Home() {
                 <td>{money(p.pricePerHour)}</td>
                 <td title="from signed receipts, decaying with time; 0.50 for a newcomer">{p.reputation.toFixed(2)}</td>
                 <td><div className="bar" title={`${p.free.cpu} of ${p.hardware.cpuCores} cores free`}><span style={{ width: `${Math.round(100 * (1 - p.free.cpu / Math.max(1, p.hardware.cpuCores)))}%` }} /></div></td>
-                <td className={p.available ? 'ok' : 'muted'}>{p.available ? 'available' : (p.reason ?? 'busy')}</td>
+                {p.suspended
+                  ? <td className="bad" title="its reputation is below the marketplace's floor (a provider caught cheating stays there for months)">suspended</td>
+                  : <td className={p.available ? 'ok' : 'muted'}>{p.available ? 'available' : (p.reason ?? 'busy')}</td>}
               </tr>
             ))}
           </tbody>

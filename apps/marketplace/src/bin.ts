@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     escrow: createEscrow({ connection, arbiter, mint }),
     config: {
       lockWindowMs: env.KILN_LOCK_WINDOW_MS, providerSilenceMs: 120_000, rematchMs: 1000, feeBps: env.KILN_FEE_BPS, rerunWaitMs: env.KILN_RERUN_WAIT_MS,
+      minReputation: env.KILN_MIN_REPUTATION,
       verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO },
       verifySecret: env.KILN_VERIFY_SECRET ? Buffer.from(env.KILN_VERIFY_SECRET, 'hex') : verificationSecret(arbiter),
     },
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
       coordinator: coordinator.ctx,
       info: {
         arbiter: arbiter.address, mint, rpcUrl: env.SOLANA_RPC_URL, meshAddrs: mesh.multiaddrs(), version: VERSION,
-        verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO }, feeBps: env.KILN_FEE_BPS,
+        verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO }, feeBps: env.KILN_FEE_BPS, minReputation: env.KILN_MIN_REPUTATION,
       },
     },
     artifacts, web,

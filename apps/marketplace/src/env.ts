@@ -28,6 +28,8 @@ const Env = z.object({
   KILN_BOND_RATIO: z.coerce.number().min(0).max(100).default(10),
   /** How long a spot-check re-run may wait for an independent provider before the job settles without it. */
   KILN_RERUN_WAIT_MS: z.coerce.number().int().min(1000).default(600_000),
+  /** Providers scoring below this reputation get no work: a provider caught cheating falls below it for months. */
+  KILN_MIN_REPUTATION: z.coerce.number().min(0).max(1).default(0.15),
   /** The marketplace fee on paid work, in basis points (100 = 1%). */
   KILN_FEE_BPS: z.coerce.number().int().min(0).max(10_000).default(100),
   /**

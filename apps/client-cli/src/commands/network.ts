@@ -12,7 +12,7 @@ export async function providers(o: GlobalOpts, io: Io): Promise<number> {
   io.out(table(['provider', 'region', 'cpu', 'mem GiB', 'gpus', 'price/h', 'rep', 'state'], list.map((p) => [
     `${p.address.slice(0, 8)}…`, p.region, String(p.hardware.cpuCores), (p.hardware.memoryMb / 1024).toFixed(1),
     p.hardware.gpus.length ? p.hardware.gpus.map((g) => g.model).join(', ') : 'cpu only', money(p.pricePerHour), p.reputation.toFixed(2),
-    p.available ? 'available' : (p.reason ?? 'busy'),
+    p.suspended ? 'suspended (reputation below the floor)' : p.available ? 'available' : (p.reason ?? 'busy'),
   ])))
   return Exit.ok
 }

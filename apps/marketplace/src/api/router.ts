@@ -34,11 +34,16 @@ const jobsRouter = {
 const networkRouter = {
   /** What a client needs to talk to this marketplace: arbiter, mint, ledger, mesh. */
   info: procedure.query(({ ctx }) => ctx.info),
-  providers: procedure.query(({ ctx }) => ctx.coordinator.inventory.list().map((p) => ({
-    address: p.address, region: p.advert.region, pricePerHour: p.advert.pricePerHour, available: p.advert.available,
-    reason: p.advert.reason ?? null, hardware: p.advert.hardware, free: p.advert.free, version: p.advert.version,
-    lastSeen: p.lastSeen, expiresAt: p.expiresAt, reputation: ctx.coordinator.reputation.get(p.address) ?? 0.5,
-  }))),
+  providers: procedure.query(({ ctx }) => ctx.coordinator.inventory.list().map((p) => {
+    const reputation = ctx.coordinator.reputation.get(p.address) ?? 0.5
+    return {
+      address: p.address, region: p.advert.region, pricePerHour: p.advert.pricePerHour, available: p.advert.available,
+      reason: p.advert.reason ?? null, hardware: p.advert.hardware, free: p.advert.free, version: p.advert.version,
+      lastSeen: p.lastSeen, expiresAt: p.expiresAt, reputation,
+      /** Below the marketplace's reputation floor: online, but given no work. */
+      suspended: reputation < (ctx.coordinator.config.minReputation ?? 0),
+    }
+  })),
 } satisfies TRPCRouterRecord
 
 export const appRouter = router({ jobs: jobsRouter, network: networkRouter })

@@ -8,6 +8,8 @@ export interface ApiContext {
     arbiter: string; mint: string; rpcUrl: string; meshAddrs: string[]; version: string
     /** Defaults for jobs whose spec leaves them out, and the fee: what a quote needs. */
     verification: { p: number; bondRatio: number }; feeBps: number
+    /** Providers below this reputation get no work. */
+    minReputation: number
   }
 }
 

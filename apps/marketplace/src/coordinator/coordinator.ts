@@ -30,7 +30,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     waiting: new Map(),
     active: new Set(),
     placement: { running: false, again: false, positions: new Map(), avgRunMs: 60_000, reserved: new Map() },
-    engine: createMatchingEngine({ maxActiveJobs: 1 }),
+    engine: createMatchingEngine({ maxActiveJobs: 1, minReputation: init.config.minReputation ?? 0 }),
     reputation: new Map(),
   }
   const offs: (() => void)[] = []

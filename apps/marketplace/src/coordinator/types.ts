@@ -30,6 +30,12 @@ export interface CoordinatorConfig {
   verifySecret: Uint8Array
   /** How long a re-run or tie-break may wait for an independent provider before the job settles without it. */
   rerunWaitMs: number
+  /**
+   * Providers whose reputation is below this get no work (default 0: none barred). One fresh
+   * catch divides a score by ten, so a floor of 0.15 bars a caught provider until the catch
+   * has decayed (months), while a newcomer (0.5) or a provider with some failures still works.
+   */
+  minReputation?: number
 }
 
 /** Everything the coordinator's parts share; built once by the app in one place. */
