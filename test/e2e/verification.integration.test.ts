@@ -112,9 +112,10 @@ describe('verification catches a cheating provider', () => {
 
     // The cheater signed none of its slashes, and was told of each: its own journal shows them.
     const slashedJobs = ids.filter((_, i) => (runs[i] as RunDetails[]).some((r) => r.settleOutcome === 'caught'))
-    const journal = (id: string) => JSON.parse(readFileSync(join(fx.net.dataDir, 'provider-0', 'jobs', `${id}.json`), 'utf8')) as { settlement?: { action: string; toProvider: number } }
+    const journal = (id: string) => JSON.parse(readFileSync(join(fx.net.dataDir, 'provider-0', 'jobs', `${id}.json`), 'utf8')) as { settlement?: { action: string; toProvider: number; signature?: string } }
     await waitFor(async () => slashedJobs.every((id) => journal(id).settlement?.action === 'slash'), 15_000, 'the cheater to record its slashes')
-    for (const id of slashedJobs) expect(journal(id).settlement?.toProvider).toBe(0)
+    // It believed each notice only once it found the slashing transaction on chain, and kept its signature.
+    for (const id of slashedJobs) expect(journal(id).settlement).toMatchObject({ toProvider: 0, signature: expect.stringMatching(/^[1-9A-HJ-NP-Za-km-z]{80,90}$/) as unknown })
 
     // Reputation: caught is worse than any amount of honest work.
     const listed = await kiln.providers()

@@ -14,7 +14,7 @@ import { acceptLease, type LockChecker } from './leases.ts'
 import { LogRing } from './log-ring.ts'
 import { recoverJobs } from './recovery.ts'
 import type { DockerRuntime } from './runtime/index.ts'
-import { serveSettle } from './settle.ts'
+import { landedOn, serveSettle } from './settle.ts'
 import { advertView, earningsSummary, earningsView, jobView, type EarningsView, type JobView, type StatusView } from './views.ts'
 
 export type { Logger } from './log.ts'
@@ -267,7 +267,7 @@ export function createProviderDaemon(init: ProviderInit) {
     async start() {
       await tickOnce()
       await mesh.handle(Protocol.job, (ch) => serveJob(jobCtx, ch).catch((e: unknown) => log.warn({ err: String(e) }, 'job stream failed')))
-      await mesh.handle(Protocol.settle, (ch) => serveSettle({ identity, marketplace: init.marketplace, journal, nonces, log }, ch))
+      await mesh.handle(Protocol.settle, (ch) => serveSettle({ identity, marketplace: init.marketplace, journal, nonces, log, landed: (sig) => landedOn(init.connection, sig) }, ch))
       await mesh.handle(Protocol.result, (ch) => serveResult({ identity, marketplace: init.marketplace, journal, nonces, log }, ch))
       pollTimer = setInterval(() => void tickOnce().catch((e: unknown) => log.warn({ err: String(e) }, 'check failed')), pollMs)
       pollTimer.unref()

@@ -24,7 +24,7 @@ export interface JobRecord {
   /** Set when this record was settled by crash recovery at a restart. */
   recoveredAt?: number
   /** What we co-signed when the vault was settled. */
-  settlement?: { action: 'release' | 'refund' | 'slash'; toProvider: number; bondReturned?: number; at: number }
+  settlement?: { action: 'release' | 'refund' | 'slash'; toProvider: number; bondReturned?: number; at: number; signature?: string }
 }
 
 export class JobJournal {

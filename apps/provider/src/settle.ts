@@ -1,7 +1,7 @@
-import { PublicKey, Transaction } from '@solana/web3.js'
-import { cosignSettlement, decodeSettlement } from '@kiln/escrow'
+import { PublicKey, Transaction, type Connection } from '@solana/web3.js'
+import { cosignSettlement, decodeSettlement, settlementSignature } from '@kiln/escrow'
 import type { Channel } from '@kiln/mesh'
-import { Kind, KilnError, open, SettleRequest, type Address, type Identity, type NonceCache } from '@kiln/protocol'
+import { Kind, KilnError, open, SettleRequest, type Address, type Identity, type Lease, type NonceCache } from '@kiln/protocol'
 import type { JobJournal } from './jobs.ts'
 import { toWire } from './job-stream.ts'
 import type { Logger } from './log.ts'
@@ -13,6 +13,19 @@ export interface SettleContext {
   journal: JobJournal
   nonces: NonceCache
   log: Logger
+  /** Whether a transaction (by signature) is on chain without error: a slash notice is believed only then. */
+  landed: (signature: string) => Promise<boolean>
+}
+
+/** Asks the ledger, a few times over a few seconds (a notice may outrun the RPC node we read). */
+export async function landedOn(connection: Connection, signature: string, tries = 5, gapMs = 1000): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    const st = (await connection.getSignatureStatus(signature, { searchTransactionHistory: true }).catch(() => null))?.value
+    if (st && st.err === null && st.confirmationStatus !== 'processed') return true
+    if (st?.err) return false
+    if (i + 1 < tries) await new Promise((r) => setTimeout(r, gapMs))
+  }
+  return false
 }
 
 // Fixed program ids (the same on every cluster): enough to find our token account without spl-token.
@@ -28,7 +41,8 @@ function tokenAccountOf(owner: Address, mint: Address): string {
  * We sign a release only if it pays us at least what our own record says we earned (less
  * the lease's fee) and our bond back, and a refund only when our record says we earned
  * nothing and it returns our bond. What we signed goes into the journal,
- * which is the earnings history the dashboard shows.
+ * which is the earnings history the dashboard shows. A slash we do not sign: the notice of
+ * one is recorded only when it settles our own lease's vault and is on chain.
  */
 export async function serveSettle(ctx: SettleContext, ch: Channel): Promise<void> {
   const { identity, journal, log } = ctx
@@ -39,9 +53,9 @@ export async function serveSettle(ctx: SettleContext, ch: Channel): Promise<void
     if (!rec) throw new KilnError('SETTLEMENT_REFUSED', `no lease ${payload.jobId} on record`)
     if (payload.action === 'slash') {
       // Not a request: the client and arbiter already sent it. Two independent runs outvoted ours.
-      const payout = payoutTo(payload.transaction, rec.lease.vault, rec.lease.mint, identity.address)
-      journal.update(payload.jobId, { settlement: { action: 'slash', toProvider: payout, bondReturned: 0, at: Date.now() } })
-      log.warn({ jobId: payload.jobId, bond: rec.lease.bond ?? 0 }, 'slashed: two independent runs of this job agree on another result; the bond went to the client')
+      const { payout, signature } = await checkSlash(ctx, payload.transaction, rec.lease)
+      journal.update(payload.jobId, { settlement: { action: 'slash', toProvider: payout, bondReturned: 0, at: Date.now(), signature } })
+      log.warn({ jobId: payload.jobId, bond: rec.lease.bond ?? 0, signature }, 'slashed: two independent runs of this job agree on another result; the bond went to the client')
       await ch.sendJson({ ok: true, transaction: payload.transaction })
       return
     }
@@ -62,6 +76,22 @@ export async function serveSettle(ctx: SettleContext, ch: Channel): Promise<void
     log.warn({ code: error.code, err: error.message }, 'settlement refused')
     await ch.sendJson({ ok: false, error }).catch(() => {})
   }
+}
+
+/** A slash notice is a settlement of our lease's vault that is already on chain; anything else is refused. */
+async function checkSlash(ctx: SettleContext, base64: string, lease: Lease): Promise<{ payout: number; signature: string }> {
+  let tx: Transaction
+  try {
+    tx = Transaction.from(Buffer.from(base64, 'base64'))
+  } catch {
+    throw new KilnError('SETTLEMENT_REFUSED', 'slash notice carries no readable transaction')
+  }
+  const d = decodeSettlement(tx, { vault: lease.vault, mint: lease.mint })
+  const signature = settlementSignature(base64)
+  if (!(await ctx.landed(signature))) {
+    throw new KilnError('SETTLEMENT_REFUSED', `slash notice names transaction ${signature}, which is not on chain`, { signature, vault: lease.vault })
+  }
+  return { payout: Number(d.transfers.get(tokenAccountOf(ctx.identity.address, lease.mint)) ?? 0n), signature }
 }
 
 function payoutTo(base64: string, vault: Address, mint: Address, owner: Address): number {
