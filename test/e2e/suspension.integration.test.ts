@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { waitFor } from '../support/network.ts'
-import { useNetwork } from '../support/use-network.ts'
+import { cheaterAmong, useNetwork } from '../support/use-network.ts'
 
 const spec = (i: number, maxPricePerHour: number, p: number) => ({
   name: `answer-${i}`, image: 'kiln/busybox:1', command: ['sh', '-c', 'echo "answer $((6*7)) for $SEED" > /out/answer.txt'],
@@ -20,14 +20,8 @@ const spec = (i: number, maxPricePerHour: number, p: number) => ({
  * provider below it, and from then on it gets no work, whatever its price.
  */
 describe('a provider caught cheating is suspended', () => {
-  const fx = useNetwork({
-    providers: 3,
-    // The cheater is the cheapest: it gets the first job's own run, and it alone fits a job capped below the others' price.
-    providerPrice: (i) => (i === 0 ? 300_000 : 360_000),
-    providerScript: (i) => (i === 0 ? 'test/support/cheating-provider.ts' : undefined),
-    providerEnv: (i): Record<string, string> => (i === 0 ? { KILN_TEST_CHEAT: 'alter' } : {}),
-    web: true,
-  }, 10_000_000)
+  // The cheater is the cheapest: it gets the first job's own run, and it alone fits a job capped below the others' price.
+  const fx = useNetwork(cheaterAmong(3, 'alter', { web: true }), 10_000_000)
 
   it('is caught once, listed as suspended, and given no job afterwards even where it is the only one that fits', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })

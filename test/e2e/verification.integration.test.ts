@@ -9,9 +9,8 @@ import { saveIdentity, type Address } from '@kiln/protocol'
 import { run } from '@kiln/client-cli'
 import { createKilnClient, unpackOutput, type KilnClient, type RunDetails } from '@kiln/sdk'
 import { PROVIDER_FUNDS, waitFor } from '../support/network.ts'
-import { useNetwork } from '../support/use-network.ts'
+import { cheaterAmong, useNetwork } from '../support/use-network.ts'
 
-const CHEATER = 'test/support/cheating-provider.ts'
 const P = 0.5
 const JOBS = 24
 
@@ -48,15 +47,11 @@ const spec = (i: number) => ({
  * is caught and slashed; none that was not; honest providers never are.
  */
 describe('verification catches a cheating provider', () => {
-  const fx = useNetwork({
-    providers: 3,
-    // The cheater is the cheapest, so it gets the job's own run whenever it is free.
-    providerPrice: (i) => (i === 0 ? 300_000 : 360_000),
-    providerScript: (i) => (i === 0 ? CHEATER : undefined),
-    providerEnv: (i): Record<string, string> => (i === 0 ? { KILN_TEST_CHEAT: 'alter' } : {}),
-    // No reputation floor here: the catch rate is measured over every job, not just until the first catch.
+  // The cheater is the cheapest, so it gets the job's own run whenever it is free.
+  // No reputation floor here: the catch rate is measured over every job, not just until the first catch.
+  const fx = useNetwork(cheaterAmong(3, 'alter', {
     marketEnv: { KILN_VERIFY_SECRET: 'ab'.repeat(32), KILN_FEE_BPS: '100', KILN_MIN_REPUTATION: '0' },
-  }, 10_000_000)
+  }), 10_000_000)
 
   it(`over ${JOBS} jobs at p=${P}: caught exactly when checked, slashed to the client, outvoted result replaced`, async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
@@ -167,13 +162,8 @@ describe('verification catches a cheating provider', () => {
 describe.each([
   { mode: 'bad-digest', reason: /delivered output hashes to/ },
   { mode: 'bad-signature', reason: /signature does not verify/ },
-])('a receipt with a $mode is rejected', ({ mode, reason }) => {
-  const fx = useNetwork({
-    providers: 2,
-    providerPrice: (i) => (i === 0 ? 300_000 : 360_000),
-    providerScript: (i) => (i === 0 ? CHEATER : undefined),
-    providerEnv: (i): Record<string, string> => (i === 0 ? { KILN_TEST_CHEAT: mode } : {}),
-  })
+] as const)('a receipt with a $mode is rejected', ({ mode, reason }) => {
+  const fx = useNetwork(cheaterAmong(2, mode))
 
   it('refunds the run, returns the bond, rules the provider out and runs the job elsewhere', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })

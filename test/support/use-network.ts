@@ -19,3 +19,17 @@ export function useNetwork(init: NetworkInit, funds = 5_000_000): NetworkFixture
   afterAll(async () => { await fx.net?.stop() })
   return fx
 }
+
+/**
+ * Provider 0 is the cheating harness (test/support/cheating-provider.ts, lying as `mode` says)
+ * and the cheapest, so it gets a job's own run whenever it is free; the others are honest.
+ */
+export function cheaterAmong(providers: number, mode: 'alter' | 'bad-digest' | 'bad-signature', extra: Partial<NetworkInit> = {}): NetworkInit {
+  return {
+    providers,
+    providerPrice: (i) => (i === 0 ? 300_000 : 360_000),
+    providerScript: (i) => (i === 0 ? 'test/support/cheating-provider.ts' : undefined),
+    providerEnv: (i): Record<string, string> => (i === 0 ? { KILN_TEST_CHEAT: mode } : {}),
+    ...extra,
+  }
+}

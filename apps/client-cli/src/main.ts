@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import { defaultGlobals, reportError, stdio, type GlobalOpts, type Io } from './context.ts'
 import { jobs, keygen, providers, whoami } from './commands/network.ts'
 import { cancel, logs, status } from './commands/status.ts'
+import { watch } from './commands/follow.ts'
 import { quote, submit } from './commands/submit.ts'
 
 /** Runs the `kiln` command line and returns its exit code (never calls process.exit). */
@@ -28,6 +29,9 @@ export async function run(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv
     .action(act(async (file: string, o: { wait: boolean; out: string }) => submit({ ...g(), file, ...o }, io)))
   program.command('quote <file>').description('what a job spec may cost, and the chance a cheating provider is caught, before paying')
     .action(act(async (file: string) => quote({ ...g(), file }, io)))
+  program.command('watch <jobId>').description('take up a job again: lock its funds, co-sign what is owed to you, stream its logs and fetch its outputs')
+    .option('--out <dir>', 'where outputs go', 'kiln-out')
+    .action(act(async (jobId: string, o: { out: string }) => watch({ ...g(), jobId, ...o }, io)))
   program.command('status <jobId>').description('show a job, its money and its history').action(act(async (jobId: string) => status({ ...g(), jobId }, io)))
   program.command('cancel <jobId>').description('cancel a job: a running one is stopped and paid for the seconds it ran').action(act(async (jobId: string) => cancel({ ...g(), jobId }, io)))
   program.command('logs <jobId>').description('print a job\'s logs').action(act(async (jobId: string) => logs({ ...g(), jobId }, io)))
