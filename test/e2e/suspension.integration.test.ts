@@ -48,6 +48,11 @@ describe('a provider caught cheating is suspended', () => {
     await kiln.cancel(capped)
     expect((await kiln.watch(capped, { pollMs: 500 })).state).toBe('cancelled')
 
+    // A client may ask for more than the marketplace's floor: nobody here has a record that good yet.
+    const { jobId: picky } = await kiln.submit({ ...spec(4, 1_000_000, 0), minReputation: 0.95 })
+    await waitFor(async () => /3 reputation/.test((await kiln.get(picky)).waiting ?? ''), 15_000, 'the picky job to wait')
+    await kiln.cancel(picky)
+
     // Open to anyone: an honest provider takes it, though the cheater is cheaper and idle.
     const { jobId: open } = await kiln.submit(spec(3, 1_000_000, 0))
     const third = await kiln.watch(open, { pollMs: 500 })

@@ -47,6 +47,8 @@ export const JobSpec = z.object({
   /** 0 (default) to 9: higher runs sooner; within a priority, clients take turns. */
   priority: z.number().int().min(0).max(9).default(0),
   region: z.string().min(1).max(32).optional(),
+  /** Only providers whose reputation is at least this (0..1); the marketplace's own floor applies as well. */
+  minReputation: z.number().min(0).max(1).optional(),
   outputs: z.object({
     maxBytes: z.number().int().min(0).max(4 * 1024 ** 3).default(64 * 1024 ** 2),
   }).strict().default({ maxBytes: 64 * 1024 ** 2 }),

@@ -11,13 +11,14 @@ describe('job spec', () => {
 
   it('names every bad field with what would be accepted', () => {
     try {
-      parseOrThrow(JobSpec, { image: 'Bad Image!', maxPricePerHour: -1, resources: { memoryMb: 1 }, bogus: 1 }, 'job spec')
+      parseOrThrow(JobSpec, { image: 'Bad Image!', maxPricePerHour: -1, resources: { memoryMb: 1 }, minReputation: 2, bogus: 1 }, 'job spec')
       expect.unreachable()
     } catch (e) {
       const issues = (e as { context: { issues: { path: string; expected?: string }[] } }).context.issues
       const paths = issues.map((i) => i.path)
-      expect(paths).toEqual(expect.arrayContaining(['image', 'maxPricePerHour', 'resources.memoryMb', '']))
+      expect(paths).toEqual(expect.arrayContaining(['image', 'maxPricePerHour', 'resources.memoryMb', 'minReputation', '']))
       expect(issues.find((i) => i.path === 'resources.memoryMb')?.expected).toBe('>= 16')
+      expect(issues.find((i) => i.path === 'minReputation')?.expected).toBe('<= 1')
     }
   })
 

@@ -49,7 +49,8 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
     const job = await ctx.store.get(head.id)
     if (!job || job.state !== 'queued') continue
     if (job.role === 'replica' && !(await ownRunDelivered(ctx, job))) continue
-    const result = engine.place({ id: job.id, spec: job.spec }, { exclude: await excludedFor(ctx, job) })
+    const floor = job.spec.minReputation !== undefined ? { minReputation: job.spec.minReputation } : {}
+    const result = engine.place({ id: job.id, spec: job.spec, ...floor }, { exclude: await excludedFor(ctx, job) })
     if (!result.ok) {
       const why = explainUnplaced(result)
       if (ctx.waiting.get(job.id) !== why) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
