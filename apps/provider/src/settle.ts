@@ -1,5 +1,5 @@
 import { PublicKey, Transaction, type Connection } from '@solana/web3.js'
-import { cosignSettlement, decodeSettlement, settlementSignature } from '@kiln/escrow'
+import { cosignSettlement, decodeSettlement, settlementSignature, type DecodedSettlement } from '@kiln/escrow'
 import type { Channel } from '@kiln/mesh'
 import { Kind, KilnError, open, SettleRequest, type Address, type Identity, type Lease, type NonceCache } from '@kiln/protocol'
 import type { JobJournal } from './jobs.ts'
@@ -91,13 +91,17 @@ async function checkSlash(ctx: SettleContext, base64: string, lease: Lease): Pro
   if (!(await ctx.landed(signature))) {
     throw new KilnError('SETTLEMENT_REFUSED', `slash notice names transaction ${signature}, which is not on chain`, { signature, vault: lease.vault })
   }
-  return { payout: Number(d.transfers.get(tokenAccountOf(ctx.identity.address, lease.mint)) ?? 0n), signature }
+  return { payout: paidIn(d, ctx.identity.address, lease.mint), signature }
+}
+
+/** What a decoded settlement pays to `owner`'s token account. */
+function paidIn(d: DecodedSettlement, owner: Address, mint: Address): number {
+  return Number(d.transfers.get(tokenAccountOf(owner, mint)) ?? 0n)
 }
 
 function payoutTo(base64: string, vault: Address, mint: Address, owner: Address): number {
   try {
-    const d = decodeSettlement(Transaction.from(Buffer.from(base64, 'base64')), { vault, mint })
-    return Number(d.transfers.get(tokenAccountOf(owner, mint)) ?? 0n)
+    return paidIn(decodeSettlement(Transaction.from(Buffer.from(base64, 'base64')), { vault, mint }), owner, mint)
   } catch {
     return 0 // already checked by cosignSettlement; this is only the history's number
   }
