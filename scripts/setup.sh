@@ -30,10 +30,10 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 say "installing npm dependencies (includes Node 22 as node_modules/.bin/node)"
-# `npm install`, not `npm ci`: it installs the locked versions all the same, but npm 11 here
-# leaves other platforms' optional binaries (rollup, turbo, esbuild) out of the lock file and
-# `npm ci` then refuses the lock as out of sync (npm/cli#4828).
-npm install --no-audit --no-fund --loglevel=error
+# `npm ci`: exactly the lock file, never rewriting it. The lock holds every platform's optional
+# binaries (rollup, turbo, esbuild); one written without them makes `npm install` rewrite it on a
+# fresh clone and `npm ci` refuse it (npm/cli#4828). .ci/run fails when setup leaves the tree dirty.
+npm ci --no-audit --no-fund --loglevel=error
 
 say "building the sample workload images"
 bash scripts/build-images.sh
