@@ -43,6 +43,10 @@ export const JobSpec = z.object({
   /** The most the client pays per hour of lease, in token base units. */
   maxPricePerHour: amount.min(1),
   timeoutSec: z.number().int().min(1).max(7 * 24 * 3600).default(600),
+  /**
+   * Outbound internet access (not the provider's host or private ranges). Only providers that
+   * advertise `network: true` take such a job; by default none does.
+   */
   network: z.boolean().default(false),
   /** 0 (default) to 9: higher runs sooner; within a priority, clients take turns. */
   priority: z.number().int().min(0).max(9).default(0),
@@ -104,6 +108,11 @@ export const CapacityAdvert = z.object({
   reason: z.string().max(200).optional(),
   /** Who runs this provider, when one operator runs several: their runs never check each other. */
   operator: address.optional(),
+  /**
+   * Takes jobs whose spec sets `network: true`, on a network that reaches the internet only
+   * (not the host, not private ranges). Absent, as in older adverts: it takes none.
+   */
+  network: z.boolean().optional(),
 }).strict()
 export type CapacityAdvert = z.output<typeof CapacityAdvert>
 

@@ -16,14 +16,20 @@ describe('indexed engine vs scan of every provider', () => {
       const indexed = createMatchingEngine()
       const scan = createMatchingEngine({ strategy: 'scan' })
       const both = (f: (e: MatchingEngine) => void) => { f(indexed); f(scan) }
+      const takesNetwork = new Map<Address, boolean>()
+      const upsert = (p: ProviderInput) => {
+        takesNetwork.set(p.address, p.advert.network === true)
+        both((e) => e.upsert(p))
+      }
       const addresses: Address[] = []
       for (let i = 0; i < count; i++) {
         const p = provider(i)
         addresses.push(p.address)
-        both((e) => e.upsert(p))
+        upsert(p)
       }
       const live: string[] = []
       let placed = 0
+      let networkPlaced = 0
       for (let step = 0; step < 1500; step++) {
         const roll = rand()
         if (roll < 0.55) {
@@ -35,14 +41,17 @@ describe('indexed engine vs scan of every provider', () => {
           const b = scan.place(j, opts)
           expect(a).toEqual(b)
           if (a.ok) { live.push(j.id); placed++ }
+          if (a.ok && j.spec.network) {
+            expect(takesNetwork.get(a.provider.address)).toBe(true)
+            networkPlaced++
+          }
         } else if (roll < 0.75 && live.length > 0) {
           const id = live.splice(Math.floor(rand() * live.length), 1)[0]!
           both((e) => e.release(id))
         } else if (roll < 0.85) {
-          // A newer advert: price, region, GPUs or availability may change.
+          // A newer advert: price, region, GPUs, availability or network jobs may change.
           const i = Math.floor(rand() * addresses.length)
-          const p = provider(i)
-          both((e) => e.upsert(p))
+          upsert(provider(i))
         } else if (roll < 0.9) {
           const a = pick(addresses)
           const rep = pick([0.2, 0.5, 0.9, 1])
@@ -62,6 +71,7 @@ describe('indexed engine vs scan of every provider', () => {
         }
       }
       expect(placed).toBeGreaterThan(200)
+      expect(networkPlaced).toBeGreaterThan(20)
       for (const a of addresses) expect(indexed.get(a)).toEqual(scan.get(a))
       // And the index did less work than the scan.
       expect(indexed.stats().examined).toBeLessThan(scan.stats().examined / 2)
@@ -83,6 +93,8 @@ function setup(seed: number, alike: boolean) {
       peerId: 'x', addrs: [], seq: 1, region: alike ? regions[i % 2]! : pick(regions), version: '0.1.0', available: rand() < 0.95, pricePerHour: alike ? 100_000 + 1000 * Math.floor(rand() * 50) : pick([100_000, 200_000, 250_000, 400_000]),
       hardware: { cpuCores: cpu, memoryMb, diskMb: 0, gpus },
       free: { cpu: rand() < 0.8 ? cpu : cpu / 2, memoryMb, gpus: gpus.length },
+      // Most providers take no network jobs (the default); a newer advert may change that.
+      ...(rand() < 0.35 ? { network: true } : {}),
     }
     return { address: `p${String(i).padStart(4, '0')}` as Address, advert, operator: `op${i % 40}`, reputation: pick([0.3, 0.6, 0.9]), maxActiveJobs: pick([1, 2, 4]) }
   }
@@ -92,6 +104,7 @@ function setup(seed: number, alike: boolean) {
       image: 'kiln/matmul:1', maxPricePerHour: pick([150_000, 300_000, 1_000_000]),
       resources: { cpu: pick([0.5, 1, 2, 8]), memoryMb: pick([512, 4096, 16_384]), ...(gpu ? { gpu } : {}) },
       ...(rand() < 0.4 ? { region: pick(regions) } : {}),
+      ...(rand() < 0.3 ? { network: true } : {}),
     })
     return { id, spec, ...(rand() < 0.3 ? { minReputation: pick([0.5, 0.8]) } : {}) }
   }

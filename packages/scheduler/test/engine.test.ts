@@ -16,6 +16,7 @@ describe('createMatchingEngine: hard constraints', () => {
     { name: 'availability', constraint: 'unavailable', job: {}, provider: { available: false } },
     { name: 'excluded providers', constraint: 'excluded', job: {}, provider: {}, opts: (a) => ({ exclude: [a] }) },
     { name: 'excluded operators', constraint: 'operator', job: {}, provider: { operator: 'op-1' }, opts: () => ({ excludeOperators: ['op-1'] }) },
+    { name: 'network access (a provider takes no network job unless its advert says so)', constraint: 'network', job: { network: true }, provider: {} },
   ]
   for (const c of cases) {
     it(`refuses a provider that fails the ${c.name}, and takes one that passes`, () => {
@@ -25,7 +26,7 @@ describe('createMatchingEngine: hard constraints', () => {
       const refused = engine.place(job(c.job), opts)
       expect(refused.ok).toBe(false)
       if (!refused.ok) expect(refused.excluded).toEqual({ [c.constraint]: 1 })
-      const passing = add({ price: 90_000, gpus: [['NVIDIA H100 80GB HBM3', 81_559], ['NVIDIA H100 80GB HBM3', 81_559]], region: 'us-east', cpu: 32, memoryMb: 128_000 })
+      const passing = add({ price: 90_000, gpus: [['NVIDIA H100 80GB HBM3', 81_559], ['NVIDIA H100 80GB HBM3', 81_559]], region: 'us-east', cpu: 32, memoryMb: 128_000, network: true })
       const placed = engine.place(job(c.job), opts)
       expect(placed.ok && placed.provider.address).toBe(passing)
     })
@@ -122,6 +123,21 @@ describe('createMatchingEngine: choice', () => {
     expect(dry(engine, job({ region: 'eu-west' }))).toBe(a)
   })
 
+  it('re-indexes a provider that starts or stops taking network jobs', () => {
+    const { engine, add, job, advert } = setup()
+    const cheap = add({ price: 100_000 })
+    const dear = add({ price: 200_000, network: true })
+    expect(dry(engine, job({}))).toBe(cheap)
+    expect(dry(engine, job({ network: true }))).toBe(dear)
+    engine.upsert({ address: cheap, advert: advert({ price: 100_000, network: true }) })
+    expect(dry(engine, job({ network: true }))).toBe(cheap)
+    engine.upsert({ address: cheap, advert: advert({ price: 100_000 }) })
+    engine.upsert({ address: dear, advert: advert({ price: 200_000 }) })
+    const r = engine.place(job({ network: true }))
+    expect(!r.ok && r.excluded).toEqual({ network: 2 })
+    if (!r.ok) expect(explainUnplaced(r)).toMatch(/^none of 2 providers fits \(excluded by: 2 network \(they take no jobs with network access\)\); nearest: .* fails network$/)
+  })
+
   it('explains a job that fits nowhere: counts per constraint and the nearest offers', () => {
     const { engine, add, job } = setup()
     add({ price: 100_000, memoryMb: 4096 })
@@ -149,7 +165,10 @@ describe('createMatchingEngine: choice', () => {
   })
 })
 
-type Machine = { cpu: number; memoryMb: number; gpus: (readonly [string, number])[]; price: number; region: string; reputation: number; escrowReady: boolean; available: boolean; operator: string }
+type Machine = {
+  cpu: number; memoryMb: number; gpus: (readonly [string, number])[]; price: number; region: string; reputation: number; escrowReady: boolean; available: boolean
+  operator: string; network: boolean
+}
 
 function dry(engine: ReturnType<typeof createMatchingEngine>, j: PlaceJob): Address | undefined {
   const r = engine.place(j, { dryRun: true })
@@ -165,7 +184,7 @@ function setup(init: EngineInit = {}) {
     const memoryMb = m.memoryMb ?? 8192
     return {
       peerId: 'x', addrs: [], seq: 1, region: m.region ?? 'eu-west', version: '0.1.0', available: m.available ?? true, pricePerHour: m.price ?? 100_000,
-      hardware: { cpuCores: cpu, memoryMb, diskMb: 100_000, gpus }, free: { cpu, memoryMb, gpus: gpus.length },
+      hardware: { cpuCores: cpu, memoryMb, diskMb: 100_000, gpus }, free: { cpu, memoryMb, gpus: gpus.length }, ...(m.network ? { network: true } : {}),
     }
   }
   const add = (m: Partial<Machine>): Address => {

@@ -2,8 +2,8 @@ import type { GpuInfo } from '@kiln/protocol'
 import type { ProviderRecord } from './record.ts'
 
 /**
- * One bucket of the index: providers alike in region, GPUs and size. Its members are split
- * into price bands (every member of a band costs at least the band's `lo`, and bands are
+ * One bucket of the index: providers alike in region, network, GPUs and size. Its members are
+ * split into price bands (every member of a band costs at least the band's `lo`, and bands are
  * ordered by `lo`); inside a band, members are ordered by `b`, the part of the score that
  * does not depend on the job or the price. So a job that cares about price stops after the
  * cheap bands, and a job that hardly does stops after the first few members of each band.
@@ -35,6 +35,7 @@ export interface Band {
 
 export interface Bucket {
   region: string
+  network: boolean
   gpus: readonly GpuInfo[]
   gpuModels: string[]
   gpuDen: number
@@ -125,7 +126,7 @@ function newBand(members: ProviderRecord[]): Band {
 }
 
 export function newBucket(r: ProviderRecord): Bucket {
-  return { region: r.region, gpus: r.gpus, gpuModels: r.gpuModels, gpuDen: r.gpuDen, bands: [], all: emptySummary() }
+  return { region: r.region, network: r.network, gpus: r.gpus, gpuModels: r.gpuModels, gpuDen: r.gpuDen, bands: [], all: emptySummary() }
 }
 
 export function insert(bucket: Bucket, r: ProviderRecord): void {

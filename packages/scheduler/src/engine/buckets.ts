@@ -2,11 +2,12 @@ import { BLOCK, insert, newBucket, remove, update, type Bucket, type Summary } f
 import { gpuMismatch, scoreOf, type JobCtx, type ProviderRecord } from './record.ts'
 
 /**
- * The index. Providers with the same region, the same GPUs and about the same size share a
- * bucket (bucket.ts), so region and GPU model/VRAM/count are checked once per bucket, not per
- * provider. A search visits buckets from the most promising down and skips every band, block
- * and member that cannot hold the job or cannot beat the best score found so far. The bounds
- * are exact lower bounds, so the choice is the one a scan of every provider would make.
+ * The index. Providers with the same region, the same GPUs, the same answer to network jobs
+ * and about the same size share a bucket (bucket.ts), so region, network and GPU
+ * model/VRAM/count are checked once per bucket, not per provider. A search visits buckets
+ * from the most promising down and skips every band, block and member that cannot hold the
+ * job or cannot beat the best score found so far. The bounds are exact lower bounds, so the
+ * choice is the one a scan of every provider would make.
  */
 
 /** Scores are sums of a few terms around 1..20; this absorbs rounding, never a real difference. */
@@ -50,7 +51,7 @@ function lowerBound(s: Summary, j: JobCtx, gpuDen: number, wFit: number): number
 
 export function createBucketIndex(wFit: number): BucketIndex {
   const buckets = new Map<string, Bucket>()
-  // Which buckets a kind of job may use depends only on region and GPU request: cache it.
+  // Which buckets a kind of job may use depends only on region, network and GPU request: cache it.
   const candidates = new Map<string, Bucket[]>()
   let examined = 0
   // Scratch space for ordering buckets per search, reused to keep searches allocation-free.
@@ -58,10 +59,12 @@ export function createBucketIndex(wFit: number): BucketIndex {
   let bounds = new Float64Array(64)
 
   const candidatesFor = (j: JobCtx): Bucket[] => {
-    const key = j.gpus === 0 ? `${j.region ?? ''}\u0000` : `${j.region ?? ''}\u0000${j.gpus}|${j.minVram}|${j.models.join('\u0001')}`
+    const where = `${j.region ?? ''}\u0000${j.network ? 'n' : ''}`
+    const key = j.gpus === 0 ? where : `${where}\u0000${j.gpus}|${j.minVram}|${j.models.join('\u0001')}`
     let list = candidates.get(key)
     if (!list) {
-      list = [...buckets.values()].filter((b) => (j.region === undefined || b.region === j.region) && gpuMismatch(b.gpuModels, b.gpus, j) === undefined)
+      list = [...buckets.values()].filter((b) => (j.region === undefined || b.region === j.region) && (!j.network || b.network)
+        && gpuMismatch(b.gpuModels, b.gpus, j) === undefined)
       candidates.set(key, list)
     }
     return list
@@ -106,7 +109,7 @@ export function createBucketIndex(wFit: number): BucketIndex {
     add(r) {
       // Size classes (powers of two of cores and memory) keep a bucket's machines alike, which
       // keeps its bounds tight: the job's share of each member's machine is about the same.
-      const key = `${r.region}\u0000${r.gpuSig}\u0000${31 - Math.clz32(r.cores)}\u0000${31 - Math.clz32(r.memTotal >> 10)}`
+      const key = `${r.region}\u0000${r.network ? 'n' : ''}\u0000${r.gpuSig}\u0000${31 - Math.clz32(r.cores)}\u0000${31 - Math.clz32(r.memTotal >> 10)}`
       let b = buckets.get(key)
       if (!b) {
         buckets.set(key, (b = newBucket(r)))

@@ -92,6 +92,7 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
       }
       // A new price or new bucket means a new place in the index; anything else is an update in place.
       const moves = prev.price !== p.advert.pricePerHour || prev.region !== p.advert.region || prev.gpuSig !== gpuSignature(p.advert.hardware.gpus)
+        || prev.network !== (p.advert.network === true)
       if (moves) index?.remove(prev)
       applyInput(prev, p)
       refresh(prev, w, defaults.latencyCapMs)
@@ -162,7 +163,9 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
 /** A one-line reason for a job that cannot be placed, for logs and the CLI. */
 export function explainUnplaced(r: Unplaced): string {
   if (r.total === 0) return 'no provider is online; the job waits and is matched when one comes'
-  const parts = Object.entries(r.excluded).sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0)).map(([k, n]) => `${n} ${k}`)
+  // "network" alone would read like a connectivity problem; it is the providers' own choice.
+  const label = (k: string) => (k === 'network' ? 'network (they take no jobs with network access)' : k)
+  const parts = Object.entries(r.excluded).sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0)).map(([k, n]) => `${n} ${label(k)}`)
   const near = r.nearest[0]
   const nearest = near ? `; nearest: ${near.provider} at ${near.pricePerHour}/h fails ${near.fails.join(', ')}` : ''
   return `none of ${r.total} providers fits (excluded by: ${parts.join(', ')})${nearest}`

@@ -22,6 +22,8 @@ export interface ProviderRecord {
   gpuModels: string[]
   /** Equal for machines with the same GPUs; part of the index's bucket key. */
   gpuSig: string
+  /** Takes jobs that ask for network access; part of the bucket key too. */
+  network: boolean
   hwCpu: number
   hwMem: number
   advertCpu: number
@@ -58,6 +60,7 @@ export interface JobCtx {
   minVram: number
   models: string[]
   region: string | undefined
+  network: boolean
   maxPrice: number
   /** Weight of price per base unit for this job: w.price / maxPrice. */
   a: number
@@ -84,7 +87,7 @@ export function newRecord(p: ProviderInput, d: RecordDefaults): ProviderRecord {
     available: a.available, escrowReady: p.escrowReady ?? true, reputation: p.reputation ?? d.defaultReputation,
     successRate: d.defaultSuccessRate, latencyMs: 0, reportedLoad: 0, maxActive: Math.max(1, p.maxActiveJobs ?? d.maxActiveJobs),
     gpus: a.hardware.gpus, gpuModels: a.hardware.gpus.map((g) => g.model.toLowerCase()), gpuSig: gpuSignature(a.hardware.gpus),
-    hwCpu: a.hardware.cpuCores, hwMem: a.hardware.memoryMb, advertCpu: a.free.cpu, advertMem: a.free.memoryMb, advertGpus: a.free.gpus,
+    network: a.network === true, hwCpu: a.hardware.cpuCores, hwMem: a.hardware.memoryMb, advertCpu: a.free.cpu, advertMem: a.free.memoryMb, advertGpus: a.free.gpus,
     resCpu: 0, resMem: 0, resGpus: 0, active: 0,
     freeCpu: 0, freeMem: 0, freeGpus: 0, open: false, cores: 1, memTotal: 1, gpuDen: 1, ql: 0, b: 0, bucket: undefined, band: undefined, pos: -1,
   }
@@ -104,6 +107,7 @@ export function applyInput(r: ProviderRecord, p: ProviderInput): void {
   r.gpus = a.hardware.gpus
   r.gpuModels = a.hardware.gpus.map((g) => g.model.toLowerCase())
   r.gpuSig = gpuSignature(a.hardware.gpus)
+  r.network = a.network === true
   r.hwCpu = a.hardware.cpuCores
   r.hwMem = a.hardware.memoryMb
   r.advertCpu = a.free.cpu
@@ -135,7 +139,7 @@ export function jobCtx(job: PlaceJob, opts: PlaceOptions, w: ScoreWeights, floor
   const ops = opts.replicaOf ? [...(opts.excludeOperators ?? []), operatorOf(opts.replicaOf)] : opts.excludeOperators ?? []
   return {
     cpu: s.resources.cpu, mem: s.resources.memoryMb, gpus: s.resources.gpu.count, minVram: s.resources.gpu.minVramMb,
-    models: s.resources.gpu.models.map((m) => m.toLowerCase()), region: s.region, maxPrice: s.maxPricePerHour,
+    models: s.resources.gpu.models.map((m) => m.toLowerCase()), region: s.region, network: s.network, maxPrice: s.maxPricePerHour,
     a: w.price / Math.max(1, s.maxPricePerHour), minRep: Math.max(floor, job.minReputation ?? 0),
     exclude: opts.exclude?.length ? new Set(opts.exclude) : undefined, excludeOps: ops.length ? new Set(ops) : undefined,
   }
@@ -178,6 +182,7 @@ export function failures(r: ProviderRecord, j: JobCtx): EngineConstraint[] {
     }
   }
   if (j.region !== undefined && r.region !== j.region) f.push('region')
+  if (j.network && !r.network) f.push('network')
   return f
 }
 

@@ -2,7 +2,7 @@ import type { Address, CapacityAdvert, JobSpec } from '@kiln/protocol'
 /** The hard constraints a provider can fail for a job. */
 export type EngineConstraint =
   | 'unavailable' | 'busy' | 'excluded' | 'price' | 'cpu' | 'memory' | 'gpu_count' | 'gpu_model' | 'gpu_vram' | 'region'
-  | 'reputation' | 'escrow' | 'operator'
+  | 'reputation' | 'escrow' | 'operator' | 'network'
 
 /** A provider as adverts and the coordinator's own records describe it. */
 export interface ProviderInput {
