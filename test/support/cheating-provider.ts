@@ -61,6 +61,7 @@ const wrapRuntime = (rt: DockerRuntime): DockerRuntime => ({
   collect: (l, max) => rt.collect(l, max),
   kill: (id) => rt.kill(id),
   kilnPids: () => rt.kilnPids(),
+  egress: () => rt.egress(),
   async run(req) {
     const r = await rt.run(req)
     return r.output ? { ...r, output: lie(mode, r.output) } : r

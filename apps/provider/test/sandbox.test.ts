@@ -30,9 +30,11 @@ describe('buildHostConfig', () => {
     expect(hc.CapAdd).toBeUndefined()
   })
 
-  it('gives the default bridge network only when the spec asks', () => {
-    expect(buildHostConfig(spec({ network: true }), '/o').NetworkMode).toBe('bridge')
-    expect(buildHostConfig(spec({ network: false }), '/o').NetworkMode).toBe('none')
+  it('puts a network job on the egress network it is given, never on Docker\'s default bridge', () => {
+    expect(buildHostConfig(spec({ network: true }), '/o', { network: 'kiln-egress' }).NetworkMode).toBe('kiln-egress')
+    expect(buildHostConfig(spec({ network: false }), '/o', { network: 'kiln-egress' }).NetworkMode).toBe('none')
+    // Without an egress network there is no network at all, rather than the default bridge.
+    expect(buildHostConfig(spec({ network: true }), '/o').NetworkMode).toBe('none')
   })
 
   it('requests GPUs only when the spec asks for some', () => {

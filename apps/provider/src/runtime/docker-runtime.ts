@@ -6,6 +6,7 @@ import { LABEL_MANAGED, LABEL_OWNER } from './sandbox.ts'
 import { JOB_DIR_PREFIX, runJob, type RunContext } from './run.ts'
 import { dockerMessage, isConnectionError, withTimeout } from './errors.ts'
 import { collectLeftover, killLeftover, kilnPids, listLeftovers } from './leftovers.ts'
+import { createEgress } from './network.ts'
 import type { DockerRuntime, PingResult, RuntimeInit, RuntimeLogger } from './types.ts'
 
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock'
@@ -75,6 +76,7 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     throw new KilnError('IMAGE_NOT_FOUND', `image ${ref} is not present locally and could not be pulled: ${reason}`, { image: ref })
   }
 
+  const egress = createEgress(docker, init.egress)
   const ctx: RunContext = {
     docker,
     // Absolute: the engine resolves a bind mount's source on its side, not in our cwd.
@@ -87,6 +89,7 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     activeContainers: new Set(),
     activeDirs: new Set(),
     ...(init.owner ? { owner: init.owner } : {}),
+    egress: () => egress.ensure(),
   }
   const ours = [`${LABEL_MANAGED}=1`, ...(init.owner ? [`${LABEL_OWNER}=${init.owner}`] : [])]
 
@@ -134,5 +137,6 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     collect: (l, maxOutputBytes) => engine(() => collectLeftover(docker, l, { maxLogBytes: ctx.maxLogBytes, maxOutputBytes })),
     kill: (id) => engine(() => killLeftover(docker, id)),
     kilnPids: () => engine(() => kilnPids(docker)),
+    egress: () => egress.ensure(),
   }
 }

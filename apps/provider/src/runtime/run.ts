@@ -6,6 +6,7 @@ import { LogCollector } from './logs.ts'
 import { buildContainerOptions, OUT_PATH } from './sandbox.ts'
 import { packCanonicalTar } from '@kiln/artifacts'
 import { dockerMessage, isConnectionError, sleep } from './errors.ts'
+import type { EgressStatus } from './network.ts'
 import type { RunError, RunOutput, RunRequest, RunResult, RuntimeLogger } from './types.ts'
 
 /** Per-job dirs in workDir start with this, so reconcile() knows which ones are ours. */
@@ -25,6 +26,8 @@ export interface RunContext {
   activeContainers: Set<string>
   activeDirs: Set<string>
   owner?: string
+  /** The egress network for jobs with `network: true`, set up (again) before each one. */
+  egress(): Promise<EgressStatus>
 }
 
 /** Container names allow [a-zA-Z0-9_.-]; job ids are validated elsewhere, but be safe. */
@@ -72,6 +75,12 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
       fail('CONTAINER_FAILED', `the run was stopped before it started: ${abortReason(signal)}`)
       return finish()
     }
+    // Checked per job: a firewall reload since start may have dropped the rules.
+    const egress = spec.network ? await ctx.egress() : undefined
+    if (egress && !egress.ok) {
+      fail('NETWORK_UNAVAILABLE', `the job asks for network access, but this provider cannot isolate it from the host and LAN: ${egress.reason}`)
+      return finish()
+    }
 
     await mkdir(ctx.workDir, { recursive: true })
     jobDir = await mkdtemp(join(ctx.workDir, `${JOB_DIR_PREFIX}${nameSafe(jobId)}-`))
@@ -83,7 +92,9 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
 
     const created = await docker.createContainer({
       name: `kiln-${nameSafe(jobId)}-${randomHex(3)}`,
-      ...buildContainerOptions(jobId, spec, outDir, image.Config?.User, { gpuDeviceIds: req.gpuDeviceIds, ...(ctx.owner ? { owner: ctx.owner } : {}) }),
+      ...buildContainerOptions(jobId, spec, outDir, image.Config?.User, {
+        gpuDeviceIds: req.gpuDeviceIds, ...(ctx.owner ? { owner: ctx.owner } : {}), ...(egress?.ok ? { network: egress.network } : {}),
+      }),
     })
     container = created
     ctx.activeContainers.add(created.id)

@@ -32,12 +32,17 @@ export interface HostConfigOptions {
   gpuDeviceIds?: string[]
   /** Labels the container with its provider (LABEL_OWNER). */
   owner?: string
+  /**
+   * The network a job with `network: true` joins: the provider's egress network (network.ts).
+   * Never Docker's default bridge, which reaches the host and its LAN; without it, no network.
+   */
+  network?: string
 }
 
 export function buildHostConfig(spec: JobSpec, outDir: string, opts: HostConfigOptions = {}): Dockerode.HostConfig {
   const memory = spec.resources.memoryMb * MiB
   const host: Dockerode.HostConfig = {
-    NetworkMode: spec.network ? 'bridge' : 'none',
+    NetworkMode: spec.network && opts.network ? opts.network : 'none',
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
     Privileged: false,

@@ -2,6 +2,7 @@ import type Dockerode from 'dockerode'
 import type { JobSpec, KilnErrorName } from '@kiln/protocol'
 import type { LogStream } from './logs.ts'
 import type { CollectedLeftover, Leftover } from './leftovers.ts'
+import type { EgressInit, EgressStatus } from './network.ts'
 
 /** The subset of a pino logger the runtime uses; pino's Logger fits it as is. */
 export interface RuntimeLogger {
@@ -29,6 +30,8 @@ export interface RuntimeInit {
    * those. Without it they see every kiln.managed container on the engine.
    */
   owner?: string
+  /** Names for the network jobs with `network: true` run on (network.ts); the defaults suit a provider. */
+  egress?: EgressInit
 }
 
 export interface RunRequest {
@@ -97,4 +100,10 @@ export interface DockerRuntime {
   kill(containerId: string): Promise<void>
   /** Host PIDs in Kiln's running containers, so our own GPU use is not taken for the owner's. */
   kilnPids(): Promise<Set<number>>
+  /**
+   * Sets up (idempotently) the network that jobs with `network: true` run on and its firewall,
+   * or says why it cannot. run() does this itself before every such job and refuses the job
+   * (NETWORK_UNAVAILABLE) when it fails. Never throws.
+   */
+  egress(): Promise<EgressStatus>
 }
