@@ -27,7 +27,7 @@ export default function Home() {
   const cores = providers.reduce((n, p) => n + p.hardware.cpuCores, 0)
   const gpus = providers.reduce((n, p) => n + p.hardware.gpus.length, 0)
   const available = providers.filter((p) => p.available).length
-  const settled = jobs.filter((j) => j.settlementSignature)
+  const settled = jobs.filter((j) => j.settlement)
   return (
     <>
       {error && <section className="bad">API unreachable: {error}</section>}
@@ -37,7 +37,7 @@ export default function Home() {
         <div><b>{gpus}</b><span className="muted">GPUs</span></div>
         <div><b>{cores}</b><span className="muted">CPU cores</span></div>
         <div><b data-testid="job-count">{jobs.length}</b><span className="muted">recent jobs</span></div>
-        <div><b>{money(settled.reduce((n, j) => n + (workPay(j) ?? 0), 0))}</b><span className="muted">paid to providers</span></div>
+        <div><b>{money(settled.reduce((n, j) => n + (j.settlement?.toProviderForWork ?? 0), 0))}</b><span className="muted">paid to providers</span></div>
       </section>
       <section>
         <h2>Providers</h2>
@@ -69,13 +69,13 @@ export default function Home() {
               <tr key={j.id}>
                 <td className="mono">{j.id}</td>
                 <td>{j.image}</td>
-                <td className={`state-${j.state}`}>{j.state}{j.error ? ` · ${j.error.code}` : ''}</td>
+                <td className={`state-${j.state}`}>{j.state}{j.errorCode ? ` · ${j.errorCode}` : ''}</td>
                 <td className="mono" title={j.provider ?? ''}>{short(j.provider)}</td>
-                <td className={j.verification?.caught.length ? 'bad' : ''} title={j.verification?.reason ?? ''}>{checked(j.verification)}</td>
-                <td title={j.bond ? `plus the provider's bond of ${money(j.bond)} returned` : ''}>{money(workPay(j))}</td>
-                <td>{money(j.fee)}</td>
-                <td>{money(j.refundedToClient)}</td>
-                <td className="mono" title={j.settlementSignature ?? ''}>{short(j.settlementSignature, 10)}</td>
+                <td className={j.verification?.caught.length ? 'bad' : ''}>{checked(j.verification)}</td>
+                <td title={bondNote(j.settlement)}>{money(j.settlement?.toProviderForWork)}</td>
+                <td>{money(j.settlement?.fee)}</td>
+                <td>{money(j.settlement?.refunded)}</td>
+                <td className="mono" title={j.settlement?.signature ?? ''}>{short(j.settlement?.signature, 10)}</td>
               </tr>
             ))}
           </tbody>
@@ -93,8 +93,9 @@ function checked(v: Jobs[number]['verification']): string {
   return v.verdict === 'agree' ? `✓ ${v.runs} runs agree` : '? inconclusive'
 }
 
-/** The provider's pay for the work; its bond coming back is not pay. */
-function workPay(j: Jobs[number]): number | null {
-  if (j.paidToProvider === null) return null
-  return j.bond && j.paidToProvider >= j.bond ? j.paidToProvider - j.bond : j.paidToProvider
+/** The bond is not pay: say where it went. */
+function bondNote(s: Jobs[number]['settlement']): string {
+  if (!s) return ''
+  if (s.bondSlashed) return `the provider's bond of ${money(s.bondSlashed)} was slashed to the client`
+  return s.bondReturned ? `plus the provider's bond of ${money(s.bondReturned)} returned` : ''
 }

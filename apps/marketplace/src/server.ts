@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createHTTPHandler } from '@trpc/server/adapters/standalone'
-import { isKilnError } from '@kiln/protocol'
+import { isKilnError, KilnError, readerOf, type Address } from '@kiln/protocol'
 import { appRouter, type ApiContext } from './api/index.ts'
+import { httpStatusOf } from './api/trpc.ts'
 import type { ArtifactStore } from './coordinator/index.ts'
 
 export interface HttpInit {
@@ -11,32 +12,44 @@ export interface HttpInit {
   web?: (req: IncomingMessage, res: ServerResponse) => Promise<void> | void
 }
 
-/** One port: `/trpc/*` the API, `/artifacts/<sha256>` outputs, the rest the web app. */
+/** One port: `/trpc/*` the API, `/artifacts/<sha256>` outputs (their owner's only), the rest the web app. */
 export function createHttpServer(init: HttpInit): Server {
+  const audience = init.api.info.arbiter as Address
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: 256 * 1024,
-    createContext: () => init.api,
+    createContext: ({ req }) => ({ ...init.api, reader: () => readerOf(req.headers.authorization, audience) }),
+    // What the caller was told is sanitised (see the error formatter); the details stay here.
+    onError: ({ error, path }) => {
+      if (error.code === 'INTERNAL_SERVER_ERROR' && !isKilnError(error.cause)) init.api.coordinator.log.error({ path, err: String(error.cause ?? error) }, 'API request failed')
+    },
   })
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     if (url.pathname.startsWith('/trpc/')) return void trpc(req, res)
     if (url.pathname === '/healthz') return json(res, 200, { ok: true })
     const m = /^\/artifacts\/([0-9a-f]{64})$/.exec(url.pathname)
-    if (m?.[1]) return serveArtifact(init.artifacts, m[1], res)
+    if (m?.[1]) return void serveArtifact(init, audience, m[1], req, res)
     if (init.web) return void init.web(req, res)
     json(res, 404, { error: 'not found', hint: 'the web app is not built; run npm run build -w @kiln/marketplace' })
   })
 }
 
-function serveArtifact(store: ArtifactStore, digest: string, res: ServerResponse): void {
+/** An output, to its owner only: the request carries the owner's read token. */
+async function serveArtifact(init: HttpInit, audience: Address, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
-    const size = store.size(digest)
-    res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': size, 'x-kiln-digest': digest, 'cache-control': 'public, max-age=31536000, immutable' })
-    store.open(digest).pipe(res)
+    const reader = readerOf(req.headers.authorization, audience)
+    if (reader === null) throw new KilnError('AUTH_REQUIRED', 'outputs are their owner\'s only: send the owner\'s read token (the SDK and the kiln CLI do)', { digest })
+    // The same answer for "not yours" and "no such output": a stranger learns nothing from it.
+    if (!(await init.api.coordinator.store.ownsOutput(reader, digest))) throw new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} of yours here`, { digest })
+    const size = init.artifacts.size(digest)
+    res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': size, 'x-kiln-digest': digest, 'cache-control': 'private, no-store' })
+    init.artifacts.open(digest).pipe(res)
   } catch (e) {
-    json(res, 404, isKilnError(e) ? e.toJSON() : { error: 'not found' })
+    const err = isKilnError(e) ? e : new KilnError('INTERNAL_ERROR', 'the marketplace failed to answer; it logged the details')
+    if (!isKilnError(e)) init.api.coordinator.log.error({ digest, err: String(e) }, 'artifact request failed')
+    json(res, httpStatusOf(err), err.toJSON())
   }
 }
 

@@ -22,6 +22,7 @@ export const KilnErrorCode = {
   JOB_WRONG_STATE: 'KILN_3002',
   INSUFFICIENT_FUNDS: 'KILN_3003',
   NOT_JOB_OWNER: 'KILN_3004',
+  AUTH_REQUIRED: 'KILN_3005',
   // 4xxx: escrow and chain
   ESCROW_NOT_FUNDED: 'KILN_4001',
   ESCROW_WRONG_ACCOUNT: 'KILN_4002',
@@ -44,6 +45,7 @@ export const KilnErrorCode = {
   PEER_UNREACHABLE: 'KILN_6004',
   // 9xxx: configuration
   CONFIG_INVALID: 'KILN_9001',
+  INTERNAL_ERROR: 'KILN_9002',
 } as const
 
 export type KilnErrorName = keyof typeof KilnErrorCode

@@ -168,6 +168,7 @@ export const Kind = {
   cosign: 'kiln/api/cosign/1',
   resultRequest: 'kiln/result-request/1',
   runs: 'kiln/api/runs/1',
+  read: 'kiln/api/read/1',
 } as const
 
 export const SubmitRequest = z.object({ spec: JobSpec }).strict()

@@ -32,8 +32,15 @@ export interface JobStore {
   events(id: string): Promise<(typeof jobEvents.$inferSelect)[]>
   appendLogs(id: string, firstSeq: number, chunks: { stream: string; text: string }[]): Promise<void>
   logs(id: string, afterSeq: number, limit?: number): Promise<(typeof jobLogs.$inferSelect)[]>
-  /** Every queued job, just what ordering needs (cheap even for a long queue). */
-  queued(): Promise<{ id: string; client: string; priority: number; createdAt: number }[]>
+  /** Whether one of `client`'s jobs or runs delivered the output `digest` (outputs are their owner's). */
+  ownsOutput(client: string, digest: string): Promise<boolean>
+  /** Every queued job, just what ordering needs (cheap even for a long queue); parked ones say since when. */
+  queued(): Promise<{ id: string; client: string; priority: number; createdAt: number; parkedAt: number | null }[]>
+  /**
+   * The owner is back: job `rootId` and its runs are placed again, their lapse count starting
+   * over. Returns the runs that were parked (each gets an event); cheap when none is.
+   */
+  unpark(rootId: string, reason: string): Promise<string[]>
   /** What `client`'s jobs not yet locked may still cost: their funds have not left the wallet. */
   reservedFor(client: string): Promise<number>
   /**
@@ -110,6 +117,9 @@ export function createJobStore(db: Db): JobStore {
       else if (opts.runs === 'only') conds.push(isNotNull(jobs.parentId))
       return db.select().from(jobs).where(conds.length ? and(...conds) : undefined).orderBy(opts.oldestFirst ? asc(jobs.createdAt) : desc(jobs.createdAt)).limit(opts.limit ?? 100)
     },
+    async ownsOutput(client, digest) {
+      return (await db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.client, client), eq(jobs.outputDigest, digest))).limit(1)).length > 0
+    },
     async events(id) {
       return db.select().from(jobEvents).where(eq(jobEvents.jobId, id)).orderBy(asc(jobEvents.id))
     },
@@ -119,7 +129,18 @@ export function createJobStore(db: Db): JobStore {
       await db.insert(jobLogs).values(chunks.map((c, i) => ({ jobId: id, seq: firstSeq + i, stream: c.stream, text: c.text, at: now }))).onConflictDoNothing()
     },
     async queued() {
-      return db.select({ id: jobs.id, client: jobs.client, priority: jobs.priority, createdAt: jobs.createdAt }).from(jobs).where(eq(jobs.state, 'queued'))
+      return db.select({ id: jobs.id, client: jobs.client, priority: jobs.priority, createdAt: jobs.createdAt, parkedAt: jobs.parkedAt }).from(jobs).where(eq(jobs.state, 'queued'))
+    },
+    async unpark(rootId, reason) {
+      const now = Date.now()
+      return db.transaction(async (tx) => {
+        const family = or(eq(jobs.id, rootId), eq(jobs.parentId, rootId))
+        const parked = await tx.select({ id: jobs.id, state: jobs.state }).from(jobs).where(and(family, isNotNull(jobs.parkedAt))).for('update')
+        await tx.update(jobs).set({ lapses: 0, parkedAt: null, updatedAt: sql`case when ${jobs.parkedAt} is null then ${jobs.updatedAt} else ${now} end` })
+          .where(and(family, or(gt(jobs.lapses, 0), isNotNull(jobs.parkedAt))))
+        for (const p of parked) await tx.insert(jobEvents).values({ jobId: p.id, from: p.state, to: p.state, reason, at: now })
+        return parked.map((p) => p.id)
+      })
     },
     async reservedFor(client) {
       const [row] = await db.select({ total: sql<string>`coalesce(sum(${jobs.maxCost}), 0)` }).from(jobs)

@@ -1,7 +1,7 @@
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { Connection } from '@solana/web3.js'
 import { cosignSettlement, lockFunds, tokenBalance } from '@kiln/escrow'
-import { isKilnError, JobSpec, Kind, KilnError, maxLeaseCost, parseOrThrow, seal, sha256Hex, TERMINAL_STATES, TOKEN_UNIT, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
+import { authorizationHeader, isKilnError, kilnErrorFromJSON, JobSpec, Kind, KilnError, maxLeaseCost, parseOrThrow, seal, sealReadToken, sha256Hex, TERMINAL_STATES, TOKEN_UNIT, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
 import { guarantee, resolveVerification, type Guarantee } from '@kiln/verifier'
 import type { AppRouter } from '@kiln/marketplace/api'
 import { call } from './errors.ts'
@@ -18,6 +18,8 @@ export interface KilnClientInit {
 export type KilnApi = ReturnType<typeof createTRPCClient<AppRouter>>
 export type JobDetails = Awaited<ReturnType<KilnApi['jobs']['get']['query']>>
 export type LogLine = Awaited<ReturnType<KilnApi['jobs']['logs']['query']>>[number]
+export type PublicJob = Awaited<ReturnType<KilnApi['jobs']['public']['query']>>
+export type JobSummary = Awaited<ReturnType<KilnApi['jobs']['list']['query']>>[number]
 export type NetworkInfo = Awaited<ReturnType<KilnApi['network']['info']['query']>>
 export type RunDetails = Awaited<ReturnType<KilnApi['jobs']['runs']['mutate']>>[number]
 
@@ -47,11 +49,25 @@ export interface WatchHandlers {
   outageMs?: number
 }
 
+/** The API's owner-only reads: they carry this client's read token, and nothing else does. */
+const OWNER_READS: ReadonlySet<string> = new Set(['jobs.get', 'jobs.logs'])
+
 export function createKilnClient(init: KilnClientInit) {
   const base = init.url.replace(/\/$/, '')
-  const api = createTRPCClient<AppRouter>({ links: [httpLink({ url: `${base}/trpc` })] })
   let infoCache: NetworkInfo | undefined
   let connection: Connection | undefined
+  let token: { header: string; renewAt: number } | undefined
+  /** A read token for this marketplace, signed again a minute before the last one expires. */
+  const authorization = async (): Promise<string> => {
+    if (!token || Date.now() >= token.renewAt) {
+      const t = sealReadToken(init.identity, (await info()).arbiter as Address)
+      token = { header: authorizationHeader(t), renewAt: t.expiresAt - 60_000 }
+    }
+    return token.header
+  }
+  const api = createTRPCClient<AppRouter>({
+    links: [httpLink({ url: `${base}/trpc`, headers: async ({ op }) => (OWNER_READS.has(op.path) ? { authorization: await authorization() } : {}) })],
+  })
 
   const info = async () => (infoCache ??= await call(() => api.network.info.query()))
   const chain = async () => (connection ??= new Connection(init.rpcUrl ?? (await info()).rpcUrl, 'confirmed'))
@@ -70,8 +86,13 @@ export function createKilnClient(init: KilnClientInit) {
       const envelope = seal(init.identity, Kind.submit, { spec: parsed })
       return call(() => api.jobs.submit.mutate({ envelope }))
     },
+    /** This client's own job, whole (signed with a read token: only the owner may read it). */
     get: (jobId: string) => call(() => api.jobs.get.query({ jobId })),
+    /** What this client's job printed (owner only). */
     logs: (jobId: string, after = -1) => call(() => api.jobs.logs.query({ jobId, after })),
+    /** Anyone's job, as a market explorer sees it: no env, command, logs or outputs. */
+    publicJob: (jobId: string) => call(() => api.jobs.public.query({ jobId })),
+    /** Recent jobs, as a market explorer sees them. */
     list: (opts: { client?: string; limit?: number } = {}) => call(() => api.jobs.list.query({ limit: 50, ...opts })),
     providers: () => call(() => api.network.providers.query()),
     async cancel(jobId: string) {
@@ -190,10 +211,13 @@ export function createKilnClient(init: KilnClientInit) {
         await new Promise((r) => setTimeout(r, h.pollMs ?? 300))
       }
     },
-    /** Downloads an output by digest and checks it hashes to that digest. */
+    /** Downloads one of this client's outputs by digest (owner only) and checks it hashes to that digest. */
     async download(digest: string): Promise<Buffer> {
-      const res = await fetch(`${base}/artifacts/${digest}`)
-      if (!res.ok) throw new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} at the marketplace (HTTP ${res.status})`, { digest })
+      const res = await fetch(`${base}/artifacts/${digest}`, { headers: { authorization: await authorization() } })
+      if (!res.ok) {
+        const body = (await res.json().catch(() => undefined)) as unknown
+        throw kilnErrorFromJSON(body) ?? new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} at the marketplace (HTTP ${res.status})`, { digest })
+      }
       const bytes = Buffer.from(await res.arrayBuffer())
       const actual = sha256Hex(bytes)
       if (actual !== digest) throw new KilnError('ARTIFACT_DIGEST_MISMATCH', `downloaded output hashes to ${actual}, expected ${digest}`, { expected: digest, actual })

@@ -1,7 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import pc from 'picocolors'
-import { KilnError } from '@kiln/protocol'
 import { unpackOutput, type JobDetails, type KilnClient } from '@kiln/sdk'
 import { Exit, money, openClient, type GlobalOpts, type Io } from '../context.ts'
 
@@ -21,10 +20,8 @@ export function sayer(o: GlobalOpts, io: Io): Say {
  */
 export async function watch(o: GlobalOpts & { jobId: string; out: string }, io: Io): Promise<number> {
   const { client } = openClient(o)
+  // Only the owner can read the job whole (the marketplace refuses anyone else with NOT_JOB_OWNER).
   const job = await client.get(o.jobId)
-  if (job.client !== client.address) {
-    throw new KilnError('NOT_JOB_OWNER', `job ${job.id} belongs to ${job.client}, not to ${client.address}: only its owner can lock and co-sign for it; kiln status and kiln logs read it`, { jobId: job.id, client: job.client })
-  }
   return follow(client, job.id, o, io, sayer(o, io))
 }
 
@@ -74,9 +71,10 @@ function describe(j: JobDetails, say: (icon: string, msg: string) => void): void
 }
 
 function summary(j: JobDetails): string {
-  const bond = j.bond ?? 0
-  const toProvider = (j.paidToProvider ?? 0) - (bond > 0 && (j.paidToProvider ?? 0) >= bond ? bond : 0)
-  const money2 = `provider paid ${money(toProvider)}${bond > 0 ? ` (+ its bond ${money(bond)} back)` : ''}, fee ${money(j.fee ?? 0)}, refunded ${money(j.refundedToClient)}`
+  const m = j.settlement
+  const money2 = m
+    ? `provider paid ${money(m.toProviderForWork)}${m.bondReturned ? ` (+ its bond ${money(m.bondReturned)} back)` : ''}, fee ${money(m.fee)}, refunded ${money(m.refunded)}${m.bondSlashed ? ` + the provider's slashed bond ${money(m.bondSlashed)}` : ''}`
+    : 'nothing settled'
   const tx = j.settlementSignature ? ` — settlement tx ${j.settlementSignature}` : ''
   const v = j.verification
   const checked = v && v.verdict !== 'unchecked' ? ` — spot-checked: ${v.verdict}${v.caught.length ? `, caught ${v.caught.join(', ')} (bond paid to you)` : ''}` : ''

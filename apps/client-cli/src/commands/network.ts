@@ -21,9 +21,9 @@ export async function providers(o: GlobalOpts, io: Io): Promise<number> {
 export async function jobs(o: GlobalOpts & { all?: boolean }, io: Io): Promise<number> {
   const { client, identity } = openClient(o)
   const list = await client.list(o.all ? {} : { client: identity.address })
-  if (o.json) { io.out(JSON.stringify(list.map((j) => ({ ...j, receipt: undefined })))); return Exit.ok }
-  io.out(table(['job', 'state', 'image', 'paid', 'refunded', 'created'], list.map((j) => [
-    j.id, j.state, j.image, money(j.paidToProvider), money(j.refundedToClient), new Date(j.createdAt).toISOString().slice(0, 19),
+  if (o.json) { io.out(JSON.stringify(list)); return Exit.ok }
+  io.out(table(['job', 'state', 'image', 'paid for work', 'refunded', 'created'], list.map((j) => [
+    j.id, j.state, j.image, money(j.settlement?.work), money(j.settlement ? j.settlement.refunded + j.settlement.bondSlashed : null), new Date(j.createdAt).toISOString().slice(0, 19),
   ])))
   return Exit.ok
 }

@@ -1,26 +1,26 @@
 import pc from 'picocolors'
+import { isKilnError } from '@kiln/protocol'
+import type { KilnClient, PublicJob } from '@kiln/sdk'
 import { Exit, money, openClient, type GlobalOpts, type Io } from '../context.ts'
 
-/** `kiln status <job>`: the job, its money and its history. */
+/** `kiln status <job>`: the job, its money and its history; another's job as the public sees it. */
 export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
   const { client } = openClient(o)
-  const j = await client.get(o.jobId)
+  const j = await client.get(o.jobId).catch((e: unknown) => {
+    if (isKilnError(e, 'NOT_JOB_OWNER')) return undefined
+    throw e
+  })
+  if (!j) return publicStatus(client, o, io)
   // The owner also sees the job's spot-check runs (signed request; nobody else can).
-  const runs = j.client === client.address ? await client.runs(j.id).catch(() => undefined) : undefined
+  const runs = await client.runs(j.id).catch(() => undefined)
   if (o.json) {
     io.out(JSON.stringify({ ...j, receipt: undefined, ...(runs ? { runs } : {}) }))
     return Exit.ok
   }
   const rows: [string, string][] = [
-    ['job', j.id], ['state', j.state], ['image', j.image], ['client', j.client], ['provider', j.provider ?? '-'],
-    ['price/h', money(j.pricePerHour)], ['max cost', money(j.maxCost)], ['locked', money(j.lock?.amount)],
-    ['vault', j.lock?.vault ?? '-'], ['output', j.outputDigest ?? '-'], ['paid', money(j.paidToProvider)],
-    ['refunded', money(j.refundedToClient)], ['bond', money(j.bond)], ['fee', money(j.fee)], ['settlement', j.settlementSignature ?? '-'],
+    ...common(j), ['max cost', money(j.maxCost)], ['locked', money(j.lock?.amount)], ['vault', j.lock?.vault ?? '-'], ['output', j.outputDigest ?? '-'],
+    ...(j.settlement ? [] : [['bond', money(j.bond)] as [string, string]]), ...settled(j),
   ]
-  if (j.verification) {
-    const v = j.verification
-    rows.push(['verified', v.verdict === 'unchecked' ? 'not spot-checked' : `${v.verdict} over ${v.runs} runs${v.caught.length ? `; caught ${v.caught.join(', ')}` : ''}${v.reason ? ` (${v.reason})` : ''}`])
-  }
   if (j.error) rows.push(['error', `${j.error.code} ${j.error.message}`])
   if (j.waiting) rows.push(['waiting', j.waiting])
   for (const [k, v] of rows) io.out(`${pc.dim(k.padEnd(11))} ${v}`)
@@ -32,6 +32,35 @@ export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise
   io.out('')
   for (const e of j.events) io.out(`${pc.dim(new Date(e.at).toISOString())} ${(e.from ?? '').padStart(9)} → ${e.to.padEnd(9)} ${e.reason}`)
   return Exit.ok
+}
+
+/** Another client's job: only what a market explorer may see. */
+async function publicStatus(client: KilnClient, o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
+  const j = await client.publicJob(o.jobId)
+  if (o.json) { io.out(JSON.stringify({ ...j, public: true })); return Exit.ok }
+  const rows: [string, string][] = [...common(j), ...settled(j)]
+  if (j.errorCode) rows.push(['error', j.errorCode])
+  for (const [k, v] of rows) io.out(`${pc.dim(k.padEnd(11))} ${v}`)
+  io.out(pc.dim(`\nnot your job: this is its public view (its spec, logs and outputs are its owner's)`))
+  for (const e of j.events) io.out(`${pc.dim(new Date(e.at).toISOString())} ${(e.from ?? '').padStart(9)} → ${e.to}`)
+  return Exit.ok
+}
+
+function common(j: PublicJob | Omit<PublicJob, 'errorCode' | 'events'>): [string, string][] {
+  return [['job', j.id], ['state', j.state], ['image', j.image], ['client', j.client], ['provider', j.provider ?? '-'], ['price/h', money(j.pricePerHour)]]
+}
+
+function settled(j: Pick<PublicJob, 'settlement'> & { verification: (PublicJob['verification'] & { reason?: string }) | null }): [string, string][] {
+  const m = j.settlement
+  const rows: [string, string][] = m
+    ? [['paid', `${money(m.work)} for the work (${money(m.toProviderForWork)} to the provider, ${money(m.fee)} fee)`], ['refunded', money(m.refunded)],
+        ['bond', m.bondSlashed ? `${money(m.bondSlashed)} slashed to the client` : `${money(m.bondReturned)} returned to the provider`], ['settlement', m.signature]]
+    : [['settlement', '-']]
+  if (j.verification) {
+    const v = j.verification
+    rows.push(['verified', v.verdict === 'unchecked' ? 'not spot-checked' : `${v.verdict} over ${v.runs} runs${v.caught.length ? `; caught ${v.caught.join(', ')}` : ''}${v.reason ? ` (${v.reason})` : ''}`])
+  }
+  return rows
 }
 
 /** `kiln logs <job>`: everything the job printed so far. */

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { TRPCRouterRecord } from '@trpc/server'
-import { cancelJob, confirmLock, cosignRefund, jobRuns, publicJob, submitJob, viewOf } from '../coordinator/index.ts'
+import { cancelJob, confirmLock, cosignRefund, jobRuns, ownedJob, publicJob, publicView, submitJob, viewOf } from '../coordinator/index.ts'
 import { jobId } from '@kiln/protocol'
 import { procedure, router } from './trpc.ts'
 
@@ -16,19 +16,28 @@ const jobsRouter = {
   cosign: procedure.input(signed).mutation(({ ctx, input }) => cosignRefund(ctx.coordinator, input.envelope)),
   /** Signed by the client: every run of its job (spot-check re-runs are shown to the owner only). */
   runs: procedure.input(signed).mutation(({ ctx, input }) => jobRuns(ctx.coordinator, input.envelope)),
+  /** The owner's whole view of its job (read token required): spec, lock, output, history. */
   get: procedure.input(z.object({ jobId })).query(async ({ ctx, input }) => {
     const c = ctx.coordinator
-    const job = await publicJob(c, input.jobId)
+    const job = await ownedJob(c, input.jobId, ctx.reader())
     const events = await c.store.events(job.id)
     return { ...viewOf(c, job), events: events.map((e) => ({ from: e.from, to: e.to, reason: e.reason, at: e.at })) }
   }),
+  /** What a job printed, for its owner only (read token required). */
   logs: procedure.input(z.object({ jobId, after: z.number().int().min(-1).default(-1), limit: z.number().int().min(1).max(1000).default(500) }))
     .query(async ({ ctx, input }) => {
-      const rows = await ctx.coordinator.store.logs((await publicJob(ctx.coordinator, input.jobId)).id, input.after, input.limit)
+      const rows = await ctx.coordinator.store.logs((await ownedJob(ctx.coordinator, input.jobId, ctx.reader())).id, input.after, input.limit)
       return rows.map((r) => ({ seq: r.seq, stream: r.stream as 'stdout' | 'stderr', text: r.text, at: r.at }))
     }),
-  list: procedure.input(z.object({ client: z.string().optional(), limit: z.number().int().min(1).max(500).default(50) }).default({ limit: 50 }))
-    .query(async ({ ctx, input }) => (await ctx.coordinator.store.list(input)).map((j) => viewOf(ctx.coordinator, j))),
+  /** Anyone: one job as a market explorer sees it, with its state timeline (times only, no reasons). */
+  public: procedure.input(z.object({ jobId })).query(async ({ ctx, input }) => {
+    const job = await publicJob(ctx.coordinator, input.jobId)
+    const events = await ctx.coordinator.store.events(job.id)
+    return { ...publicView(job), events: events.map((e) => ({ from: e.from, to: e.to, at: e.at })) }
+  }),
+  /** Anyone: recent jobs as a market explorer sees them. */
+  list: procedure.input(z.object({ client: z.string().max(64).optional(), limit: z.number().int().min(1).max(500).default(50) }).default({ limit: 50 }))
+    .query(async ({ ctx, input }) => (await ctx.coordinator.store.list(input)).map(publicView)),
 } satisfies TRPCRouterRecord
 
 const networkRouter = {

@@ -7,6 +7,7 @@ import { runLease } from './lease.ts'
 import { submitClientCosign } from './settle.ts'
 import { escrowIdOf, runDeadline, type CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
+import { runView, viewOf, type JobView, type RunView } from './views.ts'
 
 const queues = new Map<string, Promise<unknown>>()
 function perClient<T>(client: string, fn: () => Promise<T>): Promise<T> {
@@ -17,102 +18,23 @@ function perClient<T>(client: string, fn: () => Promise<T>): Promise<T> {
   return next
 }
 
-/** Position in the fair order, and a wait estimate: the jobs ahead, spread over the providers online, at the recent run length. */
-function queueEstimate(ctx: CoordinatorContext, job: Job): { queuePosition: number | null; estimatedWaitMs: number | null } {
-  const position = job.state === 'queued' ? ctx.placement.positions.get(job.id) ?? null : null
-  if (position === null) return { queuePosition: null, estimatedWaitMs: null }
-  const providers = Math.max(1, ctx.inventory.list().length)
-  return { queuePosition: position, estimatedWaitMs: Math.round(Math.floor((position - 1) / providers) * ctx.placement.avgRunMs) }
-}
-
-/** What anyone may see of a job. */
-export interface JobView {
-  id: string
-  name: string | null
-  state: JobState
-  client: string
-  provider: string | null
-  image: string
-  spec: Job['spec']
-  maxCost: number
-  pricePerHour: number | null
-  lock: { escrowId: string; vault: string; multisig: string; mint: string; amount: number; deadline: number | null; provider: string; arbiter: string } | null
-  lockSignature: string | null
-  outputDigest: string | null
-  outputBytes: number | null
-  paidToProvider: number | null
-  refundedToClient: number | null
-  settlementSignature: string | null
-  error: Job['error']
-  waiting: string | null
-  createdAt: number
-  startedAt: number | null
-  endedAt: number | null
-  updatedAt: number
-  receipt: Job['receipt']
-  /** For a queued job: its place in the fair order (1 = next) and a rough wait. */
-  queuePosition: number | null
-  estimatedWaitMs: number | null
-  /** A settlement waiting for the client's co-signature: a refund the provider could not sign, or a slash. */
-  pendingCosign: { transaction: string; toClient: number; action: 'refund' | 'slash' } | null
-  attempt: number
-  /** The provider's bond and the marketplace fee of this run (fee once settled). */
-  bond: number | null
-  fee: number | null
-  /** What independent re-runs showed; only once the job has ended (never while it may still be checked). */
-  verification: Job['verdict'] | null
-}
-
-/** One run of a job as its owner sees it: its own run, and any re-run or tie-break. */
-export interface RunView {
-  id: string
-  role: 'primary' | 'replica' | 'tiebreak'
-  state: JobState
-  provider: string | null
-  lock: JobView['lock']
-  lockSignature: string | null
-  outputDigest: string | null
-  settleOutcome: string | null
-  paidToProvider: number | null
-  refundedToClient: number | null
-  bond: number | null
-  fee: number | null
-  settlementSignature: string | null
-  pendingCosign: JobView['pendingCosign']
-}
-
-export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
-  return {
-    id: job.id, name: job.spec.name ?? null, state: job.state as JobState, client: job.client, provider: job.provider,
-    image: job.spec.image, spec: job.spec, maxCost: job.maxCost, pricePerHour: job.pricePerHour,
-    // Shown only once the vault exists on chain (the lock window opens then).
-    lock: job.vault && job.multisig && job.provider && job.lockAmount !== null && job.lockDeadline !== null
-      ? { escrowId: escrowIdOf(ctx, job), vault: job.vault, multisig: job.multisig, mint: ctx.mint, amount: job.lockAmount, deadline: job.lockDeadline, provider: job.provider, arbiter: ctx.arbiter.address }
-      : null,
-    lockSignature: job.lockSignature, outputDigest: job.outputDigest, outputBytes: job.outputBytes,
-    paidToProvider: job.paidToProvider, refundedToClient: job.refundedToClient, settlementSignature: job.settlementSignature,
-    error: job.error, waiting: ctx.waiting.get(job.id) ?? null,
-    createdAt: job.createdAt, startedAt: job.startedAt, endedAt: job.endedAt, updatedAt: job.updatedAt, receipt: job.receipt,
-    pendingCosign: job.pendingCosign ? { transaction: job.pendingCosign.transaction, toClient: job.pendingCosign.toClient, action: job.pendingCosign.action } : null,
-    attempt: job.attempt, bond: job.bond, fee: job.fee,
-    verification: TERMINAL_STATES.includes(job.state as JobState) ? job.verdict ?? { verdict: 'unchecked', runs: 1, caught: [], at: job.updatedAt } : null,
-    ...queueEstimate(ctx, job),
-  }
-}
-
-function runView(ctx: CoordinatorContext, job: Job): RunView {
-  const v = viewOf(ctx, job)
-  return {
-    id: job.id, role: job.role, state: v.state, provider: job.provider, lock: v.lock, lockSignature: job.lockSignature, outputDigest: job.outputDigest,
-    settleOutcome: job.settleOutcome, paidToProvider: job.paidToProvider, refundedToClient: job.refundedToClient, bond: job.bond, fee: job.fee,
-    settlementSignature: job.settlementSignature, pendingCosign: v.pendingCosign,
-  }
-}
-
 /** A public job id's row; re-runs are not jobs of their own to anyone but the coordinator. */
 export async function publicJob(ctx: CoordinatorContext, jobId: string): Promise<Job> {
   const job = await ctx.store.get(jobId)
   if (!job || job.parentId) throw new KilnError('JOB_NOT_FOUND', `no job ${jobId}`, { jobId })
+  return job
+}
+
+/**
+ * A job as its owner reads it. A job's details, logs, runs and outputs are its owner's: a
+ * request that names no reader (no read token) or another one is refused.
+ */
+export async function ownedJob(ctx: CoordinatorContext, jobId: string, reader: Address | null): Promise<Job> {
+  if (reader === null) {
+    throw new KilnError('AUTH_REQUIRED', `job ${jobId}'s details, logs, runs and outputs are its owner's only: sign the request with the owner's key (the SDK and the kiln CLI send a read token)`, { jobId })
+  }
+  const job = await publicJob(ctx, jobId)
+  if (job.client !== reader) throw new KilnError('NOT_JOB_OWNER', `${reader} does not own ${job.id}: only its owner can read its details, logs and outputs`, { jobId: job.id })
   return job
 }
 
