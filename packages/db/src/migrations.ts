@@ -108,4 +108,10 @@ ALTER TABLE jobs ADD COLUMN settle_outcome text;
 ALTER TABLE jobs ADD COLUMN verdict jsonb;
 CREATE INDEX jobs_parent_idx ON jobs (parent_id)`,
   },
+  {
+    id: 6,
+    sql: `
+ALTER TABLE jobs ADD COLUMN lapses integer NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN parked_at bigint`,
+  },
 ]

@@ -84,6 +84,13 @@ export const jobs = pgTable('jobs', {
   /** The settlement outcome decided for this run (planSettlement's). */
   settleOutcome: text('settle_outcome'),
   verdict: jsonb('verdict').$type<JobVerdict>(),
+  /** Lock windows in a row that closed without the client's lock; a lock starts the count again. */
+  lapses: integer('lapses').notNull().default(0),
+  /**
+   * Set when the job stopped being placed after too many lapses: it stays queued, waiting for
+   * its owner to come back (a signed read by `kiln watch`), which clears it.
+   */
+  parkedAt: ms('parked_at'),
 }, (t) => [index('jobs_state_idx').on(t.state), index('jobs_client_idx').on(t.client), index('jobs_parent_idx').on(t.parentId)])
 
 export const jobEvents = pgTable('job_events', {

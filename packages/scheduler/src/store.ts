@@ -35,7 +35,7 @@ export interface JobStore {
   /** Whether one of `client`'s jobs or runs delivered the output `digest` (outputs are their owner's). */
   ownsOutput(client: string, digest: string): Promise<boolean>
   /** Every queued job, just what ordering needs (cheap even for a long queue); parked ones say since when. */
-  queued(): Promise<{ id: string; client: string; priority: number; createdAt: number; parkedAt: number | null }[]>
+  queued(): Promise<{ id: string; parentId: string | null; client: string; priority: number; createdAt: number; parkedAt: number | null }[]>
   /**
    * The owner is back: job `rootId` and its runs are placed again, their lapse count starting
    * over. Returns the runs that were parked (each gets an event); cheap when none is.
@@ -129,7 +129,8 @@ export function createJobStore(db: Db): JobStore {
       await db.insert(jobLogs).values(chunks.map((c, i) => ({ jobId: id, seq: firstSeq + i, stream: c.stream, text: c.text, at: now }))).onConflictDoNothing()
     },
     async queued() {
-      return db.select({ id: jobs.id, client: jobs.client, priority: jobs.priority, createdAt: jobs.createdAt, parkedAt: jobs.parkedAt }).from(jobs).where(eq(jobs.state, 'queued'))
+      return db.select({ id: jobs.id, parentId: jobs.parentId, client: jobs.client, priority: jobs.priority, createdAt: jobs.createdAt, parkedAt: jobs.parkedAt })
+        .from(jobs).where(eq(jobs.state, 'queued'))
     },
     async unpark(rootId, reason) {
       const now = Date.now()

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { openDb } from '@kiln/db'
-import { createJobStore, newJobId } from '../src/index.ts'
+import { createJobStore, newJobId, type JobStore } from '../src/index.ts'
 
 describe('JobStore (PGlite)', () => {
   it('moves a job through legal transitions once, recording each event', async () => {
@@ -65,6 +65,14 @@ async function setup() {
   return { store, close, create }
 }
 
+/** A spot-checked job of alice's with its hidden re-run. */
+async function spotChecked(store: JobStore) {
+  const id = newJobId()
+  const common = { client: 'alice', spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost: 10 }
+  await store.create({ id, ...common, spotCheck: true }, [{ id: `${id}r1`, parentId: id, role: 'replica', ...common }])
+  return { id, common }
+}
+
 describe('JobStore.reservedFor', () => {
   it('sums the maximum cost of a client\'s jobs that are not locked yet', async () => {
     const { db, close } = await openDb()
@@ -88,12 +96,9 @@ describe('JobStore.reservedFor', () => {
 
 describe('JobStore runs (spot-check re-runs and tie-breaks)', () => {
   it('keeps a job\'s runs out of job lists, shows them in its family, and adds a tie-break once', async () => {
-    const { db, close } = await openDb()
-    const store = createJobStore(db)
+    const { store, close } = await setup()
     try {
-      const id = newJobId()
-      const common = { client: 'alice', spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost: 10 }
-      await store.create({ id, ...common, spotCheck: true }, [{ id: `${id}r1`, parentId: id, role: 'replica', ...common }])
+      const { id, common } = await spotChecked(store)
       expect((await store.list()).map((j) => j.id)).toEqual([id])
       expect((await store.list({ runs: 'only' })).map((j) => j.id)).toEqual([`${id}r1`])
       expect(new Set((await store.list({ runs: true })).map((j) => j.id))).toEqual(new Set([id, `${id}r1`]))
@@ -104,6 +109,32 @@ describe('JobStore runs (spot-check re-runs and tie-breaks)', () => {
       expect(await store.addRun(tie, 'tie-break again')).toBeUndefined()
       expect((await store.family(id)).map((j) => j.role)).toEqual(['primary', 'replica', 'tiebreak'])
       expect(await store.events(`${id}t1`)).toHaveLength(1)
+    } finally {
+      await close()
+    }
+  })
+})
+
+describe('JobStore.unpark (a job its owner did not lock, parked until the owner is back)', () => {
+  it('clears the family\'s lapses and parking durably, records it once per parked run, and is a no-op when nothing is parked', async () => {
+    const { store, close } = await setup()
+    try {
+      const { id, common } = await spotChecked(store)
+      const other = newJobId()
+      await store.create({ id: other, ...common })
+      await store.update(id, { lapses: 3, parkedAt: 1_000 })
+      await store.update(`${id}r1`, { lapses: 1 })
+      await store.update(other, { lapses: 3, parkedAt: 1_000 })
+      expect((await store.queued()).find((q) => q.id === id)?.parkedAt).toBe(1_000)
+
+      expect(await store.unpark(id, 'the owner came back')).toEqual([id])
+      expect(await store.get(id)).toMatchObject({ lapses: 0, parkedAt: null, state: 'queued' })
+      expect(await store.get(`${id}r1`)).toMatchObject({ lapses: 0, parkedAt: null })
+      expect((await store.events(id)).at(-1)).toMatchObject({ from: 'queued', to: 'queued', reason: 'the owner came back' })
+      // Another job of the same owner stays parked until its own owner's read.
+      expect((await store.get(other))?.parkedAt).toBe(1_000)
+      expect(await store.unpark(id, 'again')).toEqual([])
+      expect(await store.events(id)).toHaveLength(2)
     } finally {
       await close()
     }
