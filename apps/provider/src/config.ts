@@ -16,6 +16,7 @@ export const CONFIG_DEFAULTS = {
   autoPause: true,
   autoResumeIdleSec: 300,
   autoPauseIgnore: [] as string[],
+  acceptNetworkJobs: false,
 }
 
 /** The provider's settings file (`<dataDir>/config.json`); `kiln-provider init` writes it. */
@@ -48,6 +49,11 @@ export const ProviderConfig = z.object({
   autoResumeIdleSec: z.number().min(0).max(7 * 24 * 3600).default(CONFIG_DEFAULTS.autoResumeIdleSec),
   /** Process names (as nvidia-smi prints them, or their base name) that never cause an auto-pause. */
   autoPauseIgnore: z.array(z.string().min(1)).default(CONFIG_DEFAULTS.autoPauseIgnore),
+  /**
+   * Take jobs that ask for network access. They get the internet only (not this machine or its
+   * LAN), which needs root for the firewall rules on Linux; off unless the owner turns it on.
+   */
+  acceptNetworkJobs: z.boolean().default(CONFIG_DEFAULTS.acceptNetworkJobs),
 }).strict()
 export type ProviderConfig = z.output<typeof ProviderConfig>
 export type ConfigOverrides = Partial<Record<keyof ProviderConfig, unknown>>
@@ -65,6 +71,7 @@ const FIXES: Record<string, string> = {
   dashboardPort: 'set "dashboardPort" in config.json to a port number 0-65535 (0 picks a free one)',
   pollSec: 'set "pollSec" in config.json to a number of seconds between 0.1 and 3600',
   autoResumeIdleSec: 'set "autoResumeIdleSec" in config.json to a number of seconds (default 300)',
+  acceptNetworkJobs: 'set "acceptNetworkJobs" in config.json to true (take jobs with internet access) or false (the default)',
 }
 
 export function configPath(dataDir: string): string {

@@ -12,6 +12,7 @@ import type { Logger } from './log.ts'
 import { JobJournal } from './jobs.ts'
 import { acceptLease, type LockChecker } from './leases.ts'
 import { LogRing } from './log-ring.ts'
+import { createNetworkJobs } from './network-jobs.ts'
 import { recoverJobs } from './recovery.ts'
 import type { DockerRuntime } from './runtime/index.ts'
 import { landedOn, serveSettle } from './settle.ts'
@@ -47,6 +48,8 @@ export interface ProviderInit {
   checkLock?: LockChecker
   /** Called when the owner sets a new price, to keep it across restarts. */
   persistPrice?: (pricePerHour: number) => void
+  /** Take jobs that ask for network access (on the runtime's egress network). Default: no. */
+  acceptNetworkJobs?: boolean
 }
 
 interface Running {
@@ -95,6 +98,7 @@ export function createProviderDaemon(init: ProviderInit) {
   let advertTimer: NodeJS.Timeout | undefined
   let pollTimer: NodeJS.Timeout | undefined
   let ticking: Promise<void> | undefined
+  const networkJobs = createNetworkJobs({ accept: init.acceptNetworkJobs === true, runtime, log })
 
   const avail = () => availability({
     paused: pausedAt !== undefined, ...(auto.enabled && autoState.by ? { auto: autoState.by } : {}),
@@ -108,7 +112,7 @@ export function createProviderDaemon(init: ProviderInit) {
       peerId: mesh.peerId, addrs: mesh.multiaddrs(), seq: ++seq, hardware,
       free: none ? { cpu: 0, memoryMb: 0, gpus: 0 } : { cpu: hardware.cpuCores, memoryMb: hardware.memoryMb, gpus: hardware.gpus.length },
       pricePerHour: price, region: init.region, version: init.version, available: a.available, ...(a.reason ? { reason: a.reason } : {}),
-      ...(init.operator ? { operator: init.operator } : {}),
+      ...(init.operator ? { operator: init.operator } : {}), ...(networkJobs.taken() ? { network: true } : {}),
     }
   }
 
@@ -140,7 +144,7 @@ export function createProviderDaemon(init: ProviderInit) {
 
   /** Checks the engine and the GPUs; republishes at once when what the advert says changed. */
   async function tick(): Promise<void> {
-    const before = JSON.stringify(avail())
+    const before = JSON.stringify([avail(), networkJobs.taken()])
     const ping = await runtime.ping()
     if (ping.ok && !recovered) {
       try {
@@ -153,8 +157,9 @@ export function createProviderDaemon(init: ProviderInit) {
     }
     if (ping.ok !== (dockerProblem === undefined)) log[ping.ok ? 'info' : 'warn'](ping.ok ? { version: ping.version } : { reason: ping.reason }, ping.ok ? 'Docker engine reachable' : 'Docker engine unavailable')
     dockerProblem = ping.ok ? undefined : ping.reason
+    if (ping.ok) await networkJobs.check()
     if (watchGpus) await sampleGpus()
-    if (JSON.stringify(avail()) !== before) await publish()
+    if (JSON.stringify([avail(), networkJobs.taken()]) !== before) await publish()
   }
   const tickOnce = () => (ticking ??= tick().finally(() => { ticking = undefined }))
 
@@ -167,7 +172,7 @@ export function createProviderDaemon(init: ProviderInit) {
           self: identity.address, marketplace: init.marketplace, mint: init.mint, pricePerHour: price, hardware, now: Date.now(),
           ...(a.state !== 'running' && a.reason ? { pausedReason: a.reason } : {}),
           ...(current || reserved ? { runningJobId: current?.lease.jobId ?? reserved } : {}),
-          ...(dockerProblem ? { dockerProblem } : {}), recovering: !recovered,
+          ...(dockerProblem ? { dockerProblem } : {}), recovering: !recovered, ...(networkJobs.problem() ? { noNetworkJobs: networkJobs.problem() } : {}),
           ...(journal.get(l.jobId) ? { acceptedVault: journal.get(l.jobId)?.lease.vault } : {}),
         }
       },
@@ -221,6 +226,7 @@ export function createProviderDaemon(init: ProviderInit) {
       state: a.state, available: a.available, reason: a.reason ?? null, pausedAt: pausedAt ?? null,
       autoPause: { enabled: auto.enabled, idleSec: auto.idleMs / 1000, by: autoState.by ? { pid: autoState.by.pid, name: processLabel(autoState.by) } : null, resumesAt: until ?? null },
       docker: { ok: dockerProblem === undefined, problem: dockerProblem ?? null }, recovered,
+      network: { accepted: networkJobs.taken(), problem: networkJobs.problem() ?? null },
       hardware: { cpuCores: hardware.cpuCores, memoryMb: hardware.memoryMb, diskMb: hardware.diskMb, cpuOnly: hardware.gpus.length === 0, gpus, gpuProcesses: gpuProcs, gpuProblem: gpuProblem ?? null },
       job: current ? {
         jobId: current.lease.jobId, image: current.lease.spec.image, acceptedAt: current.acceptedAt, startedAt: current.startedAt,

@@ -14,6 +14,8 @@ export interface LeaseState {
   runningJobId?: string
   /** Why the Docker engine cannot be used, when it cannot. */
   dockerProblem?: string
+  /** Why jobs that ask for network access are not taken, when they are not (by default). */
+  noNetworkJobs?: string
   /** Crash recovery has not finished: the journal may still hold runs to square with Docker. */
   recovering?: boolean
   /** The vault of a lease for this job already accepted once, if any (a replay under a new nonce). */
@@ -59,6 +61,7 @@ export function leaseProblems(lease: Lease, s: LeaseState): LeaseProblem[] {
   if (r.memoryMb > s.hardware.memoryMb) refuse(`the job asks for ${r.memoryMb} MiB of memory; this provider has ${s.hardware.memoryMb}`)
   const gpu = gpuProblem(lease, s.hardware)
   if (gpu) refuse(gpu)
+  if (lease.spec.network && s.noNetworkJobs) refuse(`the job asks for network access, which this provider does not take (${s.noNetworkJobs})`)
   if (lease.pricePerHour < s.pricePerHour) refuse(`the lease pays ${lease.pricePerHour}/h, below this provider's price ${s.pricePerHour}/h`)
   return out
 }

@@ -19,6 +19,8 @@ export interface StatusView {
   pausedAt: number | null
   autoPause: { enabled: boolean; idleSec: number; by: { pid: number; name: string } | null; resumesAt: number | null }
   docker: { ok: boolean; problem: string | null }
+  /** Whether jobs that ask for network access are taken (internet only), and why not when they are not. */
+  network: { accepted: boolean; problem: string | null }
   /** Crash recovery has run (it waits for the Docker engine). */
   recovered: boolean
   hardware: {

@@ -41,4 +41,15 @@ describe('provider config', () => {
     expect(loadConfig(d)).toMatchObject({ pricePerHour: 420_000, region: 'us' })
     expect(initConfig(d, {}, true).config).toEqual(CONFIG_DEFAULTS)
   })
+
+  it('takes no jobs with network access unless the owner says so, and init writes that down', () => {
+    const d = dir()
+    initConfig(d, required())
+    expect(JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'))).toMatchObject({ acceptNetworkJobs: false })
+    expect(loadConfig(d).acceptNetworkJobs).toBe(false)
+    updateConfig(d, { acceptNetworkJobs: true })
+    expect(loadConfig(d).acceptNetworkJobs).toBe(true)
+    updateConfig(d, { acceptNetworkJobs: 'yes' })
+    expect(() => loadConfig(d)).toThrow(/acceptNetworkJobs: .*\n\s+fix: set "acceptNetworkJobs" in config.json to true/)
+  })
 })

@@ -103,6 +103,7 @@ function stubApi(calls: string[]): ControlApi {
   const status = (): StatusView => ({
     address: 'addr' as never, version: '0', region: 'local', pricePerHour: price, state: 'running', available: true, reason: null, pausedAt: null,
     autoPause: { enabled: true, idleSec: 300, by: null, resumesAt: null }, docker: { ok: true, problem: null }, recovered: true,
+    network: { accepted: false, problem: 'acceptNetworkJobs is off in its config' },
     hardware: { cpuCores: 2, memoryMb: 1024, diskMb: 1024, cpuOnly: true, gpus: [], gpuProcesses: [], gpuProblem: null },
     job: null, advert: null, peers: 0, earnings: { jobs: 0, paid: 0, owed: 0 },
   })

@@ -26,6 +26,16 @@ describe('leaseProblems', () => {
     expect(leaseProblems(asking({ gpu: { count: 1 } }), { ...state, hardware: { ...state.hardware, gpus: [] } })[0]?.message).toMatch(/this provider has no GPU/)
   })
 
+  it('refuses a job that asks for network access unless this provider takes such jobs', () => {
+    const { lease, state } = setup()
+    const networked = { ...lease, spec: JobSpec.parse({ ...lease.spec, network: true }) }
+    expect(leaseProblems(networked, { ...state, noNetworkJobs: 'acceptNetworkJobs is off in its config' })).toEqual([
+      { kind: 'LEASE_REFUSED', message: 'the job asks for network access, which this provider does not take (acceptNetworkJobs is off in its config)' },
+    ])
+    expect(leaseProblems(networked, state)).toEqual([])
+    expect(leaseProblems(lease, { ...state, noNetworkJobs: 'acceptNetworkJobs is off in its config' })).toEqual([])
+  })
+
   it('refuses a price below ours', () => {
     const { lease, state } = setup()
     expect(leaseProblems({ ...lease, pricePerHour: 359_999 }, state)).toEqual([{ kind: 'LEASE_REFUSED', message: 'the lease pays 359999/h, below this provider\'s price 360000/h' }])

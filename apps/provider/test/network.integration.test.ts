@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process'
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { JobSpec, randomHex, type JobSpecInput } from '@kiln/protocol'
 import { createDockerRuntime, type DockerRuntime, type EgressInit } from '../src/runtime/index.ts'
+import { hostAddresses as hostTargets, listenOnHost, probeScript, reachedIn as reached, removeEgress } from '../../../test/support/egress.ts'
 
 /**
  * Network jobs on a real engine with real iptables rules (so this runs as root, as a provider
@@ -21,21 +21,12 @@ const egress: EgressInit = { network: `kiln-egress-test-${tag}`, bridge: `kt-${t
 const owner = `network-test-${tag}`
 let workDir: string
 let rt: DockerRuntime
-let server: Server
-let port: number
-let connections = 0
+let server: Awaited<ReturnType<typeof listenOnHost>>
 
 const spec = (over: Partial<JobSpecInput>): JobSpec => JobSpec.parse({ image: 'kiln/busybox:1', maxPricePerHour: 1, timeoutSec: 30, ...over })
 const run = (script: string, network: boolean, runtime = rt) => runtime.run({ jobId: `job_${randomHex(8)}`, spec: spec({ command: ['sh', '-c', script], network }) })
 
-/**
- * Every IPv4 address of this host, each Docker bridge's gateway among them. From `ip`, because
- * Node lists only interfaces that are up, and a bridge with no container attached is down.
- */
-const hostTargets = () => execFileSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' }).split('\n').map((l) => /inet (\S+)\//.exec(l)?.[1]).filter((a): a is string => a !== undefined)
-const probe = (targets: string[]) => targets.map((t) => `nc -w 2 ${t} ${port} </dev/null; echo "reach ${t}=$?"`).join('\n')
-// Not anchored to line starts: a container's raw log has a frame header before each line.
-const reached = (log: string) => [...log.matchAll(/reach (\S+)=0(?!\d)/g)].map((m) => m[1])
+const probe = (targets: string[]) => probeScript(targets, server.port)
 // busybox nslookup prints this only when no resolver answered at all (NXDOMAIN is an answer).
 const dns = 'nslookup kiln-probe.invalid >/tmp/ns 2>&1; grep -qE "timed out|no servers" /tmp/ns && echo dns=none || echo dns=answered'
 
@@ -55,23 +46,12 @@ beforeAll(async () => {
   execFileSync('bash', [join(ROOT, 'scripts/build-images.sh'), 'busybox'], { stdio: 'pipe' })
   workDir = await mkdtemp(join(tmpdir(), 'kiln-network-it-'))
   rt = createDockerRuntime({ docker, workDir, owner, stopGraceSec: 1, egress })
-  server = createServer((sock) => {
-    connections++
-    sock.end('hello-from-host\n')
-  })
-  await new Promise<void>((ok) => server.listen(0, '0.0.0.0', ok))
-  port = (server.address() as { port: number }).port
+  server = await listenOnHost()
 }, 60_000)
 
 afterAll(async () => {
-  await new Promise<void>((ok) => server.close(() => ok()))
-  await docker.getNetwork(egress.network!).remove().catch(() => {})
-  for (const [chain, hook] of [[`KILN-FWD-${egress.bridge}`, 'DOCKER-USER'], [`KILN-IN-${egress.bridge}`, 'INPUT']] as const) {
-    const ipt = (...args: string[]) => { try { execFileSync('iptables', ['-w', ...args], { stdio: 'pipe' }) } catch { /* already gone */ } }
-    ipt('-D', hook, '-i', egress.bridge!, '-j', chain)
-    ipt('-F', chain)
-    ipt('-X', chain)
-  }
+  await server?.close()
+  await removeEgress(docker, egress.network!, egress.bridge!)
   if (workDir) await rm(workDir, { recursive: true, force: true })
 })
 
@@ -88,14 +68,14 @@ describe('network jobs', () => {
     expect(ready).toMatchObject({ ok: true, network: egress.network })
     const gateway = (await docker.getNetwork(egress.network!).inspect() as Dockerode.NetworkInspectInfo).IPAM?.Config?.[0]?.Gateway
     expect(hostTargets()).toContain(gateway)
-    const before = connections
+    const before = server.connections()
     const r = await run(`grep -q '^eth0\t00000000' /proc/net/route && echo has-default-route\n${probe(hostTargets())}`, true)
     expect(r.status).toBe('succeeded')
     expect(r.log).toContain('has-default-route')
     expect(r.log.match(/reach /g)?.length).toBe(hostTargets().length)
     expect(reached(r.log)).toEqual([])
     expect(r.log).not.toContain('hello-from-host')
-    expect(connections).toBe(before)
+    expect(server.connections()).toBe(before)
   }, 60_000)
 
   it('a network job resolves names whenever a default-bridge container can (DNS to the host\'s resolver stays open)', async () => {

@@ -49,6 +49,8 @@ const networkRouter = {
       address: p.address, region: p.advert.region, pricePerHour: p.advert.pricePerHour, available: p.advert.available,
       reason: p.advert.reason ?? null, hardware: p.advert.hardware, free: p.advert.free, version: p.advert.version,
       lastSeen: p.lastSeen, expiresAt: p.expiresAt, reputation,
+      /** Takes jobs that ask for network access (internet only); older adverts do not say, and take none. */
+      network: p.advert.network === true,
       /** Below the marketplace's reputation floor: online, but given no work. */
       suspended: reputation < (ctx.coordinator.config.minReputation ?? 0),
     }

@@ -20,6 +20,7 @@ export function formatStatus(s: StatusView, e?: EarningsView): string {
   ]
   if (s.autoPause.resumesAt) lines.push(`          resumes by itself in ${Math.max(0, Math.round((s.autoPause.resumesAt - Date.now()) / 1000))} s`)
   lines.push(`docker    ${s.docker.ok ? 'ok' : `unavailable: ${s.docker.problem}`}`)
+  lines.push(`network   ${s.network.accepted ? 'jobs with network access taken (internet only, not this host or its LAN)' : `no jobs with network access: ${s.network.problem}`}`)
   lines.push(`machine   ${s.hardware.cpuCores} CPU cores, ${(s.hardware.memoryMb / 1024).toFixed(1)} GiB memory, ${(s.hardware.diskMb / 1024).toFixed(0)} GiB free disk${s.hardware.cpuOnly ? ', no GPU (CPU-only provider)' : ''}`)
   for (const g of s.hardware.gpus) {
     lines.push(`gpu ${g.index}     ${g.model}, ${(g.vramMb / 1024).toFixed(1)} GiB, ${g.utilizationPct ?? '?'}% busy, ${g.temperatureC ?? '?'} °C`)

@@ -43,7 +43,7 @@ export async function start(o: StartOpts, io: Io): Promise<number> {
     connection: new Connection(config.rpcUrl, 'confirmed'), mint: config.mint, marketplace: config.marketplace,
     pricePerHour: config.pricePerHour, region: config.region, ...(config.operator ? { operator: config.operator } : {}), pollMs: config.pollSec * 1000, nvidiaSmi: config.nvidiaSmi,
     autoPause: { enabled: config.autoPause, idleMs: config.autoResumeIdleSec * 1000, ignore: config.autoPauseIgnore },
-    persistPrice: (pricePerHour) => updateConfig(o.data, { pricePerHour }),
+    persistPrice: (pricePerHour) => updateConfig(o.data, { pricePerHour }), acceptNetworkJobs: config.acceptNetworkJobs,
   })
   await daemon.start()
   const token = newToken()
