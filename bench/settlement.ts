@@ -52,7 +52,7 @@ try {
 
   for (let i = 0; i < JOBS; i++) {
     const job = { jobId: `job_${randomHex(8)}`, client: client.address, provider: provider.address }
-    const { vault } = await timed('vault', () => escrow.ensureVault(job))
+    const { vault } = await timed('vault', () => escrow.prepareVault(job))
     const ref = { ...job, mint, vault, arbiter: arbiter.address }
     await timed('lock', () => lockFunds({ connection: conn, from: client, amount: LOCK, ...ref }))
     await timed('bond', () => lockFunds({ connection: conn, from: provider, amount: BOND, ...ref }))

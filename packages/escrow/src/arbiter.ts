@@ -1,11 +1,11 @@
 import {
-  createAssociatedTokenAccountIdempotentInstruction, createCloseAccountInstruction, createInitializeAccount3Instruction,
-  createInitializeMultisigInstruction, createTransferCheckedInstruction, getAssociatedTokenAddressSync, unpackAccount, ACCOUNT_SIZE, MULTISIG_SIZE, TOKEN_PROGRAM_ID,
+  createAssociatedTokenAccountIdempotentInstruction, createCloseAccountInstruction, createInitializeMultisigInstruction,
+  createTransferCheckedInstruction, getAssociatedTokenAddressSync, unpackAccount, MULTISIG_SIZE,
 } from '@solana/spl-token'
-import { SystemProgram, Transaction, type AccountInfo, type Connection, type TransactionInstruction } from '@solana/web3.js'
+import { Transaction, type AccountInfo, type Connection, type TransactionInstruction } from '@solana/web3.js'
 import { assertIsAddress, KilnError, type Address, type Identity } from '@kiln/protocol'
-import { COMMITMENT, inspectVault, keypairOf, mintDecimals, multisigProblem, onChain, pk, sendAndConfirm, toSafeNumber } from './chain.ts'
-import { assertAmount, assertJobId, assertParties, multisigAddress, multisigSeed, MULTISIG_THRESHOLD, vaultAddress, vaultSeed } from './derive.ts'
+import { COMMITMENT, createWithSeedIxs, inspectVault, keypairOf, mintDecimals, multisigProblem, onChain, pk, sendAndConfirm, toSafeNumber, unclaimed } from './chain.ts'
+import { assertAmount, assertJobId, assertParties, multisigAddress, multisigSeed, MULTISIG_THRESHOLD, vaultAddress } from './derive.ts'
 
 /** Solana's limit on a serialised transaction. */
 const MAX_TX_BYTES = 1232
@@ -28,9 +28,12 @@ export interface SettlementExpectation {
   lastValidBlockHeight: number
 }
 
+/** Names a run's vault: its escrow id and its client (whose lock creates it). */
+export interface VaultKey { jobId: string; client: Address }
+
 export interface SettlementStatus {
   vault: Address
-  /** false once settled (the vault is closed in the settling transaction), or before creation. */
+  /** false once settled (the vault is closed in the settling transaction), or before the client's lock made it. */
   exists: boolean
   balance: number
 }
@@ -38,30 +41,24 @@ export interface SettlementStatus {
 export interface Escrow {
   readonly arbiter: Address
   readonly mint: Address
-  ensureVault(p: JobParties): Promise<{ multisig: Address; vault: Address }>
+  prepareVault(p: JobParties): Promise<{ multisig: Address; vault: Address }>
   buildSettlement(p: JobParties & { cosigner: 'client' | 'provider'; payouts: Payout[] }): Promise<{ tx: string; expected: SettlementExpectation }>
   submitSettlement(txBase64: string): Promise<string>
-  settlementStatus(jobId: string): Promise<SettlementStatus>
+  /**
+   * A bare escrow id is refused: since the client's lock makes the vault, its address needs
+   * the client too. The string form is accepted only so that older callers fail with a
+   * stable code instead of reading the wrong address; pass a VaultKey.
+   */
+  settlementStatus(key: VaultKey | string): Promise<SettlementStatus>
 }
 
-/** The arbiter's (coordinator's) side of the escrow: creates vaults, builds and submits settlements. */
+/** The arbiter's (coordinator's) side of the escrow: creates multisigs, builds and submits settlements. */
 export function createEscrow(init: { connection: Connection; arbiter: Identity; mint: Address }): Escrow {
   const { connection, arbiter } = init
   const mint = init.mint
   assertIsAddress(mint, 'mint')
   const signer = keypairOf(arbiter)
   const payer = signer.publicKey
-
-  /** Creating at a seed address that someone pre-funded with lamports must still work. */
-  function createIxs(address: Address, seed: string, space: number, rent: number, existing: AccountInfo<Buffer> | null): TransactionInstruction[] {
-    const common = { basePubkey: payer, seed, programId: TOKEN_PROGRAM_ID }
-    if (!existing) return [SystemProgram.createAccountWithSeed({ fromPubkey: payer, newAccountPubkey: pk(address), lamports: rent, space, ...common })]
-    const ixs: TransactionInstruction[] = []
-    if (existing.lamports < rent) ixs.push(SystemProgram.transfer({ fromPubkey: payer, toPubkey: pk(address), lamports: rent - existing.lamports }))
-    ixs.push(SystemProgram.allocate({ accountPubkey: pk(address), space, ...common }), SystemProgram.assign({ accountPubkey: pk(address), ...common }))
-    return ixs
-  }
-  const unclaimed = (info: AccountInfo<Buffer> | null): boolean => !info || (info.owner.equals(SystemProgram.programId) && info.data.length === 0)
 
   async function readPair(multisig: Address, vault: Address): Promise<[AccountInfo<Buffer> | null, AccountInfo<Buffer> | null]> {
     const [m, v] = await onChain('reading the escrow accounts', () => connection.getMultipleAccountsInfo([pk(multisig), pk(vault)], COMMITMENT))
@@ -78,40 +75,36 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
     return r.balance
   }
 
-  async function ensureVault(p: JobParties): Promise<{ multisig: Address; vault: Address }> {
+  /**
+   * Makes sure the pair's multisig exists (created once per triple, at the arbiter's expense:
+   * a multisig can never be closed) and names the run's vault. The vault itself is not
+   * created here: the client's lock creates and funds it in one transaction (`lockFunds`).
+   */
+  async function prepareVault(p: JobParties): Promise<{ multisig: Address; vault: Address }> {
     assertJobId(p.jobId)
     assertParties({ client: p.client, provider: p.provider, arbiter: arbiter.address })
     const multisig = multisigAddress(arbiter.address, p.client, p.provider)
-    const vault = vaultAddress(arbiter.address, p.jobId)
-    const [m, v] = await readPair(multisig, vault)
-    const ixs: TransactionInstruction[] = []
-    if (unclaimed(m)) {
-      const rent = await onChain('reading rent', () => connection.getMinimumBalanceForRentExemption(MULTISIG_SIZE))
-      ixs.push(...createIxs(multisig, multisigSeed(p.client, p.provider), MULTISIG_SIZE, rent, m))
-      ixs.push(createInitializeMultisigInstruction(pk(multisig), [pk(p.client), pk(p.provider), payer], MULTISIG_THRESHOLD))
+    const vault = vaultAddress(arbiter.address, p.client, p.jobId)
+    const read = () => onChain('reading the multisig', () => connection.getAccountInfo(pk(multisig), COMMITMENT))
+    const m = await read()
+    if (!unclaimed(m)) {
+      checkMultisig(p, multisig, m)
+      return { multisig, vault }
     }
-    if (unclaimed(v)) {
-      const rent = await onChain('reading rent', () => connection.getMinimumBalanceForRentExemption(ACCOUNT_SIZE))
-      ixs.push(...createIxs(vault, vaultSeed(p.jobId), ACCOUNT_SIZE, rent, v))
-      ixs.push(createInitializeAccount3Instruction(pk(vault), pk(mint), pk(multisig)))
-    }
-    // Whatever exists already must be right before anything is added to it.
-    if (!unclaimed(m)) checkMultisig(p, multisig, m)
-    if (!unclaimed(v)) checkVault(p, vault, multisig, v)
-    if (ixs.length === 0) return { multisig, vault }
     try {
+      const rent = await onChain('reading rent', () => connection.getMinimumBalanceForRentExemption(MULTISIG_SIZE))
       const { blockhash } = await onChain('reading a blockhash', () => connection.getLatestBlockhash(COMMITMENT))
-      const tx = new Transaction({ feePayer: payer, recentBlockhash: blockhash }).add(...ixs)
+      const tx = new Transaction({ feePayer: payer, recentBlockhash: blockhash }).add(
+        ...createWithSeedIxs(payer, multisig, multisigSeed(p.client, p.provider), MULTISIG_SIZE, rent, m),
+        createInitializeMultisigInstruction(pk(multisig), [pk(p.client), pk(p.provider), payer], MULTISIG_THRESHOLD),
+      )
       tx.sign(signer)
       await sendAndConfirm(connection, tx)
     } catch (e) {
-      // A concurrent ensureVault may have created them first: what counts is the result.
-      const [m2, v2] = await readPair(multisig, vault)
-      if (unclaimed(m2) || unclaimed(v2)) throw e
+      // A concurrent prepareVault may have created it first: what counts is the result.
+      if (unclaimed(await read())) throw e
     }
-    const [m2, v2] = await readPair(multisig, vault)
-    checkMultisig(p, multisig, m2)
-    checkVault(p, vault, multisig, v2)
+    checkMultisig(p, multisig, await read())
     return { multisig, vault }
   }
 
@@ -126,10 +119,10 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
       merged.set(po.to, (merged.get(po.to) ?? 0) + po.amount)
     }
     const multisig = multisigAddress(arbiter.address, p.client, p.provider)
-    const vault = vaultAddress(arbiter.address, p.jobId)
+    const vault = vaultAddress(arbiter.address, p.client, p.jobId)
     const [m, v] = await readPair(multisig, vault)
     if (!v) {
-      throw new KilnError('ESCROW_NOT_FUNDED', `job ${p.jobId} has no vault at ${vault}: it was settled already (the vault closes when settled) or never created`, { jobId: p.jobId, vault })
+      throw new KilnError('ESCROW_NOT_FUNDED', `job ${p.jobId} has no vault at ${vault}: it was settled already (the vault closes when settled) or never locked`, { jobId: p.jobId, vault })
     }
     checkMultisig(p, multisig, m)
     const balance = toSafeNumber(checkVault(p, vault, multisig, v), 'vault balance')
@@ -150,7 +143,8 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
       ixs.push(createTransferCheckedInstruction(pk(vault), pk(mint), ata, pk(multisig), BigInt(amount), decimals, signers))
     }
     // Closing in the same transaction empties the vault for good: nothing is left to pay twice.
-    ixs.push(createCloseAccountInstruction(pk(vault), payer, pk(multisig), signers))
+    // Its rent goes back to the client, whose lock paid it.
+    ixs.push(createCloseAccountInstruction(pk(vault), pk(p.client), pk(multisig), signers))
     const { blockhash, lastValidBlockHeight } = await onChain('reading a blockhash', () => connection.getLatestBlockhash(COMMITMENT))
     const tx = new Transaction({ feePayer: payer, recentBlockhash: blockhash }).add(...ixs)
     tx.partialSign(signer)
@@ -174,8 +168,12 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
     return sendAndConfirm(connection, tx)
   }
 
-  async function settlementStatus(jobId: string): Promise<SettlementStatus> {
-    const vault = vaultAddress(arbiter.address, jobId)
+  async function settlementStatus(key: VaultKey | string): Promise<SettlementStatus> {
+    if (typeof key === 'string') {
+      throw new KilnError('PAYLOAD_INVALID', `settlementStatus needs { jobId, client }, got the bare escrow id ${key}: a vault's address comes from the client whose lock creates it`, { jobId: key })
+    }
+    const { jobId } = key
+    const vault = vaultAddress(arbiter.address, key.client, jobId)
     const info = await onChain('reading the vault', () => connection.getAccountInfo(pk(vault), COMMITMENT))
     if (!info) return { vault, exists: false, balance: 0 }
     let amount: bigint
@@ -189,5 +187,5 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
     return { vault, exists: true, balance: toSafeNumber(amount, 'vault balance') }
   }
 
-  return { arbiter: arbiter.address, mint, ensureVault, buildSettlement, submitSettlement, settlementStatus }
+  return { arbiter: arbiter.address, mint, prepareVault, buildSettlement, submitSettlement, settlementStatus }
 }

@@ -1,5 +1,5 @@
 import { getAssociatedTokenAddressSync, unpackAccount, unpackMint, unpackMultisig, MULTISIG_SIZE, TOKEN_PROGRAM_ID } from '@solana/spl-token'
-import { Keypair, PublicKey, SendTransactionError, type AccountInfo, type Connection, type Transaction } from '@solana/web3.js'
+import { Keypair, PublicKey, SendTransactionError, SystemProgram, type AccountInfo, type Connection, type Transaction, type TransactionInstruction } from '@solana/web3.js'
 import { addressFromPublicKey, KilnError, type Address, type Identity } from '@kiln/protocol'
 import { MULTISIG_THRESHOLD, multisigSigners, type Parties } from './derive.ts'
 
@@ -75,6 +75,23 @@ export function inspectVault(address: Address, info: AccountInfo<Buffer> | null,
   if (a.isFrozen) return { problem: `vault ${address} is frozen` }
   if (a.isNative) return { problem: `vault ${address} is a native SOL account` }
   return { balance: a.amount }
+}
+
+/** Nothing lives at the address yet (it may hold lamports someone sent there). */
+export const unclaimed = (info: AccountInfo<Buffer> | null): boolean => !info || (info.owner.equals(SystemProgram.programId) && info.data.length === 0)
+
+/**
+ * Creates an SPL Token-owned account at `base`'s seed address, paid by `base`. Creating at a
+ * seed address that someone pre-funded with lamports must still work (createAccount would
+ * refuse it), so such an account is topped up, allocated and assigned instead.
+ */
+export function createWithSeedIxs(base: PublicKey, address: Address, seed: string, space: number, rent: number, existing: AccountInfo<Buffer> | null): TransactionInstruction[] {
+  const common = { basePubkey: base, seed, programId: TOKEN_PROGRAM_ID }
+  if (!existing) return [SystemProgram.createAccountWithSeed({ fromPubkey: base, newAccountPubkey: pk(address), lamports: rent, space, ...common })]
+  const ixs: TransactionInstruction[] = []
+  if (existing.lamports < rent) ixs.push(SystemProgram.transfer({ fromPubkey: base, toPubkey: pk(address), lamports: rent - existing.lamports }))
+  ixs.push(SystemProgram.allocate({ accountPubkey: pk(address), space, ...common }), SystemProgram.assign({ accountPubkey: pk(address), ...common }))
+  return ixs
 }
 
 /** Token balance of `owner`'s associated token account (0 when it has none). */

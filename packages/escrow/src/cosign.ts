@@ -36,6 +36,21 @@ function checkAtaCreate(ix: TransactionInstruction, i: number, mint: Address): v
 }
 
 /**
+ * Where the co-signer's own key may appear in a settlement: as the owner of a token account
+ * being created, as a multisig signer, or where a closed vault's rent goes (the client, whose
+ * lock paid it). Anywhere else (a payer, a source) it would spend the signer's own. Positions,
+ * not the writable flag: a compiled message marks a key writable in every instruction once
+ * any one writes to it, and the close makes the client's key writable.
+ */
+function harmlessSlot(ix: TransactionInstruction, at: number): boolean {
+  if (ix.programId.equals(ASSOCIATED_TOKEN_PROGRAM_ID)) return at === 2
+  if (!ix.programId.equals(TOKEN_PROGRAM_ID)) return false
+  if (ix.data[0] === TokenInstruction.TransferChecked) return at >= 4
+  if (ix.data[0] === TokenInstruction.CloseAccount) return at === 1 || at >= 3
+  return false
+}
+
+/**
  * Decodes a settlement and refuses anything but: idempotent ATA creation, transferChecked
  * out of the vault, and closing the vault (exactly once, so all of it is distributed).
  * Anything else (an Approve, a SetAuthority, another program) could leave a way to move
@@ -46,7 +61,6 @@ export function decodeSettlement(tx: Transaction, expect: { vault: Address; mint
   let closes = 0
   if (tx.instructions.length === 0) refuse('the transaction is empty')
   for (const [i, ix] of tx.instructions.entries()) {
-    if (signer && ix.keys.some((k) => k.isWritable && k.pubkey.toBase58() === signer)) refuse(`instruction ${i} would write to or spend from the co-signer's own account`)
     if (ix.programId.equals(ASSOCIATED_TOKEN_PROGRAM_ID)) {
       checkAtaCreate(ix, i, expect.mint)
       continue
@@ -77,6 +91,9 @@ export function decodeSettlement(tx: Transaction, expect: { vault: Address; mint
     }
   }
   if (closes !== 1) refuse('the settlement must close the vault exactly once, so nothing stays locked')
+  for (const [i, ix] of tx.instructions.entries()) {
+    if (signer && ix.keys.some((k, at) => k.pubkey.toBase58() === signer && !harmlessSlot(ix, at))) refuse(`instruction ${i} would write to or spend from the co-signer's own account`)
+  }
   return { transfers, closesVault: true }
 }
 

@@ -41,8 +41,9 @@ export function multisigSeed(client: Address, provider: Address): string {
   return sha256Hex(`kiln/multisig/${client}/${provider}`).slice(0, 32)
 }
 
-export function vaultSeed(jobId: string): string {
-  return sha256Hex(`kiln/vault/${jobId}`).slice(0, 32)
+/** The arbiter is in the seed: the same escrow id at two marketplaces is two vaults. */
+export function vaultSeed(arbiter: Address, jobId: string): string {
+  return sha256Hex(`kiln/vault/2/${arbiter}/${jobId}`).slice(0, 32)
 }
 
 /** PublicKey.createWithSeed (owner = SPL Token), computed synchronously. */
@@ -57,11 +58,16 @@ export function multisigAddress(arbiter: Address, client: Address, provider: Add
   return tokenAccountWithSeed(arbiter, multisigSeed(client, provider))
 }
 
-/** A job's vault: a token account only the arbiter can create at this address. */
-export function vaultAddress(arbiter: Address, jobId: string): Address {
+/**
+ * A run's vault: a token account at an address only the client can create (its key is the
+ * seed's base), in the very transaction that locks its payment. Nothing is created for a
+ * placement the client never locks, so an abandoned job costs the arbiter no rent.
+ */
+export function vaultAddress(arbiter: Address, client: Address, jobId: string): Address {
   assertIsAddress(arbiter, 'arbiter')
+  assertIsAddress(client, 'client')
   assertJobId(jobId)
-  return tokenAccountWithSeed(arbiter, vaultSeed(jobId))
+  return tokenAccountWithSeed(client, vaultSeed(arbiter, jobId))
 }
 
 /** The multisig's signers, in the fixed order it is initialised with. */

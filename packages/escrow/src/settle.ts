@@ -50,7 +50,7 @@ export async function settleOnce(init: SettleInit): Promise<SettleResult> {
       if (!isKilnError(e, 'ESCROW_TX_REJECTED')) throw e
     }
   }
-  const status = await escrow.settlementStatus(job.jobId)
+  const status = await escrow.settlementStatus(job)
   if (!status.exists) return { status: 'already_settled', signature: null }
   const total = plan.provider + plan.client + plan.arbiter
   if (status.balance < total) {
@@ -64,7 +64,7 @@ export async function settleOnce(init: SettleInit): Promise<SettleResult> {
   try {
     await escrow.submitSettlement(signed)
   } catch (e) {
-    if (isKilnError(e, 'ESCROW_TX_REJECTED') && !(await escrow.settlementStatus(job.jobId)).exists) {
+    if (isKilnError(e, 'ESCROW_TX_REJECTED') && !(await escrow.settlementStatus(job)).exists) {
       return { status: 'already_settled', signature: null }
     }
     throw e

@@ -14,17 +14,18 @@ const provider = Identity.generate()
 const mallory = Identity.generate()
 const mint = Keypair.generate().publicKey.toBase58() as Address
 const jobId = 'job_0123456789abcdef'
-const vault = vaultAddress(arbiter.address, jobId)
+const vault = vaultAddress(arbiter.address, client.address, jobId)
 const multisig = new PublicKey(multisigAddress(arbiter.address, client.address, provider.address))
 const arbiterKp = Keypair.fromSecretKey(arbiter.exportSecretKey())
 const signers = [arbiterKp.publicKey, new PublicKey(provider.address)]
 const ata = (owner: Address): PublicKey => getAssociatedTokenAddressSync(new PublicKey(mint), new PublicKey(owner), true)
 
-const pay = (to: Address, amount: number, from: string = vault): TransactionInstruction[] => [
+const pay = (to: Address, amount: number, from: string = vault, by = signers): TransactionInstruction[] => [
   createAssociatedTokenAccountIdempotentInstruction(arbiterKp.publicKey, ata(to), new PublicKey(to), new PublicKey(mint)),
-  createTransferCheckedInstruction(new PublicKey(from), new PublicKey(mint), ata(to), multisig, amount, 6, signers),
+  createTransferCheckedInstruction(new PublicKey(from), new PublicKey(mint), ata(to), multisig, amount, 6, by),
 ]
-const close = (): TransactionInstruction => createCloseAccountInstruction(new PublicKey(vault), arbiterKp.publicKey, multisig, signers)
+// The vault's rent goes back to the client, whose lock created it.
+const close = (by = signers): TransactionInstruction => createCloseAccountInstruction(new PublicKey(vault), new PublicKey(client.address), multisig, by)
 
 function build(ixs: TransactionInstruction[], feePayer = arbiterKp.publicKey): string {
   const tx = new Transaction({ feePayer, recentBlockhash: Keypair.generate().publicKey.toBase58() }).add(...ixs)
@@ -40,6 +41,17 @@ describe('cosignSettlement', () => {
     const out = cosignSettlement({ tx: build([...pay(provider.address, 700), ...pay(client.address, 300), close()]), signer: provider, expect: expectProvider })
     const tx = Transaction.from(Buffer.from(out, 'base64'))
     expect(tx.verifySignatures(true)).toBe(true)
+  })
+
+  it('lets the client co-sign a settlement that closes the vault back to it, and nothing else that writes to its key', () => {
+    const expectClient = { vault, mint, minPayout: { to: client.address, amount: 1_000 } }
+    const withClient = [arbiterKp.publicKey, new PublicKey(client.address)]
+    const refund = [...pay(client.address, 1_000, vault, withClient), close(withClient)]
+    const out = cosignSettlement({ tx: build(refund), signer: client, expect: expectClient })
+    expect(Transaction.from(Buffer.from(out, 'base64')).verifySignatures(false)).toBe(true)
+    // The client as the payer of a new token account would spend its own SOL.
+    const spends = createAssociatedTokenAccountIdempotentInstruction(new PublicKey(client.address), ata(mallory.address), new PublicKey(mallory.address), new PublicKey(mint))
+    expect(() => cosignSettlement({ tx: build([spends, ...refund]), signer: client, expect: expectClient })).toThrowError(/co-signer's own account/)
   })
 
   it('refuses a payout redirected to someone else', () => {
@@ -60,7 +72,7 @@ describe('cosignSettlement', () => {
   })
 
   it('refuses transfers out of another account, or a settlement that leaves the vault open', () => {
-    const other = vaultAddress(arbiter.address, 'job_fedcba9876543210')
+    const other = vaultAddress(arbiter.address, client.address, 'job_fedcba9876543210')
     expect(() => cosignSettlement({ tx: build([...pay(provider.address, 700, other), close()]), signer: provider, expect: expectProvider })).toThrowError(/not the vault/)
     expect(() => cosignSettlement({ tx: build(pay(provider.address, 700)), signer: provider, expect: expectProvider })).toThrowError(/close the vault exactly once/)
   })

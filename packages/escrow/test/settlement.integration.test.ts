@@ -65,14 +65,14 @@ describe('settlement properties on a real devchain', () => {
     await chain.fund(client.address, { lamports: LAMPORTS_PER_SOL, tokens: 1_000 })
     const escrow = createEscrow({ connection: conn, arbiter, mint })
     const job = { jobId: `job_${randomHex(8)}`, client: client.address, provider: provider.address }
-    const { vault } = await escrow.ensureVault(job)
+    const { vault } = await escrow.prepareVault(job)
     await lockFunds({ connection: conn, from: client, amount: 1_000, mint, vault, ...job, arbiter: arbiter.address })
     const plan = planSettlement({ lock: 1_000, bond: 500, pricePerHour: 3_600, containerSeconds: 10, outcome: 'caught', feeBps: 0 })
     let cosigned = false
     const attempt = settleOnce({ escrow, job, plan, cosign: async () => { cosigned = true; return '' } })
     await expect(attempt).rejects.toThrowError(expect.objectContaining({ kind: 'ESCROW_NOT_FUNDED', message: expect.stringContaining('bond') }))
     expect(cosigned).toBe(false)
-    expect((await escrow.settlementStatus(job.jobId)).balance).toBe(1_000)
+    expect((await escrow.settlementStatus(job)).balance).toBe(1_000)
   })
 
   /** One client, provider and arbiter per run, funded for exactly these jobs; a model of balances. */
@@ -121,14 +121,14 @@ describe('settlement properties on a real devchain', () => {
       const ref = { jobId: j.jobId, mint, vault: j.vault, ...parties }
       switch (s) {
         case 'vault':
-          j.vault = (await escrow.ensureVault({ jobId: j.jobId, client: client.address, provider: provider.address })).vault
-          vaultHeld.set(j.jobId, 0)
+          j.vault = (await escrow.prepareVault({ jobId: j.jobId, client: client.address, provider: provider.address })).vault
           return
         case 'lock':
         case 'bond': {
           const amount = s === 'lock' ? j.c.lock : j.c.bond
           await lockFunds({ connection: conn, from: s === 'lock' ? client : provider, amount, ...ref })
           move(s === 'lock' ? client.address : provider.address, null, amount)
+          // The client's lock makes the vault: until then there is nothing to hold.
           vaultHeld.set(j.jobId, (vaultHeld.get(j.jobId) ?? 0) + amount)
           return
         }
@@ -177,7 +177,7 @@ describe('settlement properties on a real devchain', () => {
       }
       paid(i)
       expect(await conn.getAccountInfo(new PublicKey(j.vault))).toBeNull()
-      expect((await escrow.settlementStatus(j.jobId)).exists).toBe(false)
+      expect((await escrow.settlementStatus({ jobId: j.jobId, client: client.address })).exists).toBe(false)
     }
 
     async function checkBalances(): Promise<void> {
@@ -188,7 +188,7 @@ describe('settlement properties on a real devchain', () => {
         sum += have
       }
       for (const [jobId, held] of vaultHeld) {
-        const st = await escrow.settlementStatus(jobId)
+        const st = await escrow.settlementStatus({ jobId, client: client.address })
         expect(st.balance).toBe(held)
         sum += st.balance
       }
@@ -197,7 +197,7 @@ describe('settlement properties on a real devchain', () => {
 
     async function checkFinal(): Promise<void> {
       expect(vaultHeld.size).toBe(0)
-      for (const j of jobs) expect((await escrow.settlementStatus(j.jobId)).exists).toBe(false)
+      for (const j of jobs) expect((await escrow.settlementStatus({ jobId: j.jobId, client: client.address })).exists).toBe(false)
       await checkBalances()
     }
 

@@ -99,7 +99,11 @@ export async function excludedFor(ctx: CoordinatorContext, job: Job): Promise<Ad
   return [...out] as Address[]
 }
 
-/** Places one job: atomically in the database, then its vault on chain; the client then locks. */
+/**
+ * Places one job: atomically in the database, then the pair's multisig on chain (once per
+ * client and provider). The vault is only named here: the client's lock creates it, so a
+ * placement nobody locks leaves nothing on chain and costs the arbiter no rent.
+ */
 async function placeOn(ctx: CoordinatorContext, job: Job, provider: Address, pricePerHour: number, score: number): Promise<'placed' | 'busy' | 'moved'> {
   const client = job.client as Address
   const attempt = job.attempt + 1
@@ -108,17 +112,17 @@ async function placeOn(ctx: CoordinatorContext, job: Job, provider: Address, pri
   const { bond } = resolveVerification(job.spec.verification, lockAmount, ctx.config.verification)
   const placed = await ctx.store.place(job.id, provider, MAX_ACTIVE, `placed on ${provider}`, {
     attempt, pricePerHour, lockAmount, bond, feeBps: ctx.config.feeBps,
-    vault: vaultAddress(ctx.arbiter.address, key), multisig: multisigAddress(ctx.arbiter.address, client, provider), lockDeadline: null,
+    vault: vaultAddress(ctx.arbiter.address, client, key), multisig: multisigAddress(ctx.arbiter.address, client, provider), lockDeadline: null,
   }, { score, pricePerHour })
   if (placed !== 'placed') return placed
   try {
-    await ctx.escrow.ensureVault({ jobId: key, client, provider })
+    await ctx.escrow.prepareVault({ jobId: key, client, provider })
   } catch (err) {
-    // The vault could not be made: back to the queue; the next placement gets a fresh vault key.
-    await ctx.store.transition(job.id, ['matched'], 'queued', `escrow vault setup failed: ${(err as Error).message}`, { provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null })
+    // The multisig could not be made: back to the queue; the next placement gets a fresh vault key.
+    await ctx.store.transition(job.id, ['matched'], 'queued', `escrow setup failed: ${(err as Error).message}`, { provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null })
     return 'moved'
   }
-  // The lock window opens only now that the vault exists; until then the client sees no lock.
+  // The lock window opens only now that the multisig exists; until then the client sees no lock.
   await ctx.store.update(job.id, { lockDeadline: Date.now() + ctx.config.lockWindowMs })
   await ctx.queues.enqueue('lock-timeout', job.id, { delayMs: ctx.config.lockWindowMs, key: String(attempt) })
   return 'placed'

@@ -130,7 +130,7 @@ export async function follow(ctx: CoordinatorContext, ch: Channel, lease: Lease,
  */
 async function checkBond(ctx: CoordinatorContext, lease: Lease): Promise<void> {
   if (lease.bond === 0) return
-  const status = await ctx.escrow.settlementStatus(lease.escrowId)
+  const status = await ctx.escrow.settlementStatus({ jobId: lease.escrowId, client: lease.client })
   if (status.balance < lease.lockAmount + lease.bond) {
     throw new KilnError('BOND_NOT_POSTED', `the provider accepted the lease but its bond of ${lease.bond} is not in the vault (it holds ${status.balance}, the client's lock is ${lease.lockAmount})`, { vault: lease.vault, bond: lease.bond })
   }

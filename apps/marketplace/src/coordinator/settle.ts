@@ -4,7 +4,7 @@ import { payoutsFor, planSettlement, type Payout, type SettlementOutcome, type S
 import { Kind, KilnError, parseOrThrow, Protocol, seal, SettleReply, type Address, type ResultReceipt } from '@kiln/protocol'
 import type { Job, TaskOutcome } from '@kiln/scheduler'
 import { placementPass } from './dispatch.ts'
-import { escrowIdOf, type CoordinatorContext } from './types.ts'
+import { escrowIdOf, vaultStatus, type CoordinatorContext } from './types.ts'
 
 /**
  * Pays out a run's vault (the client's lock and the provider's bond) by the plan for its
@@ -17,7 +17,7 @@ export async function settle(ctx: CoordinatorContext, jobId: string): Promise<Ta
   const job = await ctx.store.get(jobId)
   if (!job || job.state !== 'settling') return { done: true }
   const key = escrowIdOf(ctx, job)
-  const status = await ctx.escrow.settlementStatus(key)
+  const status = await vaultStatus(ctx, job)
   if (!status.exists) {
     // Closed: a previous attempt settled it (its signature is recorded if we got that far).
     await afterSettlement(ctx, job, job.settlementSignature ?? null, 'vault already settled')
@@ -77,7 +77,7 @@ export async function submitClientCosign(ctx: CoordinatorContext, job: Job, tran
   const theirs = Transaction.from(Buffer.from(transaction, 'base64')).serializeMessage()
   const ours = Transaction.from(Buffer.from(pending.transaction, 'base64')).serializeMessage()
   if (!theirs.equals(ours)) throw new KilnError('SETTLEMENT_REFUSED', 'the co-signed transaction differs from the one the marketplace built')
-  const status = await ctx.escrow.settlementStatus(escrowIdOf(ctx, job))
+  const status = await vaultStatus(ctx, job)
   const plan = planFor(job, status.balance)
   await submit(ctx, job, transaction, plan.action, plan)
 }

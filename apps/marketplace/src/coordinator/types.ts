@@ -1,6 +1,6 @@
 import type { Connection } from '@solana/web3.js'
 import type { Db } from '@kiln/db'
-import type { Escrow } from '@kiln/escrow'
+import type { Escrow, SettlementStatus } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
 import { createHash } from 'node:crypto'
 import { escrowIdFor, type Address, type Identity, type NonceCache } from '@kiln/protocol'
@@ -83,6 +83,11 @@ export interface PlacementState {
 export function escrowIdOf(ctx: Pick<CoordinatorContext, 'config'>, job: Pick<Job, 'id' | 'parentId' | 'attempt'>): string {
   const n = placementAttempts(job.id, ctx.config.verifySecret, job.attempt)[job.attempt - 1] ?? 0
   return escrowIdFor(job.parentId ?? job.id, n)
+}
+
+/** A run's vault as the chain has it (absent until the client's lock creates it; closed once settled). */
+export function vaultStatus(ctx: Pick<CoordinatorContext, 'config' | 'escrow'>, job: Pick<Job, 'id' | 'parentId' | 'attempt' | 'client'>): Promise<SettlementStatus> {
+  return ctx.escrow.settlementStatus({ jobId: escrowIdOf(ctx, job), client: job.client as Address })
 }
 
 /** A run's spot-check secret from the arbiter's key: the same in every coordinator of a marketplace. */
