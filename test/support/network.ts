@@ -18,6 +18,8 @@ export interface NetworkInit {
   lockWindowMs?: number
   /** Coordinator processes; more than one share a Postgres server (started here). */
   marketplaces?: number
+  /** Keep the coordinators' database in a Postgres server (started here) even for one, so a test can read it too. */
+  postgres?: boolean
   /** Where child processes' stderr goes; default <dataDir>/logs. */
   onReady?: (part: string, info: Record<string, unknown>) => void
   /** Extra marketplace environment (KILN_SPOT_CHECK_P, KILN_FEE_BPS, ...). */
@@ -113,7 +115,7 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
   const nMarkets = init.marketplaces ?? 1
   let pg: PostgresServer | undefined
   try {
-    if (nMarkets > 1) pg = await startPostgres()
+    if (nMarkets > 1 || init.postgres) pg = await startPostgres()
     const chain = await spawnPart('devchain', 'packages/devchain/src/bin.ts', ['--port', '0', '--data', join(dataDir, 'devchain')], {}, logDir)
     procs.push(chain)
     init.onReady?.('devchain', chain.info)

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     escrow: createEscrow({ connection, arbiter, mint }),
     config: {
       lockWindowMs: env.KILN_LOCK_WINDOW_MS, providerSilenceMs: 120_000, rematchMs: 1000, feeBps: env.KILN_FEE_BPS, rerunWaitMs: env.KILN_RERUN_WAIT_MS,
-      minReputation: env.KILN_MIN_REPUTATION,
+      minReputation: env.KILN_MIN_REPUTATION, parkAfterLapses: env.KILN_PARK_AFTER_LAPSES,
       verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO },
       verifySecret: env.KILN_VERIFY_SECRET ? Buffer.from(env.KILN_VERIFY_SECRET, 'hex') : verificationSecret(arbiter),
     },

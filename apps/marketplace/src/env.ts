@@ -22,6 +22,8 @@ const Env = z.object({
   /** Serve the web app (needs `next build` first); off serves the API only. */
   KILN_WEB: z.enum(['on', 'off', 'auto']).default('auto'),
   KILN_LOCK_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
+  /** Lock windows in a row a job may miss before it is parked until its owner is back (`kiln watch`). */
+  KILN_PARK_AFTER_LAPSES: z.coerce.number().int().min(1).default(3),
   /** Default spot-check probability: the share of jobs re-run on an independent provider. */
   KILN_SPOT_CHECK_P: z.coerce.number().min(0).max(1).default(0.1),
   /** Default provider bond, as a multiple of the run's lock (10: at p = 0.1, cheating loses money). */

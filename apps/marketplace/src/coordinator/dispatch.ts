@@ -3,6 +3,7 @@ import { maxLeaseCost, type Address } from '@kiln/protocol'
 import { explainUnplaced, fairOrder, type Job, type TaskOutcome } from '@kiln/scheduler'
 import { resolveVerification } from '@kiln/verifier'
 import { runLease } from './lease.ts'
+import { afterLapse, parkedReason } from './park.ts'
 import { escrowIdOf, runDeadline, type CoordinatorContext } from './types.ts'
 
 /** One job at a time per provider: the sandbox runs one lease at once. */
@@ -40,14 +41,17 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
   for (const j of active) {
     if (j.provider && ctx.placement.reserved.get(j.id) !== j.provider && engine.assign({ id: j.id, spec: j.spec }, j.provider as Address)) ctx.placement.reserved.set(j.id, j.provider)
   }
-  const order = fairOrder(await ctx.store.queued())
+  const queued = await ctx.store.queued()
+  // A parked job is not placed until its owner is back; it says so, whatever else is free.
+  for (const j of queued) if (j.parkedAt !== null) ctx.waiting.set(j.id, parkedReason(j))
+  const order = fairOrder(queued.filter((j) => j.parkedAt === null))
   ctx.placement.positions = new Map(order.map((j, i) => [j.id, i + 1]))
   let free = ctx.inventory.list().some((p) => p.advert.available)
   for (const [i, head] of order.entries()) {
     // With nothing free, only the head of the queue gets a fresh explanation.
     if (!free && i >= 20) break
     const job = await ctx.store.get(head.id)
-    if (!job || job.state !== 'queued') continue
+    if (!job || job.state !== 'queued' || job.parkedAt !== null) continue
     if (job.role === 'replica' && !(await ownRunDelivered(ctx, job))) continue
     const floor = job.spec.minReputation !== undefined ? { minReputation: job.spec.minReputation } : {}
     const result = engine.place({ id: job.id, spec: job.spec, ...floor }, { exclude: await excludedFor(ctx, job) })
@@ -134,7 +138,10 @@ export async function dispatch(ctx: CoordinatorContext, _jobId: string): Promise
   return { done: true }
 }
 
-/** The lock window closed: keep the job if the funds arrived anyway, else put it back in the queue. */
+/**
+ * The lock window closed: keep the job if the funds arrived anyway, else put it back in the
+ * queue, parked after too many lapses in a row (nothing was made on chain for it either way).
+ */
 export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promise<TaskOutcome> {
   const job = await ctx.store.get(jobId)
   if (!job || job.state !== 'matched' || !job.vault || !job.provider) return { done: true }
@@ -145,13 +152,19 @@ export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promi
     arbiter: ctx.arbiter.address, amount: job.lockAmount ?? 0,
   })
   if (lock.ok) {
-    const locked = await ctx.store.transition(jobId, ['matched'], 'locked', 'funds found in the vault at the lock deadline', { lockSignature: job.lockSignature, runDeadline: runDeadline(job.spec.timeoutSec) })
+    const locked = await ctx.store.transition(jobId, ['matched'], 'locked', 'funds found in the vault at the lock deadline', { lockSignature: job.lockSignature, runDeadline: runDeadline(job.spec.timeoutSec), lapses: 0 })
     if (locked) void runLease(ctx, locked)
     return { done: true }
   }
-  const back = await ctx.store.transition(jobId, ['matched'], 'queued', `client did not lock funds within ${ctx.config.lockWindowMs} ms (${lock.reason})`, {
-    provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null,
-  })
+  const lapse = afterLapse(ctx, job)
+  const why = `client did not lock funds within ${ctx.config.lockWindowMs} ms (${lock.reason})`
+  const back = await ctx.store.transition(jobId, ['matched'], 'queued', lapse.parkedAt === null ? why : `${why}; ${lapse.lapses} times in a row: not placed again until its owner is back`, {
+    provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null, ...lapse,
+  }, { lapses: lapse.lapses })
+  if (back && lapse.parkedAt !== null) {
+    ctx.waiting.set(jobId, parkedReason(back))
+    ctx.log.info({ jobId, lapses: lapse.lapses }, 'job parked: its owner did not lock it')
+  }
   if (back) void placementPass(ctx).catch(() => {})
   return { done: true }
 }

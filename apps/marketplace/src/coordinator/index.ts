@@ -1,6 +1,7 @@
 export { createCoordinator, type Coordinator, type CoordinatorInit } from './coordinator.ts'
 export { createFileArtifactStore, type ArtifactStore } from '@kiln/artifacts'
 export { Inventory } from './inventory.ts'
+export { ownerReturned } from './park.ts'
 export { submitJob, confirmLock, cancelJob, cosignRefund, jobRuns, ownedJob, publicJob } from './service.ts'
 export { publicView, viewOf, type JobView, type PublicJobView, type RunView, type SettlementMoney } from './views.ts'
 export { verificationSecret } from './types.ts'

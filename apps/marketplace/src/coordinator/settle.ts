@@ -102,6 +102,7 @@ async function afterSettlement(ctx: CoordinatorContext, job: Job, signature: str
       provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null, lockSignature: null,
       runDeadline: null, settleAction: null, settlementSignature: null, pendingCosign: null, startedAt: null,
       bond: null, feeBps: null, fee: null, settleOutcome: null, receipt: null, outputDigest: null, outputBytes: null, endedAt: null,
+      lapses: 0, parkedAt: null,
     }, { signature })
     if (back) void placementPass(ctx).catch(() => {})
     return

@@ -36,6 +36,11 @@ export interface CoordinatorConfig {
    * has decayed (months), while a newcomer (0.5) or a provider with some failures still works.
    */
   minReputation?: number
+  /**
+   * Lock windows in a row a job may let close without its owner's lock before it stops being
+   * placed (default 3): it stays queued, parked, until its owner comes back (`ownerReturned`).
+   */
+  parkAfterLapses?: number
 }
 
 /** Everything the coordinator's parts share; built once by the app in one place. */
