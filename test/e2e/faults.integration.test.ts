@@ -1,3 +1,4 @@
+import { Connection, PublicKey } from '@solana/web3.js'
 import { describe, expect, it } from 'vitest'
 import { createMeshNode } from '@kiln/mesh'
 import { CoordinatorFrame, Identity, JobSpec, Kind, Protocol, ProviderFrame, seal, type Address, type Lease } from '@kiln/protocol'
@@ -94,5 +95,14 @@ describe('cancellation', () => {
     const { jobId: quick } = await kiln.submit({ image: 'kiln/matmul:1', command: ['16'], maxPricePerHour: 1_000_000, timeoutSec: 30 })
     expect((await kiln.watch(quick)).state).toBe('done')
     expect((await kiln.cancel(quick)).state).toBe('done')
+  })
+
+  it('cancels a matched job whose funds were never locked: it ends, and no vault is left', async () => {
+    const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
+    const { jobId } = await kiln.submit({ image: 'kiln/busybox:1', command: ['true'], maxPricePerHour: 1_000_000, timeoutSec: 30 })
+    await waitFor(async () => (await kiln.get(jobId)).state === 'matched', 30_000, 'the job to be matched')
+    const vault = (await kiln.get(jobId)).lock!.vault
+    expect((await kiln.cancel(jobId)).state).toBe('cancelled')
+    expect(await new Connection(fx.net.rpcUrl, 'confirmed').getAccountInfo(new PublicKey(vault))).toBeNull()
   })
 })

@@ -87,7 +87,7 @@ export function createKilnClient(init: KilnClientInit) {
       return call(() => api.jobs.submit.mutate({ envelope }))
     },
     /** This client's own job, whole (signed with a read token: only the owner may read it). */
-    get: (jobId: string) => call(() => api.jobs.get.query({ jobId })),
+    get: (jobId: string, opts: { watch?: boolean } = {}) => call(() => api.jobs.get.query({ jobId, ...opts })),
     /** What this client's job printed (owner only). */
     logs: (jobId: string, after = -1) => call(() => api.jobs.logs.query({ jobId, after })),
     /** Anyone's job, as a market explorer sees it: no env, command, logs or outputs. */
@@ -168,7 +168,8 @@ export function createKilnClient(init: KilnClientInit) {
         let job: JobDetails
         let lines: LogLine[]
         try {
-          job = await client.get(jobId)
+          // The first read says we are following the job: one its owner had left is placed again.
+          job = await client.get(jobId, lastState === undefined ? { watch: true } : {})
           // Logs first, then the state: what the job printed comes before what became of it.
           lines = await client.logs(jobId, lastLog)
           downSince = undefined

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { TRPCRouterRecord } from '@trpc/server'
-import { cancelJob, confirmLock, cosignRefund, jobRuns, ownedJob, publicJob, publicView, submitJob, viewOf } from '../coordinator/index.ts'
+import { cancelJob, confirmLock, cosignRefund, jobRuns, ownedJob, ownerReturned, publicJob, publicView, submitJob, viewOf } from '../coordinator/index.ts'
 import { jobId } from '@kiln/protocol'
 import { procedure, router } from './trpc.ts'
 
@@ -16,10 +16,15 @@ const jobsRouter = {
   cosign: procedure.input(signed).mutation(({ ctx, input }) => cosignRefund(ctx.coordinator, input.envelope)),
   /** Signed by the client: every run of its job (spot-check re-runs are shown to the owner only). */
   runs: procedure.input(signed).mutation(({ ctx, input }) => jobRuns(ctx.coordinator, input.envelope)),
-  /** The owner's whole view of its job (read token required): spec, lock, output, history. */
-  get: procedure.input(z.object({ jobId })).query(async ({ ctx, input }) => {
+  /**
+   * The owner's whole view of its job (read token required): spec, lock, output, history.
+   * `watch`: the owner is following the job (kiln watch), so a job parked for want of its lock
+   * is placed again; a mere look (kiln status) leaves it parked.
+   */
+  get: procedure.input(z.object({ jobId, watch: z.boolean().optional() })).query(async ({ ctx, input }) => {
     const c = ctx.coordinator
-    const job = await ownedJob(c, input.jobId, ctx.reader())
+    let job = await ownedJob(c, input.jobId, ctx.reader())
+    if (input.watch && (await ownerReturned(c, job.id))) job = await c.store.mustGet(job.id)
     const events = await c.store.events(job.id)
     return { ...viewOf(c, job), events: events.map((e) => ({ from: e.from, to: e.to, reason: e.reason, at: e.at })) }
   }),

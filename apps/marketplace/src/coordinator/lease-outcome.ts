@@ -6,13 +6,13 @@ import type { CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
 
 /** Failures where another provider may well succeed: the job is refunded and placed again. */
-const RETRY_ELSEWHERE = new Set(['PEER_UNREACHABLE', 'LEASE_REFUSED', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND'])
+const RETRY_ELSEWHERE = new Set(['PEER_UNREACHABLE', 'LEASE_REFUSED', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND', 'NETWORK_UNAVAILABLE'])
 /**
  * Of those, the ones that rule the provider out for this job; a refusal may be momentary.
  * A receipt that does not check out (bad signature, output that does not hash to its digest)
  * is never paid, and that provider gets no second chance at the job.
  */
-const EXCLUDE = new Set(['PEER_UNREACHABLE', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND'])
+const EXCLUDE = new Set(['PEER_UNREACHABLE', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND', 'NETWORK_UNAVAILABLE'])
 export const MAX_PLACEMENTS = 3
 
 /**

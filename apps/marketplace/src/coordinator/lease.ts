@@ -9,7 +9,7 @@ import { escrowIdOf, type CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
 
 /** Errors that are the provider's fault: it is paid nothing for such a run. */
-const PROVIDER_FAULTS = new Set(['IMAGE_NOT_FOUND', 'DOCKER_UNAVAILABLE', 'LEASE_REFUSED', 'PEER_UNREACHABLE', 'ESCROW_NOT_FUNDED'])
+const PROVIDER_FAULTS = new Set(['IMAGE_NOT_FOUND', 'DOCKER_UNAVAILABLE', 'LEASE_REFUSED', 'PEER_UNREACHABLE', 'ESCROW_NOT_FUNDED', 'NETWORK_UNAVAILABLE'])
 
 /**
  * Delivers the lease to the provider and follows the run to its receipt: logs are stored as

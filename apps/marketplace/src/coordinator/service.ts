@@ -5,7 +5,7 @@ import { decideSpotCheck, resolveVerification } from '@kiln/verifier'
 import { placementPass } from './dispatch.ts'
 import { runLease } from './lease.ts'
 import { submitClientCosign } from './settle.ts'
-import { escrowIdOf, runDeadline, type CoordinatorContext } from './types.ts'
+import { escrowIdOf, runDeadline, vaultStatus, type CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
 import { runView, viewOf, type JobView, type RunView } from './views.ts'
 
@@ -134,7 +134,7 @@ async function cancelRun(ctx: CoordinatorContext, run: Job): Promise<boolean> {
   }
   if (run.state === 'matched') {
     // The client may have locked just before cancelling: refund whatever reached the vault.
-    const status = await ctx.escrow.settlementStatus(escrowIdOf(ctx, run))
+    const status = await vaultStatus(ctx, run)
     const c = status.exists && status.balance > 0
       ? await ctx.store.transition(run.id, ['matched'], 'settling', 'cancelled by the client; refunding the vault', { cancelRequestedAt: now, settleAction: 'refund', settleOutcome: 'cancelled', paidToProvider: 0, refundedToClient: status.balance })
       : await ctx.store.transition(run.id, ['matched'], 'cancelled', 'cancelled by the client before funds were locked', { cancelRequestedAt: now })
