@@ -7,6 +7,8 @@ export const Exit = {
   badInput: 2,
   /** No daemon is running for this data dir (status, pause, resume). */
   notRunning: 3,
+  /** `start`: another daemon already runs for this data dir (it names its PID). */
+  alreadyRunning: 4,
   /** The configuration cannot be used (sysexits' EX_CONFIG). */
   config: 78,
 } as const

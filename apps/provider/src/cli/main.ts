@@ -77,6 +77,7 @@ export async function run(argv: string[], env: RunEnv, io: Io = stdio): Promise<
     const ce = e as { code?: string }
     if (ce.code?.startsWith('commander.')) return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? Exit.ok : Exit.badInput
     io.err(`kiln-provider: ${isKilnError(e) ? formatKilnError(e) : (e as Error).stack ?? String(e)}`)
+    if (isKilnError(e, 'PROVIDER_ALREADY_RUNNING')) return Exit.alreadyRunning
     return isKilnError(e, 'CONFIG_INVALID') || isKilnError(e, 'KEYPAIR_FILE_INVALID') ? Exit.config : Exit.failed
   }
 }

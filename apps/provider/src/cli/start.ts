@@ -4,9 +4,10 @@ import pino from 'pino'
 import { Connection } from '@solana/web3.js'
 import { createMeshNode } from '@kiln/mesh'
 import { loadOrCreateIdentity } from '@kiln/protocol'
-import { loadConfig, updateConfig, type ConfigOverrides } from '../config.ts'
+import { loadConfig, updateConfig, type ConfigOverrides, type ProviderConfig } from '../config.ts'
 import { removeEndpoint, writeEndpoint } from '../control-client.ts'
 import { createProviderDaemon } from '../daemon.ts'
+import { acquireDaemonLock } from '../daemon-lock.ts'
 import { newToken, saveToken } from '../dashboard/auth.ts'
 import { startDashboard } from '../dashboard/server.ts'
 import { detectHardware } from '../hardware.ts'
@@ -24,12 +25,21 @@ export interface StartOpts {
 }
 
 /**
- * `kiln-provider start`: checks the config first (a bad key ends here, named, with its fix),
- * then detects the hardware, joins the mesh, reconciles with Docker and the journal, and
- * serves leases and the local dashboard until stopped.
+ * `kiln-provider start`: takes the data dir's lock (one daemon per dir), checks the config (a
+ * bad key ends here, named, with its fix), then detects the hardware, joins the mesh,
+ * reconciles with Docker and the journal, and serves leases and the local dashboard until stopped.
  */
 export async function start(o: StartOpts, io: Io): Promise<number> {
-  const config = loadConfig(o.data, o.overrides)
+  // First: a second daemon on this data dir would share its identity and take over its dashboard token.
+  const lock = acquireDaemonLock(o.data)
+  try {
+    return await serve(o, io, loadConfig(o.data, o.overrides))
+  } finally {
+    lock.release()
+  }
+}
+
+async function serve(o: StartOpts, io: Io, config: ProviderConfig): Promise<number> {
   const log = pino({ base: { app: 'provider' } }, pino.destination(2))
   const identity = loadOrCreateIdentity(join(o.data, 'id.json'))
   const { hardware, gpus, note } = await detectHardware(o.data, config.nvidiaSmi)
