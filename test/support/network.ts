@@ -3,7 +3,7 @@ import { createWriteStream, mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
-import { Identity } from '@kiln/protocol'
+import { Identity, loadOrCreateIdentity } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
 import { startPostgres, type PostgresServer } from './postgres.ts'
 import { startRedis, type RedisServer } from './redis.ts'
@@ -30,9 +30,11 @@ export interface NetworkInit {
   providerEnv?: (i: number) => Record<string, string>
   /** Provider i's price per hour, when not pricePerHour. */
   providerPrice?: (i: number) => number | undefined
+  /** Whether provider i's wallet gets PROVIDER_FUNDS before it starts (default: yes). */
+  providerFunded?: (i: number) => boolean
 }
 
-/** What each provider's wallet gets at start: SOL for fees and tokens for its bonds. */
+/** What each provider's wallet gets before it starts: SOL for fees and tokens for its bonds. */
 export const PROVIDER_FUNDS = 20_000_000
 
 export interface Proc {
@@ -150,12 +152,14 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
 
     const providers: Proc[] = []
     const startProvider = async (i: number) => {
+      const data = join(dataDir, `provider-${i}`)
+      // Funded before it starts, as an owner would: one that cannot post bonds advertises itself unavailable.
+      if (init.providerFunded?.(i) ?? true) await fund(loadOrCreateIdentity(join(data, 'id.json')).address, { lamports: 1_000_000_000, tokens: PROVIDER_FUNDS })
       const p = await spawnPart(`provider-${i}`, init.providerScript?.(i) ?? 'apps/provider/src/bin.ts', [
-        'start', '--data', join(dataDir, `provider-${i}`), '--marketplace', arbiter, '--bootstrap', ...meshAddrs,
+        'start', '--data', data, '--marketplace', arbiter, '--bootstrap', ...meshAddrs,
         '--rpc', rpcUrl, '--mint', mint, '--price', String(init.providerPrice?.(i) ?? init.pricePerHour ?? 360_000), '--region', 'local',
       ], init.providerEnv?.(i) ?? {}, logDir)
       procs.push(p)
-      await fund(String(p.info.address), { lamports: 1_000_000_000, tokens: PROVIDER_FUNDS })
       init.onReady?.(`provider-${i}`, p.info)
       return p
     }

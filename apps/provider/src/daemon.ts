@@ -17,6 +17,7 @@ import { recoverJobs } from './recovery.ts'
 import type { DockerRuntime } from './runtime/index.ts'
 import { landedOn, serveSettle } from './settle.ts'
 import { advertView, earningsSummary, earningsView, jobView, type EarningsView, type JobView, type StatusView } from './views.ts'
+import { createWallet } from './wallet.ts'
 
 export type { Logger } from './log.ts'
 
@@ -89,6 +90,7 @@ export function createProviderDaemon(init: ProviderInit) {
   let current: Running | undefined
   let reserved: string | undefined
   const bonds = new Bonds({ connection: init.connection, identity, mint: init.mint, log })
+  const wallet = createWallet({ connection: init.connection, mint: init.mint, address: identity.address, log })
   let gpus: GpuStatus[] = init.gpus ?? hardware.gpus.map((g) => ({ ...g, utilizationPct: null, temperatureC: null }))
   let gpuProcs: Array<GpuProcess & { kiln: boolean }> = []
   let gpuProblem: string | undefined
@@ -103,6 +105,7 @@ export function createProviderDaemon(init: ProviderInit) {
   const avail = () => availability({
     paused: pausedAt !== undefined, ...(auto.enabled && autoState.by ? { auto: autoState.by } : {}),
     ...(dockerProblem ? { dockerProblem } : {}), recovering: !recovered, busy: current !== undefined || reserved !== undefined,
+    ...(wallet.problem() ? { unfunded: wallet.problem() } : {}),
   })
 
   const advert = (): CapacityAdvert => {
@@ -158,6 +161,7 @@ export function createProviderDaemon(init: ProviderInit) {
     if (ping.ok !== (dockerProblem === undefined)) log[ping.ok ? 'info' : 'warn'](ping.ok ? { version: ping.version } : { reason: ping.reason }, ping.ok ? 'Docker engine reachable' : 'Docker engine unavailable')
     dockerProblem = ping.ok ? undefined : ping.reason
     if (ping.ok) await networkJobs.check()
+    await wallet.check()
     if (watchGpus) await sampleGpus()
     if (JSON.stringify([avail(), networkJobs.taken()]) !== before) await publish()
   }
@@ -185,6 +189,7 @@ export function createProviderDaemon(init: ProviderInit) {
     reserved = lease.jobId
     await bonds.start(lease).catch((e: unknown) => {
       reserved = undefined
+      wallet.stale()
       throw e
     })
     return lease
@@ -209,6 +214,7 @@ export function createProviderDaemon(init: ProviderInit) {
     onLog(stream: 'stdout' | 'stderr', text: string) { ring.push(stream, text) },
     end(lease: Lease) {
       bonds.forget(lease.jobId)
+      wallet.stale()
       if (reserved === lease.jobId) reserved = undefined
       if (current?.lease.jobId !== lease.jobId) return
       const finished = current
@@ -240,6 +246,8 @@ export function createProviderDaemon(init: ProviderInit) {
     journal,
     advert,
     status,
+    /** Why the wallet cannot post a bond (the advert says unavailable meanwhile), if it cannot. */
+    unfunded: () => wallet.problem(),
     logs: (after: number) => ring.since(after),
     jobs: (): JobView[] => journal.all().slice(0, 200).map(jobView),
     earnings: (): Promise<EarningsView> => earningsView(journal.all(), () => tokenBalance(init.connection, init.mint, identity.address), identity.address, init.mint),
@@ -273,7 +281,8 @@ export function createProviderDaemon(init: ProviderInit) {
     async start() {
       await tickOnce()
       await mesh.handle(Protocol.job, (ch) => serveJob(jobCtx, ch).catch((e: unknown) => log.warn({ err: String(e) }, 'job stream failed')))
-      await mesh.handle(Protocol.settle, (ch) => serveSettle({ identity, marketplace: init.marketplace, journal, nonces, log, landed: (sig) => landedOn(init.connection, sig) }, ch))
+      // A settlement returns our bond and pays us: read the wallet again at the next check.
+      await mesh.handle(Protocol.settle, (ch) => serveSettle({ identity, marketplace: init.marketplace, journal, nonces, log, landed: (sig) => landedOn(init.connection, sig) }, ch).finally(() => wallet.stale()))
       await mesh.handle(Protocol.result, (ch) => serveResult({ identity, marketplace: init.marketplace, journal, nonces, log }, ch))
       pollTimer = setInterval(() => void tickOnce().catch((e: unknown) => log.warn({ err: String(e) }, 'check failed')), pollMs)
       pollTimer.unref()

@@ -71,6 +71,8 @@ export interface AvailabilityInput {
   dockerProblem?: string
   /** Crash recovery has not run yet (it needs Docker). */
   recovering?: boolean
+  /** Why the wallet cannot post a bond, when it cannot. */
+  unfunded?: string
   busy: boolean
 }
 
@@ -82,13 +84,14 @@ export interface Availability {
 
 export const REASON_PAUSED = 'paused by owner'
 
-/** What the advert says. The owner's choice comes first, then the GPU, then the engine, then work. */
+/** What the advert says. The owner's choice comes first, then the GPU, the engine, the wallet, then work. */
 export function availability(s: AvailabilityInput): Availability {
   const state: OwnerState = s.paused ? 'paused' : s.auto ? 'auto-paused' : 'running'
   const reason = s.paused ? REASON_PAUSED
     : s.auto ? `GPU in use by ${processLabel(s.auto)}`
     : s.dockerProblem ? `Docker engine unavailable: ${s.dockerProblem}`
     : s.recovering ? 'recovering jobs from before a restart'
+    : s.unfunded ? s.unfunded
     : s.busy ? 'running a job' : undefined
   // The advert schema caps the reason; a long engine error must not make the advert invalid.
   return reason === undefined ? { state, available: true } : { state, available: false, reason: reason.slice(0, 200) }

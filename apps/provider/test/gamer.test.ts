@@ -64,10 +64,12 @@ describe('gamer mode', () => {
     expect(s).toEqual({})
   })
 
-  it('says why it is unavailable: owner first, then the GPU, the engine, recovery, work', () => {
+  it('says why it is unavailable: owner first, then the GPU, the engine, recovery, the wallet, work', () => {
     expect(availability({ paused: true, auto: game, dockerProblem: 'down', busy: true })).toEqual({ state: 'paused', available: false, reason: 'paused by owner' })
     expect(availability({ paused: false, dockerProblem: 'cannot reach the Docker engine at /x', busy: false }).reason).toBe('Docker engine unavailable: cannot reach the Docker engine at /x')
     expect(availability({ paused: false, recovering: true, busy: false }).reason).toBe('recovering jobs from before a restart')
+    expect(availability({ paused: false, recovering: true, unfunded: 'wallet not funded', busy: false }).reason).toBe('recovering jobs from before a restart')
+    expect(availability({ paused: false, unfunded: 'wallet not funded: no stablecoin for bonds', busy: true })).toEqual({ state: 'running', available: false, reason: 'wallet not funded: no stablecoin for bonds' })
     expect(availability({ paused: false, busy: true })).toEqual({ state: 'running', available: false, reason: 'running a job' })
     expect(availability({ paused: false, dockerProblem: 'x'.repeat(500), busy: false }).reason).toHaveLength(200)
   })

@@ -1,13 +1,16 @@
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNetwork, type Network } from '../../../test/support/network.ts'
-import { kilnProvider } from './support.ts'
+import { Identity } from '@kiln/protocol'
+import { createKilnClient } from '@kiln/sdk'
+import { startNetwork, waitFor, type Network } from '../../../test/support/network.ts'
+import { inventory, kilnProvider } from './support.ts'
 
 /**
  * `kiln-provider start` as real processes on a real network (devchain, marketplace, mesh,
- * Docker): one daemon per data dir.
+ * Docker): one daemon per data dir, and a wallet that cannot post bonds keeps it out of work.
  */
 describe('kiln-provider start', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-start-it-'))
@@ -15,9 +18,11 @@ describe('kiln-provider start', () => {
   let net: Network
 
   beforeAll(async () => {
-    mkdirSync(dir(0), { recursive: true })
-    writeFileSync(join(dir(0), 'config.json'), JSON.stringify({ pollSec: 0.5, dashboardPort: 0 }))
-    net = await startNetwork({ providers: 0, dataDir })
+    for (const i of [0, 1]) {
+      mkdirSync(dir(i), { recursive: true })
+      writeFileSync(join(dir(i), 'config.json'), JSON.stringify({ pollSec: 0.5, dashboardPort: 0 }))
+    }
+    net = await startNetwork({ providers: 0, dataDir, providerFunded: (i) => i !== 1 })
   }, 120_000)
   afterAll(async () => {
     await net?.stop()
@@ -51,4 +56,29 @@ describe('kiln-provider start', () => {
     await next.stop()
     expect(existsSync(join(dir(0), 'daemon.lock'))).toBe(false)
   }, 90_000)
+
+  it('an unfunded provider advertises itself unavailable, says how to fund it, gets no match, and takes work once funded', async () => {
+    const p = await net.startProvider(1)
+    const address = String(p.info.address)
+    const mine = async () => (await inventory(net.api)).find((e) => e.address === address)
+    await waitFor(async () => (await mine())?.reason?.startsWith('wallet not funded') === true, 20_000, 'the unfunded advert')
+    expect(await mine()).toMatchObject({ available: false, reason: 'wallet not funded: 0 SOL (a bond\'s fee needs 0.00001), no stablecoin for bonds' })
+
+    const client = Identity.generate()
+    await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
+    const kiln = createKilnClient({ url: net.api, identity: client })
+    const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['16'], maxPricePerHour: 1_000_000, timeoutSec: 60 })
+    await new Promise((r) => setTimeout(r, 3000))
+    expect(await kiln.get(jobId)).toMatchObject({ state: 'queued', provider: null })
+
+    // The owner runs the command `start` printed, as printed; no restart.
+    const printed = readFileSync(join(dataDir, 'logs', 'provider-1.log'), 'utf8')
+    expect(printed).toContain(`to take jobs, send ${address} at least 0.00001 SOL`)
+    const command = /on this devchain: (curl .*)$/m.exec(printed)?.[1]
+    expect(command).toContain(address)
+    execFileSync('sh', ['-c', command!])
+    await waitFor(async () => (await mine())?.available === true, 20_000, 'the funded advert')
+    const job = await kiln.watch(jobId)
+    expect(job).toMatchObject({ state: 'done', provider: address })
+  }, 120_000)
 })

@@ -12,6 +12,7 @@ import { newToken, saveToken } from '../dashboard/auth.ts'
 import { startDashboard } from '../dashboard/server.ts'
 import { detectHardware } from '../hardware.ts'
 import { createDockerRuntime, type DockerRuntime } from '../runtime/index.ts'
+import { fundingHelp, isDevchainFor } from '../wallet.ts'
 import { Exit, type Io } from './io.ts'
 
 export interface StartOpts {
@@ -63,6 +64,12 @@ async function serve(o: StartOpts, io: Io, config: ProviderConfig): Promise<numb
 
   // The human lines first; the JSON line is what scripts and tests wait for.
   io.out(`kiln-provider ${identity.address}: ${hardware.gpus.length ? `${hardware.gpus.length} GPU(s): ${hardware.gpus.map((g) => g.model).join(', ')}` : 'no GPU, serving as a CPU-only provider'}`)
+  const unfunded = daemon.unfunded()
+  if (unfunded) {
+    const devchain = await isDevchainFor(config.rpcUrl, config.mint)
+    io.out(`${unfunded}: it cannot post a job's bond, so it advertises itself unavailable`)
+    for (const line of fundingHelp({ address: identity.address, mint: config.mint, rpcUrl: config.rpcUrl, pricePerHour: config.pricePerHour, devchain })) io.out(`  ${line}`)
+  }
   io.out(`dashboard: ${dashboard.url}?token=${token}   (token saved in ${tokenFile})`)
   io.out(JSON.stringify({
     ready: 'provider', address: identity.address, mesh: mesh.multiaddrs(), hardware, pricePerHour: config.pricePerHour,
