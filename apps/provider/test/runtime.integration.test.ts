@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
@@ -43,6 +44,55 @@ afterEach(async () => {
 afterAll(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true })
 })
+
+const MiB = 1024 * 1024
+
+/** Bytes allocated on `dev` (the provider's disk) under `dir`: a mounted /out counts by its image. */
+async function allocatedUnder(dir: string, dev: number): Promise<number> {
+  let total = 0
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const s = await lstat(join(dir, e.name)).catch(() => undefined)
+    if (!s || s.dev !== dev) continue
+    total += s.blocks * 512
+    if (e.isDirectory()) total += await allocatedUnder(join(dir, e.name), dev)
+  }
+  return total
+}
+
+/**
+ * Samples, while a run goes on, the bytes on the provider's disk under workDir (the job dir,
+ * its /out or the image behind it) and the job dir's and /out's owner and mode as the host sees them.
+ */
+function watchWorkDir() {
+  const seen = { maxBytes: 0, samples: 0, jobDir: undefined as Stats | undefined, out: undefined as Stats | undefined }
+  let running = true
+  let started = false
+  const loop = (async () => {
+    while (running) {
+      const dir = (await readdir(workDir)).find((n) => n.startsWith('kiln-job-'))
+      if (dir) {
+        seen.samples++
+        seen.maxBytes = Math.max(seen.maxBytes, await allocatedUnder(workDir, (await stat(workDir)).dev))
+        // As the job sees them: once it runs, /out is ready.
+        if (started) seen.jobDir ??= await stat(join(workDir, dir)).catch(() => undefined)
+        if (started) seen.out ??= await stat(join(workDir, dir, 'out')).catch(() => undefined)
+      }
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  })()
+  return { onStart: () => { started = true }, stop: async () => { running = false; await loop; return seen } }
+}
+
+/** kiln/busybox with an /etc/passwd naming `app` (uid 4321), run as that user. */
+async function buildNamedUserImage(): Promise<string> {
+  const ref = 'kiln-test/named-user:1'
+  const dir = await mkdtemp(join(tmpdir(), 'kiln-named-user-'))
+  await writeFile(join(dir, 'passwd'), 'root:x:0:0:root:/:/bin/sh\napp:x:4321:4321:app:/:/bin/sh\n')
+  await writeFile(join(dir, 'Dockerfile'), 'FROM kiln/busybox:1\nCOPY passwd /etc/passwd\nUSER app\n')
+  execFileSync('docker', ['build', '-q', '-t', ref, dir], { stdio: 'pipe', env: { ...process.env, DOCKER_BUILDKIT: '0' } })
+  await rm(dir, { recursive: true })
+  return ref
+}
 
 describe('docker runtime', () => {
   it('pings the engine, and says where it looked when it cannot', async () => {
@@ -181,9 +231,52 @@ describe('docker runtime', () => {
   }, 20_000)
 
   it('refuses outputs over outputs.maxBytes', async () => {
-    const r = await run(sh('dd if=/dev/zero of=/out/big bs=1024 count=2048', { outputs: { maxBytes: 1024 * 1024 } }))
+    const r = await run(sh('dd if=/dev/zero of=/out/big bs=1024 count=1536', { outputs: { maxBytes: 1024 * 1024 } }))
     expect(r).toMatchObject({ status: 'failed', exitCode: 0, output: null, error: { kind: 'OUTPUT_TOO_LARGE' } })
+    expect(r.error?.message).toMatch(/^output exceeded outputs\.maxBytes=1048576: the content of \/out is 1572864 bytes/)
   }, 20_000)
+
+  it('stops a job writing past outputs.maxBytes while it runs, far short of filling the disk, in a folder only it can write', async () => {
+    const peak = watchWorkDir()
+    const t0 = Date.now()
+    const r = await run(sh('dd if=/dev/zero of=/out/big bs=1M count=300; echo "dd=$?"; sleep 30', { outputs: { maxBytes: MiB }, timeoutSec: 40 }), { onStart: peak.onStart })
+    const seen = await peak.stop()
+    expect(r).toMatchObject({ status: 'failed', stoppedBy: 'output', output: null, error: { kind: 'OUTPUT_TOO_LARGE' } })
+    expect(r.error?.message).toMatch(/^output exceeded outputs\.maxBytes=1048576: the job put \d+ bytes in \/out and was stopped$/)
+    expect(Date.now() - t0).toBeLessThan(10_000) // stopped at the limit, not at the end of its sleep
+    expect(r.log).toContain('No space left on device')
+    expect(seen.samples).toBeGreaterThan(3)
+    expect(seen.maxBytes).toBeGreaterThan(MiB)
+    expect(seen.maxBytes).toBeLessThan(8 * MiB) // of the 300 MB it tried
+    // Only the job's user writes /out; only the provider enters the job dir.
+    expect(seen.out).toMatchObject({ uid: 65534 })
+    expect(seen.out!.mode & 0o077).toBe(0)
+    expect(seen.jobDir).toMatchObject({ uid: process.getuid!() })
+    expect(seen.jobDir!.mode & 0o077).toBe(0)
+  }, 30_000)
+
+  it('without a filesystem of its own, /out is still watched: a job writing past the limit is stopped', async () => {
+    const watched = createDockerRuntime({ docker, workDir, owner, ownOutputFs: false })
+    const peak = watchWorkDir()
+    const r = await watched.run({ jobId: jobId(), spec: sh('i=0; while true; do dd if=/dev/zero of=/out/f$i bs=64k count=4 2>/dev/null; i=$((i+1)); done', { outputs: { maxBytes: MiB }, timeoutSec: 30 }), onStart: peak.onStart })
+    const seen = await peak.stop()
+    expect(r).toMatchObject({ status: 'failed', stoppedBy: 'output', error: { kind: 'OUTPUT_TOO_LARGE' } })
+    expect(r.error?.message).toMatch(/^output exceeded outputs\.maxBytes=1048576: /)
+    expect(r.containerSeconds).toBeLessThan(10)
+    expect(seen.maxBytes).toBeLessThan(300 * MiB)
+    expect(seen.out).toMatchObject({ uid: 65534 })
+    expect(seen.out!.mode & 0o077).toBe(0)
+  }, 40_000)
+
+  it('gives /out to an image\'s own named user', async () => {
+    const image = await buildNamedUserImage()
+    const r = await run(sh('id -u > /out/uid; echo ok > /out/ok', { image }))
+    expect(r).toMatchObject({ status: 'succeeded', exitCode: 0 })
+    const dest = join(workDir, 'unpacked-named')
+    await unpackTar(r.output!.tar, dest)
+    expect(await readFile(join(dest, 'uid'), 'utf8')).toBe('4321\n')
+    await rm(dest, { recursive: true })
+  }, 30_000)
 
   it('fails a missing image with IMAGE_NOT_FOUND', async () => {
     const r = await run(spec({ image: 'kiln/does-not-exist:1' }))
@@ -201,6 +294,10 @@ describe('docker runtime', () => {
     const neighbour = await docker.createContainer({ Image: 'kiln/busybox:1', Cmd: ['sleep', '30'], Labels: { 'kiln.managed': '1', 'kiln.job': 'job_neighbour000', 'kiln.owner': 'someone-else' }, HostConfig: { NetworkMode: 'none' } })
     const staleDir = join(workDir, 'kiln-job-job_leftover000-abc123')
     await mkdir(join(staleDir, 'out'), { recursive: true })
+    // A crash mid-run leaves the job's own /out filesystem mounted.
+    const mountedDir = join(workDir, 'kiln-job-job_leftover001-def456')
+    await mkdir(join(mountedDir, 'out'), { recursive: true })
+    execFileSync('sh', ['-c', `truncate -s 4M ${mountedDir}/out.img && mkfs.ext4 -q -F ${mountedDir}/out.img && mount -o loop ${mountedDir}/out.img ${mountedDir}/out && echo x > ${mountedDir}/out/x`])
     try {
       const { removed } = await rt.reconcile()
       const leftoverName = (await leftover.inspect().catch(() => null))?.Name
@@ -209,6 +306,8 @@ describe('docker runtime', () => {
       expect((await foreign.inspect()).Id).toBe(foreign.id)
       expect((await neighbour.inspect()).Id).toBe(neighbour.id)
       expect(await readdir(workDir)).not.toContain('kiln-job-job_leftover000-abc123')
+      expect(await readdir(workDir)).not.toContain('kiln-job-job_leftover001-def456')
+      expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain(mountedDir)
     } finally {
       await foreign.remove({ force: true })
       await neighbour.remove({ force: true })

@@ -60,6 +60,8 @@ describe('buildContainerOptions', () => {
     }
     expect(buildContainerOptions('job_abcdefghij', s, '/o', 'app').User).toBe('app')
     expect(buildContainerOptions('job_abcdefghij', s, '/o', '1000:1000').User).toBe('1000:1000')
+    // A provider that is not root runs every job as itself, so that /out can be its own.
+    for (const image of [undefined, 'root', 'app']) expect(buildContainerOptions('job_abcdefghij', s, '/o', image, { user: '1001:1001' }).User).toBe('1001:1001')
   })
 
   it('keeps the image CMD when the spec has no command', () => {

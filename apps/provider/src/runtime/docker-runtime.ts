@@ -7,6 +7,7 @@ import { JOB_DIR_PREFIX, runJob, type RunContext } from './run.ts'
 import { dockerMessage, isConnectionError, withTimeout } from './errors.ts'
 import { collectLeftover, killLeftover, kilnPids, listLeftovers } from './leftovers.ts'
 import { createEgress } from './network.ts'
+import { unmountOut } from './out-dir.ts'
 import type { DockerRuntime, PingResult, RuntimeInit, RuntimeLogger } from './types.ts'
 
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock'
@@ -77,6 +78,7 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
   }
 
   const egress = createEgress(docker, init.egress)
+  let warnedFs = false
   const ctx: RunContext = {
     docker,
     // Absolute: the engine resolves a bind mount's source on its side, not in our cwd.
@@ -90,6 +92,13 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     activeDirs: new Set(),
     ...(init.owner ? { owner: init.owner } : {}),
     egress: () => egress.ensure(),
+    self: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+    ownOutputFs: init.ownOutputFs ?? process.getuid?.() === 0,
+    outputFsFailed: (reason) => {
+      if (warnedFs) return
+      warnedFs = true
+      logger.warn({ reason }, 'job outputs get no filesystem of their own; only a watch holds them to outputs.maxBytes')
+    },
   }
   const ours = [`${LABEL_MANAGED}=1`, ...(init.owner ? [`${LABEL_OWNER}=${init.owner}`] : [])]
 
@@ -118,6 +127,7 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     for (const name of names) {
       const dir = join(ctx.workDir, name)
       if (!name.startsWith(JOB_DIR_PREFIX) || ctx.activeDirs.has(dir)) continue
+      await unmountOut(dir).catch((e: unknown) => logger.warn({ dir, err: String(e) }, 'could not unmount a leftover job\'s /out'))
       await rm(dir, { recursive: true, force: true }).catch((e: unknown) => logger.warn({ dir, err: String(e) }, 'could not remove leftover job dir'))
     }
     return { removed }

@@ -5,6 +5,7 @@ import { packCanonicalTar } from '@kiln/artifacts'
 import { LogCollector } from './logs.ts'
 import { LABEL_JOB, LABEL_MANAGED, OUT_PATH } from './sandbox.ts'
 import { dockerMessage } from './errors.ts'
+import { remountOut } from './out-dir.ts'
 import type { RunOutput } from './types.ts'
 
 /** A kiln.managed container found on the engine: what crash recovery needs to decide about it. */
@@ -95,6 +96,7 @@ export async function collectLeftover(docker: Dockerode, l: Leftover, opts: { ma
   const base = { logDigest: collected.digest, logBytes: collected.bytes, log: collected.text }
   if (!l.outDir || !existsSync(l.outDir)) return { ...base, output: null, outputError: `the job's ${OUT_PATH} dir is gone` }
   try {
+    await remountOut(l.outDir)
     return { ...base, output: await packCanonicalTar(l.outDir, { maxBytes: opts.maxOutputBytes }) }
   } catch (e) {
     return { ...base, output: null, outputError: isKilnError(e) ? e.message : `could not pack ${OUT_PATH}: ${String(e)}` }

@@ -1,9 +1,11 @@
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type Dockerode from 'dockerode'
 import { isKilnError, randomHex, type KilnError, type KilnErrorName } from '@kiln/protocol'
 import { LogCollector } from './logs.ts'
 import { buildContainerOptions, OUT_PATH } from './sandbox.ts'
+import { createOutDir, watchOutDir, OUTPUT_MARGIN_BYTES, type OutDir } from './out-dir.ts'
+import { containerIds } from './user.ts'
 import { packCanonicalTar } from '@kiln/artifacts'
 import { dockerMessage, isConnectionError, sleep } from './errors.ts'
 import type { EgressStatus } from './network.ts'
@@ -28,6 +30,12 @@ export interface RunContext {
   owner?: string
   /** The egress network for jobs with `network: true`, set up (again) before each one. */
   egress(): Promise<EgressStatus>
+  /** Our own uid and gid: as root we make /out the container user's; else the container runs as us. */
+  self: { uid: number; gid: number }
+  /** Give /out a filesystem of its own, capped at outputs.maxBytes (out-dir.ts). */
+  ownOutputFs: boolean
+  /** Told when /out could not get its own filesystem, so only the watch limits it. */
+  outputFsFailed(reason: string): void
 }
 
 /** Container names allow [a-zA-Z0-9_.-]; job ids are validated elsewhere, but be safe. */
@@ -53,6 +61,9 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
   let output: RunOutput | null = null
   let container: Dockerode.Container | undefined
   let jobDir: string | undefined
+  let out: OutDir | undefined
+  let outBytes = 0
+  const maxOut = spec.outputs.maxBytes
   const fail = (kind: KilnErrorName, message: string): void => {
     error ??= { kind, message } // the first cause wins; later ones are consequences
   }
@@ -86,18 +97,19 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
     jobDir = await mkdtemp(join(ctx.workDir, `${JOB_DIR_PREFIX}${nameSafe(jobId)}-`))
     ctx.activeDirs.add(jobDir)
     const outDir = join(jobDir, 'out')
-    await mkdir(outDir)
-    // 0777 so the job's non-root user can write; mkdir's mode is cut by the umask, chmod is not.
-    await chmod(outDir, 0o777)
+    await mkdir(outDir, { mode: 0o700 })
 
-    const created = await docker.createContainer({
-      name: `kiln-${nameSafe(jobId)}-${randomHex(3)}`,
-      ...buildContainerOptions(jobId, spec, outDir, image.Config?.User, {
-        gpuDeviceIds: req.gpuDeviceIds, ...(ctx.owner ? { owner: ctx.owner } : {}), ...(egress?.ok ? { network: egress.network } : {}),
-      }),
+    const root = ctx.self.uid === 0
+    const options = buildContainerOptions(jobId, spec, outDir, image.Config?.User, {
+      gpuDeviceIds: req.gpuDeviceIds, ...(ctx.owner ? { owner: ctx.owner } : {}), ...(egress?.ok ? { network: egress.network } : {}),
+      // Not root, we cannot give /out to another user: the job runs as us instead (never as root).
+      ...(root ? {} : { user: `${ctx.self.uid}:${ctx.self.gid}` }),
     })
+    const created = await docker.createContainer({ name: `kiln-${nameSafe(jobId)}-${randomHex(3)}`, ...options })
     container = created
     ctx.activeContainers.add(created.id)
+    const owner = root ? await containerIds(created, options.User ?? '') : undefined
+    out = await createOutDir({ jobDir, maxBytes: maxOut, ownFs: ctx.ownOutputFs, ...(owner ? { owner } : {}) }, ctx.outputFsFailed)
 
     // Attach before start, so not a byte of output is missed.
     const stream = await created.attach({ stream: true, stdout: true, stderr: true })
@@ -128,14 +140,27 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
     }
     signal?.addEventListener('abort', onAbort, { once: true })
     if (signal?.aborted) onAbort()
+    // The limit holds while the job runs, not only when its outputs are packed.
+    const unwatch = watchOutDir(out, maxOut, (used) => {
+      stoppedBy ??= 'output'
+      outBytes = used
+      created.kill().catch(() => {})
+    })
     try {
       const waited = (await created.wait()) as { StatusCode?: number }
       exitCode = typeof waited.StatusCode === 'number' ? waited.StatusCode : null
     } finally {
       clearTimeout(timer)
+      unwatch()
       signal?.removeEventListener('abort', onAbort)
     }
     endedAt = Date.now()
+    // Filled its capped /out and exited before the watch looked.
+    const used = await out.used()
+    if (stoppedBy === undefined && used > maxOut + OUTPUT_MARGIN_BYTES) {
+      stoppedBy = 'output'
+      outBytes = used
+    }
 
     const state = (await created.inspect()).State
     // OOMKilled is set when any process in the container was killed; the exit code is the
@@ -147,17 +172,20 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
       fail('CONTAINER_TIMEOUT', `the job ran past its timeout of ${spec.timeoutSec} s and was killed`)
     } else if (stoppedBy === 'abort') {
       fail('CONTAINER_FAILED', `the run was stopped: ${abortReason(signal)}`)
+    } else if (stoppedBy === 'output') {
+      fail('OUTPUT_TOO_LARGE', `output exceeded outputs.maxBytes=${maxOut}: the job put ${outBytes} bytes in ${OUT_PATH} and was stopped`)
     } else if (stoppedBy === 'oom') {
       fail('CONTAINER_FAILED', `the container ran out of memory (limit ${spec.resources.memoryMb} MiB) and was killed (exit code ${exitCode ?? 'unknown'})`)
     } else if (exitCode !== 0) {
       fail('CONTAINER_FAILED', `the container exited with code ${exitCode ?? 'unknown'}`)
     }
 
-    // Outputs are packed for failed runs too: partial results help the client debug.
+    // Outputs are packed for failed runs too (partial results help the client debug), unless over the limit.
     try {
-      output = await packCanonicalTar(outDir, { maxBytes: spec.outputs.maxBytes })
+      if (stoppedBy !== 'output') output = await packCanonicalTar(outDir, { maxBytes: maxOut })
     } catch (e) {
-      if (isKilnError(e)) fail(e.kind, e.message)
+      if (isKilnError(e, 'OUTPUT_TOO_LARGE')) fail(e.kind, `output exceeded outputs.maxBytes=${maxOut}: ${e.message}`)
+      else if (isKilnError(e)) fail(e.kind, e.message)
       else fail('CONTAINER_FAILED', `could not pack ${OUT_PATH}: ${String(e)}`)
     }
     return finish()
@@ -174,6 +202,7 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
       })
       ctx.activeContainers.delete(container.id)
     }
+    await out?.release().catch((e: unknown) => logger.warn({ jobId, err: String(e) }, 'could not unmount the job\'s /out'))
     if (jobDir) {
       await rm(jobDir, { recursive: true, force: true }).catch((e: unknown) => logger.warn({ jobId, dir: jobDir, err: String(e) }, 'could not remove job dir'))
       ctx.activeDirs.delete(jobDir)

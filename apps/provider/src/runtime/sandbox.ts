@@ -37,6 +37,8 @@ export interface HostConfigOptions {
    * Never Docker's default bridge, which reaches the host and its LAN; without it, no network.
    */
   network?: string
+  /** Run as this `uid:gid` whatever the image says (a provider that is not root runs jobs as itself). */
+  user?: string
 }
 
 export function buildHostConfig(spec: JobSpec, outDir: string, opts: HostConfigOptions = {}): Dockerode.HostConfig {
@@ -95,7 +97,7 @@ export function buildContainerOptions(
     // The spec's command replaces the image's CMD (arguments to its ENTRYPOINT, if any).
     ...(spec.command ? { Cmd: spec.command } : {}),
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-    User: isRootUser(imageUser) ? SANDBOX_USER : imageUser,
+    User: opts.user ?? (isRootUser(imageUser) ? SANDBOX_USER : imageUser),
     Labels: { [LABEL_MANAGED]: '1', [LABEL_JOB]: jobId, ...(opts.owner ? { [LABEL_OWNER]: opts.owner } : {}) },
     AttachStdin: false,
     AttachStdout: true,

@@ -32,6 +32,12 @@ export interface RuntimeInit {
   owner?: string
   /** Names for the network jobs with `network: true` run on (network.ts); the defaults suit a provider. */
   egress?: EgressInit
+  /**
+   * Give each job's /out a filesystem of its own, a sparse ext4 image sized to outputs.maxBytes
+   * and loop-mounted, so the kernel stops the job's writes there (needs root, loop devices and
+   * mkfs.ext4). Default: when running as root. Without it, a watch on /out stops the job, later.
+   */
+  ownOutputFs?: boolean
 }
 
 export interface RunRequest {
@@ -71,7 +77,7 @@ export interface RunResult {
   log: string
   logTruncated: boolean
   /** What stopped the run early, when something did. */
-  stoppedBy?: 'timeout' | 'abort' | 'oom'
+  stoppedBy?: 'timeout' | 'abort' | 'oom' | 'output'
   startedAt: number | null
   endedAt: number
   containerSeconds: number
