@@ -114,4 +114,15 @@ CREATE INDEX jobs_parent_idx ON jobs (parent_id)`,
 ALTER TABLE jobs ADD COLUMN lapses integer NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN parked_at bigint`,
   },
+  {
+    id: 7,
+    sql: `
+CREATE TABLE used_nonces (
+  signer text NOT NULL,
+  nonce text NOT NULL,
+  expires_at bigint NOT NULL,
+  PRIMARY KEY (signer, nonce)
+);
+CREATE INDEX used_nonces_expires_idx ON used_nonces (expires_at)`,
+  },
 ]

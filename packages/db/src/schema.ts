@@ -134,3 +134,13 @@ export const settlements = pgTable('settlements', {
   toClient: bigint('to_client', { mode: 'number' }).notNull(),
   at: ms('at').notNull(),
 }, (t) => [primaryKey({ columns: [t.jobId, t.attempt, t.action] })])
+
+/**
+ * Nonces of signed API requests, kept until their envelope expires: a request replayed after
+ * a restart, or to another coordinator on the same database, finds its row and is refused.
+ */
+export const usedNonces = pgTable('used_nonces', {
+  signer: text('signer').notNull(),
+  nonce: text('nonce').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+}, (t) => [primaryKey({ columns: [t.signer, t.nonce] }), index('used_nonces_expires_idx').on(t.expiresAt)])

@@ -2,6 +2,8 @@ import { z } from 'zod'
 import { canonicalJson, randomHex } from './bytes.ts'
 import { KilnError } from './errors.ts'
 import { isAddress, verifySignature, type Address, type Identity } from './identity.ts'
+import { jsonTextDepth, MAX_JSON_DEPTH, valueDepth } from './json-depth.ts'
+import { plainText } from './text.ts'
 import { parseOrThrow } from './validate.ts'
 import bs58 from 'bs58'
 
@@ -26,10 +28,16 @@ export const DEFAULT_MAX_ENVELOPE_BYTES = 64 * 1024
 export const MAX_CLOCK_SKEW_MS = 30_000
 /** No envelope may claim to live longer than this; bounds the replay cache. */
 export const MAX_ENVELOPE_TTL_MS = 24 * 3600_000
+/**
+ * API actions (submit, lock, cancel, co-sign, runs) are sealed just before they are sent (the
+ * SDK gives them 60 s): two minutes is all they need, and it bounds how long a marketplace
+ * keeps their nonces to refuse replays.
+ */
+export const MAX_API_ENVELOPE_TTL_MS = 120_000
 
 const envelopeShape = z.object({
   v: z.literal(1),
-  kind: z.string().min(1).max(64),
+  kind: plainText().min(1).max(64),
   payload: z.unknown(),
   signer: z.string().refine(isAddress, 'not an address'),
   issuedAt: z.number().int().nonnegative(),
@@ -98,6 +106,8 @@ export interface OpenOptions<S extends z.ZodType> {
   nonces?: NonceCache
   /** When set, the envelope must be signed by this address. */
   signer?: Address | readonly Address[]
+  /** The longest lifetime (expiresAt - issuedAt) accepted for this kind; MAX_ENVELOPE_TTL_MS at most. */
+  maxTtlMs?: number
 }
 
 export interface Opened<T> {
@@ -116,12 +126,16 @@ export function open<S extends z.ZodType>(input: Uint8Array | string | unknown, 
   if (typeof input === 'string' || input instanceof Uint8Array) {
     const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength
     if (size > maxBytes) throw new KilnError('ENVELOPE_TOO_LARGE', `envelope is ${size} bytes; the limit is ${maxBytes}`, { size, maxBytes })
+    const text = typeof input === 'string' ? input : new TextDecoder().decode(input)
+    assertShallow(jsonTextDepth(text, MAX_JSON_DEPTH))
     try {
-      raw = JSON.parse(typeof input === 'string' ? input : new TextDecoder().decode(input))
+      raw = JSON.parse(text)
     } catch {
       throw new KilnError('ENVELOPE_MALFORMED', 'envelope is not JSON')
     }
   } else {
+    // Before anything recursive (stringify, the signature's canonical JSON) walks it.
+    assertShallow(valueDepth(input, MAX_JSON_DEPTH))
     const size = Buffer.byteLength(JSON.stringify(input) ?? '')
     if (size > maxBytes) throw new KilnError('ENVELOPE_TOO_LARGE', `envelope is ${size} bytes; the limit is ${maxBytes}`, { size, maxBytes })
   }
@@ -141,7 +155,10 @@ export function open<S extends z.ZodType>(input: Uint8Array | string | unknown, 
   const now = opts.now ?? Date.now()
   if (env.expiresAt <= now) throw new KilnError('ENVELOPE_EXPIRED', `envelope expired ${now - env.expiresAt} ms ago`, { expiresAt: env.expiresAt, now })
   if (env.issuedAt > now + MAX_CLOCK_SKEW_MS) throw new KilnError('ENVELOPE_NOT_YET_VALID', 'envelope is issued in the future', { issuedAt: env.issuedAt, now })
-  if (env.expiresAt - env.issuedAt > MAX_ENVELOPE_TTL_MS) throw new KilnError('ENVELOPE_MALFORMED', 'envelope lifetime exceeds the maximum', { maxTtlMs: MAX_ENVELOPE_TTL_MS })
+  const maxTtlMs = Math.min(opts.maxTtlMs ?? MAX_ENVELOPE_TTL_MS, MAX_ENVELOPE_TTL_MS)
+  if (env.expiresAt - env.issuedAt > maxTtlMs) {
+    throw new KilnError('ENVELOPE_MALFORMED', `a ${env.kind} envelope may live at most ${maxTtlMs / 1000} s; this one lives ${Math.round((env.expiresAt - env.issuedAt) / 1000)} s (seal it with a shorter ttlMs)`, { maxTtlMs, ttlMs: env.expiresAt - env.issuedAt })
+  }
   if (opts.signer !== undefined) {
     const allowed = typeof opts.signer === 'string' ? [opts.signer] : opts.signer
     if (!allowed.includes(env.signer)) throw new KilnError('ENVELOPE_WRONG_SIGNER', `envelope signed by ${env.signer}, expected ${allowed.join(' or ')}`, { signer: env.signer })
@@ -152,6 +169,10 @@ export function open<S extends z.ZodType>(input: Uint8Array | string | unknown, 
   }
   const payload = parseOrThrow(opts.schema, env.payload, `${env.kind} payload`)
   return { payload, signer: env.signer, envelope: { ...env, payload } }
+}
+
+function assertShallow(depth: number): void {
+  if (depth > MAX_JSON_DEPTH) throw new KilnError('ENVELOPE_MALFORMED', `envelope nests more than ${MAX_JSON_DEPTH} levels deep; no Kiln message does`, { maxDepth: MAX_JSON_DEPTH })
 }
 
 /** Verifies only the signature of an envelope stored earlier (no expiry or replay check). */

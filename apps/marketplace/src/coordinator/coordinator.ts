@@ -1,4 +1,4 @@
-import { providers } from '@kiln/db'
+import { providers, pruneNonces } from '@kiln/db'
 import { NonceCache } from '@kiln/protocol'
 import { createJobStore, createMatchingEngine } from '@kiln/scheduler'
 import { dispatch, lockTimeout, placementPass } from './dispatch.ts'
@@ -69,6 +69,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       let ticks = 0
       reconcileTimer = setInterval(() => {
         const resyncNow = ++ticks % 3 === 0
+        // Once a minute: a used nonce is kept only while its envelope could still be replayed.
+        if (ticks % 12 === 0) void pruneNonces(ctx.db).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not prune used nonces'))
         void reconcile(ctx)
           .then(() => (resyncNow ? resync(ctx) : undefined))
           .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'reconcile failed'))

@@ -1,10 +1,11 @@
 import { checkLock, tokenBalance } from '@kiln/escrow'
-import { CancelRequest, CosignRequest, Kind, KilnError, LockRequest, maxLeaseCost, open, RunsRequest, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
+import { CancelRequest, CosignRequest, Kind, KilnError, LockRequest, maxLeaseCost, RunsRequest, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
 import { newJobId, type Job } from '@kiln/scheduler'
 import { decideSpotCheck, resolveVerification } from '@kiln/verifier'
 import { placementPass } from './dispatch.ts'
 import { runLease } from './lease.ts'
 import { submitClientCosign } from './settle.ts'
+import { openSigned } from './signed.ts'
 import { escrowIdOf, runDeadline, vaultStatus, type CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
 import { runView, viewOf, type JobView, type RunView } from './views.ts'
@@ -40,7 +41,7 @@ export async function ownedJob(ctx: CoordinatorContext, jobId: string, reader: A
 
 /** Signed by the owner: every run of its job, with what each needs from the client (a lock, a co-signature). */
 export async function jobRuns(ctx: CoordinatorContext, raw: unknown): Promise<RunView[]> {
-  const { payload, signer } = open(raw, { kind: Kind.runs, schema: RunsRequest, nonces: ctx.nonces })
+  const { payload, signer } = await openSigned(ctx, raw, Kind.runs, RunsRequest)
   const job = await publicJob(ctx, payload.jobId)
   if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
   return (await ctx.store.family(job.id)).map((r) => runView(ctx, r))
@@ -59,7 +60,7 @@ async function runOf(ctx: CoordinatorContext, job: Job, escrowId: string | undef
  * the spec (every bad field named), and that the client holds the job's maximum cost.
  */
 export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<{ jobId: string; maxCost: number }> {
-  const { payload, signer, envelope } = open(raw, { kind: Kind.submit, schema: SubmitRequest, nonces: ctx.nonces })
+  const { payload, signer, envelope } = await openSigned(ctx, raw, Kind.submit, SubmitRequest)
   const spec = payload.spec
   const maxCost = maxLeaseCost(spec.maxPricePerHour, spec.timeoutSec)
   const { p } = resolveVerification(spec.verification, maxCost, ctx.config.verification)
@@ -86,7 +87,7 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
 
 /** The client says it locked the funds; we check the chain ourselves before the lease goes out. */
 export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
-  const { payload, signer } = open(raw, { kind: Kind.lock, schema: LockRequest, nonces: ctx.nonces })
+  const { payload, signer } = await openSigned(ctx, raw, Kind.lock, LockRequest)
   const root = await publicJob(ctx, payload.jobId)
   if (root.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
   const job = await runOf(ctx, root, payload.escrowId)
@@ -110,7 +111,7 @@ export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promis
  * the seconds it ran; the rest is refunded. Either way the job ends `cancelled`.
  */
 export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
-  const { payload, signer } = open(raw, { kind: Kind.cancel, schema: CancelRequest, nonces: ctx.nonces })
+  const { payload, signer } = await openSigned(ctx, raw, Kind.cancel, CancelRequest)
   const job = await publicJob(ctx, payload.jobId)
   if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
   if (TERMINAL_STATES.includes(job.state as JobState) || job.cancelRequestedAt !== null) return viewOf(ctx, job)
@@ -151,7 +152,7 @@ async function cancelRun(ctx: CoordinatorContext, run: Job): Promise<boolean> {
 
 /** The client co-signs a settlement the provider could not (a refund) or would not (a slash) sign. */
 export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
-  const { payload, signer } = open(raw, { kind: Kind.cosign, schema: CosignRequest, nonces: ctx.nonces })
+  const { payload, signer } = await openSigned(ctx, raw, Kind.cosign, CosignRequest)
   const root = await publicJob(ctx, payload.jobId)
   if (root.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
   await submitClientCosign(ctx, await runOf(ctx, root, payload.escrowId), payload.transaction)
