@@ -3,6 +3,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone'
 import { isKilnError, KilnError, readerOf, type Address } from '@kiln/protocol'
 import { appRouter, type ApiContext } from './api/index.ts'
 import { httpStatusOf } from './api/trpc.ts'
+import { MAX_BODY_BYTES, screenApiRequest, sendApiError } from './api/body.ts'
 import type { ArtifactStore } from './coordinator/index.ts'
 
 export interface HttpInit {
@@ -18,7 +19,7 @@ export function createHttpServer(init: HttpInit): Server {
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
-    maxBodySize: 256 * 1024,
+    maxBodySize: MAX_BODY_BYTES,
     createContext: ({ req }) => ({ ...init.api, reader: () => readerOf(req.headers.authorization, audience) }),
     // What the caller was told is sanitised (see the error formatter); the details stay here.
     onError: ({ error, path }) => {
@@ -27,7 +28,13 @@ export function createHttpServer(init: HttpInit): Server {
   })
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
-    if (url.pathname.startsWith('/trpc/')) return void trpc(req, res)
+    if (url.pathname.startsWith('/trpc/')) {
+      return void screenApiRequest(req, url).then(() => trpc(req, res), (e: unknown) => {
+        if (isKilnError(e)) return sendApiError(res, url, e)
+        init.api.coordinator.log.warn({ err: String(e) }, 'could not read an API request')
+        res.destroy()
+      })
+    }
     if (url.pathname === '/healthz') return json(res, 200, { ok: true })
     const m = /^\/artifacts\/([0-9a-f]{64})$/.exec(url.pathname)
     if (m?.[1]) return void serveArtifact(init, audience, m[1], req, res)

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { isAddress, type Address } from './identity.ts'
+import { multilineText, plainText } from './text.ts'
 import { VerificationSettings } from './verification.ts'
 
 /**
@@ -23,7 +24,7 @@ const imageRef = z.string().min(1).max(255).regex(
 export const GpuRequest = z.object({
   count: z.number().int().min(0).max(16).default(0),
   /** Accepted GPU models (substring match, case-insensitive); empty means any. */
-  models: z.array(z.string().min(1).max(64)).max(16).default([]),
+  models: z.array(plainText().min(1).max(64)).max(16).default([]),
   minVramMb: z.number().int().min(0).max(1_048_576).default(0),
 }).strict()
 
@@ -34,10 +35,10 @@ export const Resources = z.object({
 }).strict()
 
 export const JobSpec = z.object({
-  name: z.string().min(1).max(80).optional(),
+  name: plainText().min(1).max(80).optional(),
   image: imageRef,
-  command: z.array(z.string().max(4096)).max(256).optional(),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string().max(4096))
+  command: z.array(multilineText().max(4096)).max(256).optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), multilineText().max(4096))
     .refine((e) => Object.keys(e).length <= 64, 'at most 64 variables').default({}),
   resources: Resources.default({ cpu: 1, memoryMb: 512, gpu: { count: 0, models: [], minVramMb: 0 } }),
   /** The most the client pays per hour of lease, in token base units. */
@@ -50,7 +51,7 @@ export const JobSpec = z.object({
   network: z.boolean().default(false),
   /** 0 (default) to 9: higher runs sooner; within a priority, clients take turns. */
   priority: z.number().int().min(0).max(9).default(0),
-  region: z.string().min(1).max(32).optional(),
+  region: plainText().min(1).max(32).optional(),
   /** Only providers whose reputation is at least this (0..1); the marketplace's own floor applies as well. */
   minReputation: z.number().min(0).max(1).optional(),
   outputs: z.object({
@@ -74,10 +75,10 @@ export function leaseCost(pricePerHour: number, seconds: number, lockAmount: num
 
 export const GpuInfo = z.object({
   index: z.number().int().min(0).max(64),
-  model: z.string().max(128),
+  model: plainText().max(128),
   vramMb: z.number().int().min(0),
-  driver: z.string().max(32).optional(),
-  cuda: z.string().max(32).optional(),
+  driver: plainText().max(32).optional(),
+  cuda: plainText().max(32).optional(),
 }).strict()
 export type GpuInfo = z.output<typeof GpuInfo>
 
@@ -90,8 +91,8 @@ export const Hardware = z.object({
 export type Hardware = z.output<typeof Hardware>
 
 export const CapacityAdvert = z.object({
-  peerId: z.string().min(1).max(128),
-  addrs: z.array(z.string().max(256)).max(16),
+  peerId: plainText().min(1).max(128),
+  addrs: z.array(plainText().max(256)).max(16),
   /** Increases with every advert from this provider; older ones are ignored. */
   seq: z.number().int().nonnegative(),
   hardware: Hardware,
@@ -101,11 +102,11 @@ export const CapacityAdvert = z.object({
     gpus: z.number().int().min(0),
   }).strict(),
   pricePerHour: amount,
-  region: z.string().max(32),
-  version: z.string().max(32),
+  region: plainText().max(32),
+  version: plainText().max(32),
   available: z.boolean(),
   /** Why the provider is unavailable, when it is. */
-  reason: z.string().max(200).optional(),
+  reason: plainText().max(200).optional(),
   /** Who runs this provider, when one operator runs several: their runs never check each other. */
   operator: address.optional(),
   /**
@@ -128,7 +129,7 @@ export const Lease = z.object({
   multisig: address,
   vault: address,
   /** Names this lease's vault: the job id and an unguessable placement number. */
-  escrowId: z.string().min(1).max(64),
+  escrowId: plainText().min(1).max(64),
   /** What the provider stakes in the same vault before it runs; lost to the client if caught cheating. */
   bond: amount.default(0),
   /** The marketplace's cut of the work's pay, in basis points. */
@@ -144,7 +145,7 @@ export const ResultReceipt = z.object({
   provider: address,
   status: RunStatus,
   exitCode: z.number().int().nullable(),
-  error: z.object({ code: z.string().max(16), message: z.string().max(1000) }).strict().optional(),
+  error: z.object({ code: plainText().max(16), message: multilineText().max(1000) }).strict().optional(),
   outputDigest: sha256.nullable(),
   outputBytes: z.number().int().nonnegative(),
   logDigest: sha256,
@@ -172,16 +173,16 @@ export const Kind = {
 } as const
 
 export const SubmitRequest = z.object({ spec: JobSpec }).strict()
-const escrowId = z.string().min(1).max(64)
+const escrowId = plainText().min(1).max(64)
 /** escrowId names which of the job's runs was locked; without it, the job's own (first) run. */
-export const LockRequest = z.object({ jobId, signature: z.string().min(64).max(100), escrowId: escrowId.optional() }).strict()
+export const LockRequest = z.object({ jobId, signature: plainText().min(64).max(100), escrowId: escrowId.optional() }).strict()
 /** The client asks for every run of its job (re-runs included): only the owner may see them. */
 export const RunsRequest = z.object({ jobId }).strict()
 export const CancelRequest = z.object({ jobId }).strict()
 export const ResultRequest = z.object({ jobId }).strict()
 
 /** The client's co-signature of a refund the provider could not co-sign (it is gone). */
-export const CosignRequest = z.object({ jobId, transaction: z.string().min(1).max(4096), escrowId: escrowId.optional() }).strict()
+export const CosignRequest = z.object({ jobId, transaction: plainText().min(1).max(4096), escrowId: escrowId.optional() }).strict()
 
 /** The arbiter asks a party to co-sign a settlement transaction it has already signed. */
 export const SettleRequest = z.object({
@@ -189,7 +190,7 @@ export const SettleRequest = z.object({
   /** release and refund ask for a co-signature; slash tells the provider of one it was not asked to sign (already sent). */
   action: z.enum(['release', 'refund', 'slash']),
   /** base64 of the partially signed, serialised transaction. */
-  transaction: z.string().max(4096),
+  transaction: plainText().max(4096),
 }).strict()
 export type SettleRequest = z.output<typeof SettleRequest>
 

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { plainText } from './text.ts'
 
 /**
  * Which output files a comparator looks at: glob patterns over the archive's paths
@@ -6,7 +7,7 @@ import { z } from 'zod'
  * not compared at all, so a spec should only leave out files that legitimately differ
  * between honest runs (timings, host names).
  */
-const files = z.array(z.string().min(1).max(256)).min(1).max(64)
+const files = z.array(plainText().min(1).max(256)).min(1).max(64)
 
 export const ExactComparator = z.object({
   kind: z.literal('exact'),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { Identity, NonceCache, open, seal, isKilnError, type Envelope } from '../src/index.ts'
+import { Identity, jsonTextDepth, MAX_API_ENVELOPE_TTL_MS, NonceCache, open, seal, isKilnError, valueDepth, type Envelope } from '../src/index.ts'
 
 const schema = z.object({ n: z.number() }).strict()
 const kind = 'test/1'
@@ -48,6 +48,31 @@ describe('signed envelopes', () => {
       expect(isKilnError(e, 'PAYLOAD_INVALID')).toBe(true)
       if (isKilnError(e)) expect(e.context.issues?.[0]?.path).toBe('n')
     }
+  })
+
+  it('refuses an envelope nested deeper than any message, as text and as a value, before anything recursive walks it', () => {
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000)
+    expect(() => open(`{"v":1,"payload":${deep}}`, { kind, schema, maxBytes: 1 << 20 })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_MALFORMED', message: expect.stringMatching(/nests more than 32 levels/) }))
+    expect(() => open({ v: 1, payload: JSON.parse(deep) as unknown }, { kind, schema, maxBytes: 1 << 20 })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_MALFORMED' }))
+    // A sealed envelope with a legitimately nested payload still opens.
+    const nested = seal(Identity.generate(), kind, { n: 1 })
+    expect(open(JSON.stringify(nested), { kind, schema }).payload).toEqual({ n: 1 })
+  })
+
+  it('counts nesting the same in text and in values, ignoring brackets inside strings', () => {
+    const value = { a: [{ b: '[[[{{{' }], c: 1 }
+    expect(jsonTextDepth(JSON.stringify(value), 32)).toBe(3)
+    expect(valueDepth(value, 32)).toBe(3)
+    expect(jsonTextDepth('"\\\\"[[1]]', 32)).toBe(2)
+    expect(jsonTextDepth('"\\"[[1]]', 32)).toBe(0)
+    expect(valueDepth(7, 32)).toBe(0)
+  })
+
+  it('refuses an envelope that lives longer than its kind allows', () => {
+    const id = Identity.generate()
+    const long = seal(id, kind, { n: 1 }, { ttlMs: MAX_API_ENVELOPE_TTL_MS + 1000 })
+    expect(() => open(long, { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_MALFORMED', context: expect.objectContaining({ maxTtlMs: MAX_API_ENVELOPE_TTL_MS }) }))
+    expect(open(seal(id, kind, { n: 1 }), { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS }).payload).toEqual({ n: 1 })
   })
 
   it('never exposes the secret key through JSON or inspection', () => {

@@ -22,6 +22,28 @@ describe('job spec', () => {
     }
   })
 
+  it('refuses control characters in text fields, naming the field; tabs and line breaks only where text needs them', () => {
+    const base = { image: 'kiln/matmul:1', maxPricePerHour: 1 }
+    const issuesOf = (spec: object) => {
+      try {
+        parseOrThrow(JobSpec, spec, 'job spec')
+        return []
+      } catch (e) {
+        expect(e).toMatchObject({ kind: 'PAYLOAD_INVALID', code: 'KILN_2001' })
+        return (e as { context: { issues: { path: string; message: string }[] } }).context.issues
+      }
+    }
+    expect(issuesOf({ ...base, name: 'a\u0000b' })).toEqual([{ path: 'name', message: expect.stringMatching(/U\+0000 at position 1/) }])
+    expect(issuesOf({ ...base, name: 'two\nlines' }).map((i) => i.path)).toEqual(['name'])
+    expect(issuesOf({ ...base, command: ['sh', '-c', 'ok\u007f'] }).map((i) => i.path)).toEqual(['command.2'])
+    expect(issuesOf({ ...base, env: { TOKEN: 'x\u001by' } }).map((i) => i.path)).toEqual(['env.TOKEN'])
+    expect(issuesOf({ ...base, region: 'eu\u0000' }).map((i) => i.path)).toEqual(['region'])
+    expect(issuesOf({ ...base, resources: { gpu: { models: ['A100\u0000'] } } }).map((i) => i.path)).toEqual(['resources.gpu.models.0'])
+    expect(issuesOf({ ...base, verification: { comparator: { kind: 'exact', files: ['out/\u0000'] } } }).map((i) => i.path)).toEqual(['verification.comparator.files.0'])
+    expect(issuesOf({ ...base, image: 'kiln/matmul:1\u0000' }).map((i) => i.path)).toEqual(['image'])
+    expect(issuesOf({ ...base, name: 'caf\u00e9 run', command: ['sh', '-c', 'echo a\n\techo b\r\n'], env: { NOTE: 'line 1\nline 2' } })).toEqual([])
+  })
+
   it('takes verification settings and names their bad fields', () => {
     const ok = parseOrThrow(JobSpec, { image: 'kiln/matmul:1', maxPricePerHour: 1, verification: { p: 0.2, comparator: { kind: 'numeric', rtol: 1e-4 } } }, 'job spec')
     expect(ok.verification).toMatchObject({ p: 0.2, comparator: { kind: 'numeric', rtol: 1e-4, atol: 1e-8 } })

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { TRPCRouterRecord } from '@trpc/server'
 import { cancelJob, confirmLock, cosignRefund, jobRuns, ownedJob, ownerReturned, publicJob, publicView, submitJob, viewOf } from '../coordinator/index.ts'
-import { jobId } from '@kiln/protocol'
+import { jobId, plainText } from '@kiln/protocol'
 import { procedure, router } from './trpc.ts'
 
 const signed = z.object({ envelope: z.unknown() })
@@ -41,7 +41,7 @@ const jobsRouter = {
     return { ...publicView(job), events: events.map((e) => ({ from: e.from, to: e.to, at: e.at })) }
   }),
   /** Anyone: recent jobs as a market explorer sees them. */
-  list: procedure.input(z.object({ client: z.string().max(64).optional(), limit: z.number().int().min(1).max(500).default(50) }).default({ limit: 50 }))
+  list: procedure.input(z.object({ client: plainText().max(64).optional(), limit: z.number().int().min(1).max(500).default(50) }).default({ limit: 50 }))
     .query(async ({ ctx, input }) => (await ctx.coordinator.store.list(input)).map(publicView)),
 } satisfies TRPCRouterRecord
 
