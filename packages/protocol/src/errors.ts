@@ -47,6 +47,10 @@ export const KilnErrorCode = {
   // 9xxx: configuration
   CONFIG_INVALID: 'KILN_9001',
   INTERNAL_ERROR: 'KILN_9002',
+  /** Another live process holds the embedded database's data directory. */
+  DATABASE_IN_USE: 'KILN_9003',
+  /** The embedded database's files do not open (damaged); the message says how to recover. */
+  DATABASE_UNOPENABLE: 'KILN_9004',
 } as const
 
 export type KilnErrorName = keyof typeof KilnErrorCode
