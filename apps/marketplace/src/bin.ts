@@ -7,7 +7,7 @@ import pino from 'pino'
 import { openDb } from '@kiln/db'
 import { createEscrow } from '@kiln/escrow'
 import { createMeshNode } from '@kiln/mesh'
-import { formatKilnError, isKilnError, loadOrCreateIdentity, type Address } from '@kiln/protocol'
+import { formatKilnError, isKilnError, loadOrCreateIdentity, tokenUnitFor, type Address } from '@kiln/protocol'
 import { createLifecycleQueues } from '@kiln/scheduler'
 import { createCoordinator, createFileArtifactStore, verificationSecret } from './coordinator/index.ts'
 import { readEnv } from './env.ts'
@@ -22,6 +22,7 @@ async function main(): Promise<void> {
   const arbiter = loadOrCreateIdentity(join(env.KILN_DATA_DIR, 'arbiter.json'))
   const connection = new Connection(env.SOLANA_RPC_URL, 'confirmed')
   const mint = env.KILN_MINT as Address
+  const token = tokenUnitFor(mint, env.KILN_TOKEN_SYMBOL)
   const { db, close: closeDb } = await openDb({
     databaseUrl: env.DATABASE_URL, dataDir: join(env.KILN_DATA_DIR, 'db'),
     onError: (err) => log.warn({ err: err.message }, 'database connection lost; reconnecting'),
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
     escrow: createEscrow({ connection, arbiter, mint }),
     config: {
       lockWindowMs: env.KILN_LOCK_WINDOW_MS, providerSilenceMs: 120_000, rematchMs: 1000, feeBps: env.KILN_FEE_BPS, rerunWaitMs: env.KILN_RERUN_WAIT_MS,
-      minReputation: env.KILN_MIN_REPUTATION, parkAfterLapses: env.KILN_PARK_AFTER_LAPSES,
+      minReputation: env.KILN_MIN_REPUTATION, parkAfterLapses: env.KILN_PARK_AFTER_LAPSES, token,
       verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO },
       verifySecret: env.KILN_VERIFY_SECRET ? Buffer.from(env.KILN_VERIFY_SECRET, 'hex') : verificationSecret(arbiter),
     },
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
     api: {
       coordinator: coordinator.ctx,
       info: {
-        arbiter: arbiter.address, mint, rpcUrl: env.SOLANA_RPC_URL, meshAddrs: mesh.multiaddrs(), version: VERSION,
+        arbiter: arbiter.address, mint, token, rpcUrl: env.SOLANA_RPC_URL, meshAddrs: mesh.multiaddrs(), version: VERSION,
         verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO }, feeBps: env.KILN_FEE_BPS, minReputation: env.KILN_MIN_REPUTATION,
       },
     },

@@ -13,6 +13,8 @@ const Env = z.object({
   KILN_QUEUE_PREFIX: z.string().default('kiln'),
   SOLANA_RPC_URL: z.string().url().default('http://127.0.0.1:8899'),
   KILN_MINT: z.string().refine(isAddress, 'the stablecoin mint address (base58)'),
+  /** The name amounts are shown with; default USDC for Circle's USDC mints, tUSDC (test) for any other. */
+  KILN_TOKEN_SYMBOL: z.string().regex(/^[A-Za-z0-9]{1,10}$/, '1 to 10 letters or digits, like USDC').optional(),
   DATABASE_URL: z.string().optional(),
   /**
    * Which coordinator process this is, when several share one Redis and one Postgres. Each has

@@ -1,4 +1,4 @@
-import { amount as amountSchema, KilnError, leaseCost, parseOrThrow, TOKEN_UNIT, type Address } from '@kiln/protocol'
+import { amount as amountSchema, KilnError, leaseCost, moneyFormat, parseOrThrow, TEST_TOKEN, type Address, type TokenUnit } from '@kiln/protocol'
 import type { Payout } from './arbiter.ts'
 
 /**
@@ -24,6 +24,8 @@ export interface SettlementPlanInput {
   outcome: SettlementOutcome
   /** The marketplace's cut of paid work, in basis points (100 = 1%). */
   feeBps: number
+  /** The unit the lines name (default: the devchain's test stablecoin). */
+  token?: TokenUnit
 }
 
 export interface SettlementPlan {
@@ -86,13 +88,14 @@ export function planSettlement(input: SettlementPlanInput): SettlementPlan {
     bondSlashed: caught ? bond : 0,
     cosigner: caught ? 'client' as const : 'provider' as const,
   }
-  const units = (n: number): string => (n / TOKEN_UNIT).toFixed(6)
+  const m = moneyFormat(input.token ?? TEST_TOKEN)
+  const bondLine = bond === 0 ? '' : caught ? `; its bond ${m.amount(bond)} slashed to the client` : ` + its bond ${m.amount(bond)} returned`
   const lines = [
     `outcome: ${outcome} (${plan.action})`,
-    `work: ${units(work)} for ${input.containerSeconds.toFixed(1)} s at ${units(input.pricePerHour)}/h (lock ${units(lock)})`,
-    `marketplace fee: ${units(fee)} (${(input.feeBps / 100).toFixed(2)}% of the work's pay)`,
-    `provider: ${units(plan.provider)}${bond > 0 ? (caught ? ` (bond ${units(bond)} slashed to the client)` : ` (bond ${units(bond)} returned)`) : ''}`,
-    `client: ${units(plan.client)} back`,
+    `paid for the work: ${m.amount(work)} for ${input.containerSeconds.toFixed(1)} s at ${m.rate(input.pricePerHour)}, out of a lock of ${m.amount(lock)}`,
+    `marketplace fee: ${m.amount(fee)} (${(input.feeBps / 100).toFixed(2)}% of the work's pay)`,
+    `to the provider: ${m.amount(plan.provider)} (${m.amount(caught ? 0 : work - fee)} for the work${bondLine})`,
+    `to the client: ${m.amount(plan.client)} (${m.amount(lock - work)} of its lock back${caught ? ` + the slashed bond ${m.amount(bond)}` : ''})`,
   ]
   return { ...plan, lines }
 }

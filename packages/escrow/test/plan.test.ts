@@ -63,10 +63,14 @@ describe('planSettlement', () => {
   it('shows its amounts', () => {
     expect(planSettlement(base).lines).toEqual([
       'outcome: verified (split)',
-      'work: 0.100000 for 100.0 s at 3.600000/h (lock 1.000000)',
-      "marketplace fee: 0.002500 (2.50% of the work's pay)",
-      'provider: 0.597500 (bond 0.500000 returned)',
-      'client: 0.900000 back',
+      'paid for the work: 0.10 tUSDC for 100.0 s at 3.60 tUSDC/h, out of a lock of 1.00 tUSDC',
+      "marketplace fee: 0.0025 tUSDC (2.50% of the work's pay)",
+      'to the provider: 0.5975 tUSDC (0.0975 tUSDC for the work + its bond 0.50 tUSDC returned)',
+      'to the client: 0.90 tUSDC (0.90 tUSDC of its lock back)',
+    ])
+    expect(planSettlement({ ...base, outcome: 'caught', token: { symbol: 'USDC', decimals: 6 } }).lines.slice(3)).toEqual([
+      'to the provider: 0.00 USDC (0.00 USDC for the work; its bond 0.50 USDC slashed to the client)',
+      'to the client: 1.50 USDC (1.00 USDC of its lock back + the slashed bond 0.50 USDC)',
     ])
   })
 

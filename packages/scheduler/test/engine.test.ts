@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { JobSpec, type Address, type CapacityAdvert } from '@kiln/protocol'
+import { formatRate, JobSpec, TEST_TOKEN, type Address, type CapacityAdvert } from '@kiln/protocol'
 import { createMatchingEngine, explainUnplaced, type EngineInit, type PlaceJob, type ProviderInput } from '../src/index.ts'
 
 describe('createMatchingEngine: hard constraints', () => {
@@ -135,7 +135,7 @@ describe('createMatchingEngine: choice', () => {
     engine.upsert({ address: dear, advert: advert({ price: 200_000 }) })
     const r = engine.place(job({ network: true }))
     expect(!r.ok && r.excluded).toEqual({ network: 2 })
-    if (!r.ok) expect(explainUnplaced(r)).toMatch(/^none of 2 providers fits \(excluded by: 2 network \(they take no jobs with network access\)\); nearest: .* fails network$/)
+    if (!r.ok) expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(/^none of 2 providers fits \(excluded by: 2 network \(they take no jobs with network access\)\); nearest: .* fails network$/)
   })
 
   it('explains a job that fits nowhere: counts per constraint and the nearest offers', () => {
@@ -149,7 +149,7 @@ describe('createMatchingEngine: choice', () => {
     expect(r.total).toBe(3)
     expect(r.excluded).toEqual({ memory: 2, price: 1, region: 1 })
     expect(r.nearest.map((n) => [n.pricePerHour, n.fails])).toEqual([[50_000, ['region']], [100_000, ['memory']], [900_000, ['price', 'memory']]])
-    expect(explainUnplaced(r)).toMatch(/none of 3 providers fits \(excluded by: 2 memory, 1 price, 1 region\); nearest: .* at 50000\/h fails region/)
+    expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(/none of 3 providers fits \(excluded by: 2 memory, 1 price, 1 region\); nearest: .* at 0\.05 tUSDC\/h fails region/)
     expect(engine.stats().reservations).toBe(0)
   })
 

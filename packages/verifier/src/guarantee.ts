@@ -1,4 +1,4 @@
-import { KilnError, TOKEN_UNIT } from '@kiln/protocol'
+import { KilnError, moneyFormat, TEST_TOKEN, type TokenUnit } from '@kiln/protocol'
 
 export interface GuaranteeInput {
   /** Spot-check probability. */
@@ -13,6 +13,13 @@ export interface GuaranteeInput {
   k?: number
   /** Share of checked jobs whose two runs disagree and need a third (default 0: honest majority). */
   tiebreakRate?: number
+  /** The unit the quote lines name (default: the devchain's test stablecoin). */
+  token?: TokenUnit
+  /**
+   * The price and bond are the client's ceiling (its max price), not a matched provider's: the
+   * lines then say "at most". Bond, saving and price all scale with the price, so the verdict holds.
+   */
+  ceiling?: boolean
 }
 
 export interface Guarantee {
@@ -34,7 +41,6 @@ export interface Guarantee {
   quoteLines: string[]
 }
 
-const money = (units: number): string => (units / TOKEN_UNIT).toFixed(6)
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`
 
 function check(name: string, v: number, max = Number.MAX_SAFE_INTEGER): void {
@@ -66,12 +72,14 @@ export function guarantee(input: GuaranteeInput): Guarantee {
   const expectedCostFactor = 1 + p + p * tiebreakRate
   // An expectation, not a charge: rounded to the nearest base unit.
   const expectedCost = Math.round(pricePerJob * expectedCostFactor)
+  const money = moneyFormat(input.token ?? TEST_TOKEN).amount
+  const most = input.ceiling ? 'at most ' : ''
   const quoteLines = [
     `spot-check: ${pct(p)} of jobs are re-run on an independent provider; the provider cannot tell which`,
     `chance to catch a provider that cheats ${k} times: ${pct(detectK)}`,
-    `provider bond: ${money(bond)}; expected loss per cheat ${money(expectedPenalty)} vs expected gain ${money(expectedGain)}: ` +
+    `provider bond: ${most}${money(bond)}; expected loss per cheat ${money(expectedPenalty)} vs expected gain ${money(expectedGain)}: ` +
       (!cheatingPays ? 'cheating does not pay' : p === 0 ? 'cheating PAYS (nothing is checked)' : `cheating PAYS (a bond of ${money(minDeterringBond)} would deter it)`),
-    `expected cost: ${money(pricePerJob)} x ${expectedCostFactor.toFixed(3)} = ${money(expectedCost)} (re-runs are paid leases too; a caught cheater's bond comes to you)`,
+    `expected cost: ${most}${money(pricePerJob)} x ${expectedCostFactor.toFixed(3)} = ${money(expectedCost)} (re-runs are paid leases too; a caught cheater's bond comes to you)`,
   ]
   return { detectK, k, expectedPenalty, expectedGain, cheatingPays, minDeterringBond, expectedCostFactor, expectedCost, quoteLines }
 }

@@ -8,6 +8,13 @@ describe('guarantee', () => {
     expect(g.quoteLines.join('\n')).toContain('87.8%')
   })
 
+  it('names the unit, and says "at most" where the amounts are the client\'s ceiling', () => {
+    const lines = guarantee({ p: 0.1, bond: 333_340, pricePerJob: 33_334, token: { symbol: 'USDC', decimals: 6 }, ceiling: true }).quoteLines
+    expect(lines[2]).toBe('provider bond: at most 0.33334 USDC; expected loss per cheat 0.033334 USDC vs expected gain 0.030001 USDC: cheating does not pay')
+    expect(lines[3]).toMatch(/^expected cost: at most 0\.033334 USDC x 1\.100 = 0\.036667 USDC/)
+    expect(guarantee({ p: 0.1, bond: 120_000, pricePerJob: 12_000 }).quoteLines[2]).toMatch(/^provider bond: 0\.12 tUSDC;/)
+  })
+
   it('says cheating does not pay when p*S > (1-p)*G, and what bond would deter it otherwise', () => {
     const deterred = guarantee({ p: 0.1, bond: 1_000_000, pricePerJob: 100_000 })
     expect(deterred).toMatchObject({ expectedPenalty: 100_000, expectedGain: 90_000, cheatingPays: false })

@@ -1,6 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server'
 import { z } from 'zod'
-import { isKilnError, KilnError, toFieldIssues, type Address, type KilnErrorName } from '@kiln/protocol'
+import { isKilnError, KilnError, toFieldIssues, type Address, type KilnErrorName, type TokenUnit } from '@kiln/protocol'
 import type { CoordinatorContext } from '../coordinator/index.ts'
 
 /** What the app builds once and every request shares. */
@@ -8,6 +8,8 @@ export interface ApiContext {
   coordinator: CoordinatorContext
   info: {
     arbiter: string; mint: string; rpcUrl: string; meshAddrs: string[]; version: string
+    /** The mint's unit: every amount a client shows is named with it. */
+    token: TokenUnit
     /** Defaults for jobs whose spec leaves them out, and the fee: what a quote needs. */
     verification: { p: number; bondRatio: number }; feeBps: number
     /** Providers below this reputation get no work. */

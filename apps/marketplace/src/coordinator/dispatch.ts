@@ -4,7 +4,7 @@ import { explainUnplaced, fairOrder, type Job, type TaskOutcome } from '@kiln/sc
 import { resolveVerification } from '@kiln/verifier'
 import { runLease } from './lease.ts'
 import { afterLapse, parkedReason } from './park.ts'
-import { escrowIdOf, runDeadline, type CoordinatorContext } from './types.ts'
+import { escrowIdOf, moneyOf, runDeadline, type CoordinatorContext } from './types.ts'
 
 /** One job at a time per provider: the sandbox runs one lease at once. */
 const MAX_ACTIVE = 1
@@ -56,7 +56,7 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
     const floor = job.spec.minReputation !== undefined ? { minReputation: job.spec.minReputation } : {}
     const result = engine.place({ id: job.id, spec: job.spec, ...floor }, { exclude: await excludedFor(ctx, job) })
     if (!result.ok) {
-      const why = explainUnplaced(result)
+      const why = explainUnplaced(result, moneyOf(ctx).rate)
       if (ctx.waiting.get(job.id) !== why) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
       ctx.waiting.set(job.id, why)
       if (result.total === 0) free = false

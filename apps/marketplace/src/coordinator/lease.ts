@@ -5,7 +5,7 @@ import type { Job } from '@kiln/scheduler'
 import { checkReceipt, eventFromReceipt } from '@kiln/verifier'
 import { recordOutcome } from './reputation.ts'
 import { failRun } from './lease-outcome.ts'
-import { escrowIdOf, type CoordinatorContext } from './types.ts'
+import { escrowIdOf, moneyOf, type CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
 
 /** Errors that are the provider's fault: it is paid nothing for such a run. */
@@ -132,7 +132,8 @@ async function checkBond(ctx: CoordinatorContext, lease: Lease): Promise<void> {
   if (lease.bond === 0) return
   const status = await ctx.escrow.settlementStatus({ jobId: lease.escrowId, client: lease.client })
   if (status.balance < lease.lockAmount + lease.bond) {
-    throw new KilnError('BOND_NOT_POSTED', `the provider accepted the lease but its bond of ${lease.bond} is not in the vault (it holds ${status.balance}, the client's lock is ${lease.lockAmount})`, { vault: lease.vault, bond: lease.bond })
+    const m = moneyOf(ctx)
+    throw new KilnError('BOND_NOT_POSTED', `the provider accepted the lease but its bond of ${m.amount(lease.bond)} is not in the vault (it holds ${m.amount(status.balance)}, the client's lock is ${m.amount(lease.lockAmount)})`, { vault: lease.vault, bond: lease.bond })
   }
 }
 

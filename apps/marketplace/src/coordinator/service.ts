@@ -6,7 +6,7 @@ import { placementPass } from './dispatch.ts'
 import { runLease } from './lease.ts'
 import { submitClientCosign } from './settle.ts'
 import { openSigned } from './signed.ts'
-import { escrowIdOf, runDeadline, vaultStatus, type CoordinatorContext } from './types.ts'
+import { escrowIdOf, moneyOf, runDeadline, vaultStatus, type CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
 import { runView, viewOf, type JobView, type RunView } from './views.ts'
 
@@ -71,7 +71,8 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
   const job = await perClient(signer, async () => {
     const [balance, reserved] = await Promise.all([tokenBalance(ctx.connection, ctx.mint, signer), ctx.store.reservedFor(signer)])
     if (balance - reserved < required) {
-      throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${maxCost} (max price ${spec.maxPricePerHour}/h for ${spec.timeoutSec} s)${p > 0 ? `, and ${required} with a spot-check re-run (p=${p})` : ''}, but ${signer} holds ${balance}, of which ${reserved} is reserved by its unlocked jobs`, { balance, reserved, required, address: signer })
+      const m = moneyOf(ctx)
+      throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${m.amount(maxCost)} (its max price ${m.rate(spec.maxPricePerHour)} for ${spec.timeoutSec} s)${p > 0 ? `, ${m.amount(required)} with room for a spot-check re-run (p=${p})` : ''}; ${signer} holds ${m.amount(balance)}, of which ${m.amount(reserved)} is reserved by its jobs not yet locked: it needs ${m.amount(required - (balance - reserved))} more`, { balance, reserved, required, address: signer })
     }
     const id = newJobId()
     // Drawn from a secret only the marketplace holds: never sent to a provider nor shown until the job ends.

@@ -1,7 +1,7 @@
 import { Transaction } from '@solana/web3.js'
 import { eq, providers, settlements, sql } from '@kiln/db'
 import { payoutsFor, planSettlement, type Payout, type SettlementOutcome, type SettlementPlan } from '@kiln/escrow'
-import { Kind, KilnError, parseOrThrow, Protocol, seal, SettleReply, type Address, type ResultReceipt } from '@kiln/protocol'
+import { Kind, KilnError, parseOrThrow, Protocol, seal, SettleReply, type Address, type ResultReceipt, type TokenUnit } from '@kiln/protocol'
 import type { Job, TaskOutcome } from '@kiln/scheduler'
 import { placementPass } from './dispatch.ts'
 import { escrowIdOf, vaultStatus, type CoordinatorContext } from './types.ts'
@@ -23,7 +23,7 @@ export async function settle(ctx: CoordinatorContext, jobId: string): Promise<Ta
     await afterSettlement(ctx, job, job.settlementSignature ?? null, 'vault already settled')
     return { done: true }
   }
-  const plan = planFor(job, status.balance)
+  const plan = planFor(job, status.balance, ctx.config.token)
   const client = job.client as Address
   const provider = job.provider as Address
   const payouts = payoutsFor(plan, { client, provider, feeTo: ctx.arbiter.address })
@@ -52,13 +52,13 @@ export async function settle(ctx: CoordinatorContext, jobId: string): Promise<Ta
  * beyond that, up to the bond, the provider's bond (a provider that never posted it has none
  * to lose or get back); anything more goes back to the client with the remainder.
  */
-export function planFor(job: Job, balance: number): SettlementPlan {
+export function planFor(job: Job, balance: number, token?: TokenUnit): SettlementPlan {
   const lock = Math.min(balance, job.lockAmount ?? balance)
   const bond = Math.min(job.bond ?? 0, balance - lock)
   const receipt = job.receipt?.payload as ResultReceipt | undefined
   return planSettlement({
     lock, bond, pricePerHour: job.pricePerHour ?? 0, containerSeconds: receipt?.containerSeconds ?? 0,
-    outcome: (job.settleOutcome as SettlementOutcome | null) ?? 'failed_provider', feeBps: job.feeBps ?? 0,
+    outcome: (job.settleOutcome as SettlementOutcome | null) ?? 'failed_provider', feeBps: job.feeBps ?? 0, token,
   })
 }
 
@@ -78,7 +78,7 @@ export async function submitClientCosign(ctx: CoordinatorContext, job: Job, tran
   const ours = Transaction.from(Buffer.from(pending.transaction, 'base64')).serializeMessage()
   if (!theirs.equals(ours)) throw new KilnError('SETTLEMENT_REFUSED', 'the co-signed transaction differs from the one the marketplace built')
   const status = await vaultStatus(ctx, job)
-  const plan = planFor(job, status.balance)
+  const plan = planFor(job, status.balance, ctx.config.token)
   await submit(ctx, job, transaction, plan.action, plan)
 }
 

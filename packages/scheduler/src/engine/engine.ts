@@ -160,13 +160,13 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
   }
 }
 
-/** A one-line reason for a job that cannot be placed, for logs and the CLI. */
-export function explainUnplaced(r: Unplaced): string {
+/** A one-line reason for a job that cannot be placed, for logs and the CLI; `rate` shows a price per hour in the marketplace's unit. */
+export function explainUnplaced(r: Unplaced, rate: (unitsPerHour: number) => string): string {
   if (r.total === 0) return 'no provider is online; the job waits and is matched when one comes'
   // "network" alone would read like a connectivity problem; it is the providers' own choice.
   const label = (k: string) => (k === 'network' ? 'network (they take no jobs with network access)' : k)
   const parts = Object.entries(r.excluded).sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0)).map(([k, n]) => `${n} ${label(k)}`)
   const near = r.nearest[0]
-  const nearest = near ? `; nearest: ${near.provider} at ${near.pricePerHour}/h fails ${near.fails.join(', ')}` : ''
+  const nearest = near ? `; nearest: ${near.provider} at ${rate(near.pricePerHour)} fails ${near.fails.join(', ')}` : ''
   return `none of ${r.total} providers fits (excluded by: ${parts.join(', ')})${nearest}`
 }
