@@ -4,6 +4,7 @@ import { jobs, keygen, providers, whoami } from './commands/network.ts'
 import { cancel, logs, status } from './commands/status.ts'
 import { watch } from './commands/follow.ts'
 import { quote, submit } from './commands/submit.ts'
+import { recover } from './commands/vault.ts'
 
 /** Runs the `kiln` command line and returns its exit code (never calls process.exit). */
 export async function run(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -39,6 +40,13 @@ export async function run(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv
   program.command('providers').description('list providers online').action(act(async () => providers(g(), io)))
   program.command('keygen').description('create your keypair').action(act(async () => keygen(g(), io)))
   program.command('whoami').description('your address and balance').action(act(async () => whoami(g(), io)))
+  program.command('vault').description('act on an escrow vault on the ledger, without the marketplace')
+    .command('recover <vault>').description('empty a vault the marketplace cannot settle, signed by two of its three keys: yours (--keypair) and the provider\'s or the arbiter\'s')
+    .requiredOption('--cosigner <path>', 'the second signer\'s key file: the provider\'s id.json, or the marketplace\'s arbiter.json')
+    .option('--rpc <url>', 'Solana JSON-RPC endpoint', env.SOLANA_RPC_URL ?? 'http://127.0.0.1:8899')
+    .option('--to <who>', 'who gets what is left: client (a refund), provider (a release) or an address', 'client')
+    .option('--pay <who=units>', 'pay this first, in base units, e.g. provider=2000000 (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .action(act(async (vault: string, o: { cosigner: string; rpc: string; to: string; pay: string[] }) => recover({ ...g(), vault, ...o }, io)))
 
   try {
     await program.parseAsync(argv, { from: 'user' })

@@ -4,3 +4,4 @@ export { checkLock, lockFunds, tokenBalance, type LockCheck, type VaultRef } fro
 export { cosignSettlement, decodeSettlement, type CosignExpectation, type DecodedSettlement } from './cosign.ts'
 export { planSettlement, payoutsFor, SETTLEMENT_OUTCOMES, type SettlementOutcome, type SettlementPlan, type SettlementPlanInput } from './plan.ts'
 export { settleOnce, settlementSignature, type SettleInit, type SettleResult } from './settle.ts'
+export { recoverVault, type Party, type RecoverInit, type Recovered } from './recover.ts'
