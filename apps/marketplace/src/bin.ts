@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   const { db, close: closeDb } = await openDb({
     databaseUrl: env.DATABASE_URL, dataDir: join(env.KILN_DATA_DIR, 'db'),
     onError: (err) => log.warn({ err: err.message }, 'database connection lost; reconnecting'),
+    recovery: `Keep ${join(env.KILN_DATA_DIR, 'arbiter.json')}, the arbiter key, whatever you do: a vault still holding tokens for a job the new database does not know is emptied by two of its three keys (kiln vault recover <vault>, see the README: Recovering a vault)`,
   })
   // The mesh key is per process (two peers may not share one); the arbiter key only signs.
   const meshIdentity = loadOrCreateIdentity(join(env.KILN_DATA_DIR, `mesh-${env.KILN_INSTANCE}.json`))

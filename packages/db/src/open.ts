@@ -1,10 +1,13 @@
 import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { sql } from 'drizzle-orm'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import pg from 'pg'
+import { KilnError } from '@kiln/protocol'
+import { lockDataDir } from './dir-lock.ts'
 import { MIGRATIONS } from './migrations.ts'
 import * as schema from './schema.ts'
 
@@ -17,6 +20,11 @@ export interface DbInit {
   dataDir?: string
   /** Errors of idle server connections, for logging. */
   onError?: (err: Error) => void
+  /**
+   * What else to keep or do when the embedded database does not open, said after how to
+   * back it up and start fresh (the app knows what lives beside it).
+   */
+  recovery?: string
 }
 
 export interface DbHandle {
@@ -26,21 +34,48 @@ export interface DbHandle {
 }
 
 export async function openDb(init: DbInit = {}): Promise<DbHandle> {
-  let handle: DbHandle
-  if (init.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: init.databaseUrl, max: 10 })
-    // An idle connection dropped by the server (restart, failover) must not crash the process;
-    // the pool opens a new one on the next query.
-    pool.on('error', (err) => init.onError?.(err))
-    handle = { db: drizzlePg(pool, { schema }) as unknown as Db, kind: 'postgres', close: () => pool.end() }
-  } else {
-    if (init.dataDir) mkdirSync(init.dataDir, { recursive: true })
-    const client = new PGlite(init.dataDir)
-    await client.waitReady
-    handle = { db: drizzlePglite(client, { schema }) as unknown as Db, kind: 'pglite', close: () => client.close() }
-  }
+  if (!init.databaseUrl) return openEmbedded(init)
+  const pool = new pg.Pool({ connectionString: init.databaseUrl, max: 10 })
+  // An idle connection dropped by the server (restart, failover) must not crash the process;
+  // the pool opens a new one on the next query.
+  pool.on('error', (err) => init.onError?.(err))
+  const handle: DbHandle = { db: drizzlePg(pool, { schema }) as unknown as Db, kind: 'postgres', close: () => pool.end() }
   await migrate(handle.db)
   return handle
+}
+
+/** One process at a time on a data directory; a database that does not open says how to recover. */
+async function openEmbedded(init: DbInit): Promise<DbHandle> {
+  const dir = init.dataDir
+  let release = () => {}
+  if (dir) {
+    mkdirSync(dir, { recursive: true })
+    release = lockDataDir(dir)
+  }
+  let client: PGlite
+  try {
+    client = new PGlite(dir)
+    await client.waitReady
+  } catch (cause) {
+    release()
+    throw dir ? unopenable(dir, cause, init.recovery) : cause
+  }
+  try {
+    const db = drizzlePglite(client, { schema }) as unknown as Db
+    await migrate(db)
+    return { db, kind: 'pglite', close: () => client.close().finally(release) }
+  } catch (e) {
+    await client.close().catch(() => {})
+    release()
+    throw e
+  }
+}
+
+function unopenable(dir: string, cause: unknown, recovery: string | undefined): KilnError {
+  const abs = resolve(dir)
+  return new KilnError('DATABASE_UNOPENABLE',
+    `the embedded database in ${abs} does not open: its files are damaged (a crash while two processes used it, or a full or failing disk). Copy ${abs} aside as a backup first (cp -a ${abs} ${abs}.bak); then restore an earlier backup into ${abs}, or start fresh by moving it away (mv ${abs} ${abs}.broken), which loses the history it held${recovery ? `. ${recovery}` : ''}`,
+    { dataDir: abs, cause: String((cause as Error)?.message ?? cause) })
 }
 
 async function migrate(db: Db): Promise<void> {
