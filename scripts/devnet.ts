@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { run } from '@kiln/client-cli'
-import { loadOrCreateIdentity } from '@kiln/protocol'
+import { formatAmount, loadOrCreateIdentity, TEST_TOKEN } from '@kiln/protocol'
 import { startNetwork } from '../test/support/network.ts'
 
 const args = process.argv.slice(2)
@@ -40,8 +40,9 @@ if (!webBuilt) say('web app not built (npm run setup builds it); serving the API
 
 const keypair = join(dataDir, 'client.json')
 const client = loadOrCreateIdentity(keypair)
-await net.fund(client.address, { lamports: 2_000_000_000, tokens: 10_000_000 })
-say(`client ${client.address} funded with 10.000000 test stablecoin`)
+const tokens = 10_000_000
+await net.fund(client.address, { lamports: 2_000_000_000, tokens })
+say(`client ${client.address} funded with ${formatAmount(tokens, TEST_TOKEN)} (the devchain's test stablecoin)`)
 say('running the sample job: kiln submit examples/matmul.yaml')
 process.stdout.write('\n')
 const code = await run(['--api', net.api, '--keypair', keypair, 'submit', join(root, 'examples', 'matmul.yaml'), '--out', join(dataDir, 'out')])

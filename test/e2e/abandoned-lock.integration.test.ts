@@ -78,7 +78,7 @@ describe('a job its owner never locks', () => {
     // The owner is back: kiln watch's first read (watch: true) places it again; it is locked and run.
     const w = await cli(dir, 'watch', jobId, '--out', dir)
     expect(w.code).toBe(0)
-    expect(w.text).toMatch(/done: provider paid/)
+    expect(w.text).toMatch(/done: paid .* for the work/)
     expect(readFileSync(join(dir, jobId, 'out', 'answer.txt'), 'utf8')).toBe('back\n')
     const done = await kiln.get(jobId)
     expect(done.attempt).toBeGreaterThan(PARK_AFTER)

@@ -58,7 +58,7 @@ describe('a client that walks away and comes back with kiln watch', () => {
 
     const w = await cli(dir, 'watch', jobId, '--out', dir)
     expect(w.code).toBe(0)
-    expect(w.text).toMatch(/caught .*bond paid to you/)
+    expect(w.text).toMatch(/caught .*its bond slashed to you/)
     const slashed = (await kiln.runs(jobId)).find((r) => r.settleOutcome === 'caught')!
     expect(slashed.settlementSignature).toMatch(/^[1-9A-HJ-NP-Za-km-z]{80,90}$/)
     expect(slashed.refundedToClient).toBe(slashed.lock!.amount + slashed.bond!)
@@ -89,8 +89,8 @@ describe('a client that walks away and comes back with kiln watch', () => {
 
     const w = await cli(dir, 'watch', jobId, '--out', dir)
     expect(w.code).toBe(0)
-    expect(w.text).toMatch(/locked .* in escrow vault/)
-    expect(w.text).toMatch(/done: provider paid/)
+    expect(w.text).toMatch(/locked \d.* tUSDC in escrow vault [1-9A-HJ-NP-Za-km-z]{32,44} /)
+    expect(w.text).toMatch(/done: paid .* for the work/)
     expect((await kiln.get(jobId)).provider).not.toBe(fx.net.providers[0]!.info.address)
     expect(readFileSync(join(dir, jobId, 'out', 'answer.txt'), 'utf8')).toBe('answer 42 for 5\n')
     // Watching a finished job again is quick and says the same.

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { launchChromium } from '../support/browser.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Identity } from '@kiln/protocol'
+import { formatAmount, Identity, TEST_TOKEN } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
 import { startNetwork, type Network } from '../support/network.ts'
 
@@ -35,7 +35,7 @@ describe('marketplace web app', () => {
     await page.screenshot({ path: join(net.dataDir, 'marketplace.png') })
   })
 
-  it('lists a finished job with what the provider was paid for the work, the fee and whether it was checked', async () => {
+  it('lists a finished job with what the client paid for the work, the fee, the bond apart and whether it was checked, in the CLI\'s words', async () => {
     const client = Identity.generate()
     await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
     const kiln = createKilnClient({ url: net.api, identity: client })
@@ -47,12 +47,16 @@ describe('marketplace web app', () => {
     const row = page.getByTestId('jobs').locator('tbody tr', { hasText: jobId })
     await row.waitFor({ timeout: 15_000 })
     const cells = await row.locator('td').allInnerTexts()
-    const money = (n: number) => (n / 1_000_000).toFixed(4)
-    // job, image, state, provider, checked, paid (work only, not the bond coming back), fee, refunded, tx
+    // The same formatter and unit as the CLI: the devchain's test stablecoin.
+    const money = (n: number) => formatAmount(n, TEST_TOKEN)
+    const s = job.settlement!
+    // job, image, state, provider, checked, paid (the client's pay for the work), fee, refunded, bond, tx
     expect(cells[2]).toBe('done')
     expect(cells[4]).toBe('—')
-    expect(cells[5]).toBe(money(job.paidToProvider! - job.bond!))
+    expect(cells[5]).toBe(money(s.work))
+    expect(s.work).toBe(job.paidToProvider! - job.bond! + job.fee!)
     expect(cells[6]).toBe(money(job.fee!))
     expect(cells[7]).toBe(money(job.refundedToClient!))
+    expect(cells[8]).toBe(`${money(job.bond!)} returned`)
   })
 })

@@ -54,6 +54,6 @@ export async function run(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv
   } catch (e) {
     const ce = e as { code?: string; exitCode?: number }
     if (ce.code?.startsWith('commander.')) return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : 2
-    return reportError(io, e, json)
+    return reportError(io, e, json, program.opts<GlobalOpts>())
   }
 }

@@ -1,5 +1,6 @@
 'use client'
 import { useEffect, useState } from 'react'
+import type { TokenUnit } from '@kiln/protocol/money'
 import { api, money, short } from './api.ts'
 
 type Providers = Awaited<ReturnType<typeof api.network.providers.query>>
@@ -10,12 +11,16 @@ export default function Home() {
   const [providers, setProviders] = useState<Providers>([])
   const [jobs, setJobs] = useState<Jobs>([])
   const [error, setError] = useState<string | null>(null)
+  const [unit, setUnit] = useState<TokenUnit | null>(null)
   useEffect(() => {
     let alive = true
+    // The marketplace's unit does not change while it runs: asked once.
+    let known: TokenUnit | null = null
     const tick = async () => {
       try {
-        const [p, j] = await Promise.all([api.network.providers.query(), api.jobs.list.query({ limit: 50 })])
-        if (alive) { setProviders(p); setJobs(j); setError(null) }
+        const [p, j, i] = await Promise.all([api.network.providers.query(), api.jobs.list.query({ limit: 50 }), known ?? api.network.info.query().then((n) => n.token)])
+        known = i
+        if (alive) { setProviders(p); setJobs(j); setUnit(i); setError(null) }
       } catch (e) {
         if (alive) setError((e as Error).message)
       }
@@ -37,7 +42,7 @@ export default function Home() {
         <div><b>{gpus}</b><span className="muted">GPUs</span></div>
         <div><b>{cores}</b><span className="muted">CPU cores</span></div>
         <div><b data-testid="job-count">{jobs.length}</b><span className="muted">recent jobs</span></div>
-        <div><b>{money(settled.reduce((n, j) => n + (j.settlement?.toProviderForWork ?? 0), 0))}</b><span className="muted">paid to providers</span></div>
+        <div><b>{money(settled.reduce((n, j) => n + (j.settlement?.work ?? 0), 0), unit)}</b><span className="muted">paid for work</span></div>
       </section>
       <section>
         <h2>Providers</h2>
@@ -49,7 +54,7 @@ export default function Home() {
                 <td className="mono" title={p.address}>{short(p.address)}</td>
                 <td>{p.region}</td>
                 <td>{p.hardware.gpus.length ? p.hardware.gpus.map((g) => `${g.model} ${Math.round(g.vramMb / 1024)} GiB`).join(', ') : 'CPU only'} · {p.hardware.cpuCores} cores · {(p.hardware.memoryMb / 1024).toFixed(0)} GiB</td>
-                <td>{money(p.pricePerHour)}</td>
+                <td>{money(p.pricePerHour, unit)}</td>
                 <td title="from signed receipts, decaying with time; 0.50 for a newcomer">{p.reputation.toFixed(2)}</td>
                 <td><div className="bar" title={`${p.free.cpu} of ${p.hardware.cpuCores} cores free`}><span style={{ width: `${Math.round(100 * (1 - p.free.cpu / Math.max(1, p.hardware.cpuCores)))}%` }} /></div></td>
                 {p.suspended
@@ -63,7 +68,7 @@ export default function Home() {
       <section>
         <h2>Jobs</h2>
         <table data-testid="jobs">
-          <thead><tr><th>job</th><th>image</th><th>state</th><th>provider</th><th>checked</th><th>paid</th><th>fee</th><th>refunded</th><th>settlement tx</th></tr></thead>
+          <thead><tr><th>job</th><th>image</th><th>state</th><th>provider</th><th>checked</th><th title="what the client paid for the work; the fee comes out of it">paid</th><th>fee</th><th>refunded</th><th>provider's bond</th><th>settlement tx</th></tr></thead>
           <tbody>
             {jobs.map((j) => (
               <tr key={j.id}>
@@ -72,9 +77,10 @@ export default function Home() {
                 <td className={`state-${j.state}`}>{j.state}{j.errorCode ? ` · ${j.errorCode}` : ''}</td>
                 <td className="mono" title={j.provider ?? ''}>{short(j.provider)}</td>
                 <td className={j.verification?.caught.length ? 'bad' : ''}>{checked(j.verification)}</td>
-                <td title={bondNote(j.settlement)}>{money(j.settlement?.toProviderForWork)}</td>
-                <td>{money(j.settlement?.fee)}</td>
-                <td>{money(j.settlement?.refunded)}</td>
+                <td title={j.settlement ? `${money(j.settlement.toProviderForWork, unit)} to the provider` : ''}>{money(j.settlement?.work, unit)}</td>
+                <td>{money(j.settlement?.fee, unit)}</td>
+                <td>{money(j.settlement?.refunded, unit)}</td>
+                <td className={j.settlement?.bondSlashed ? 'bad' : ''}>{bond(j.settlement, unit)}</td>
                 <td className="mono" title={j.settlement?.signature ?? ''}>{short(j.settlement?.signature, 10)}</td>
               </tr>
             ))}
@@ -94,8 +100,8 @@ function checked(v: Jobs[number]['verification']): string {
 }
 
 /** The bond is not pay: say where it went. */
-function bondNote(s: Jobs[number]['settlement']): string {
-  if (!s) return ''
-  if (s.bondSlashed) return `the provider's bond of ${money(s.bondSlashed)} was slashed to the client`
-  return s.bondReturned ? `plus the provider's bond of ${money(s.bondReturned)} returned` : ''
+function bond(s: Jobs[number]['settlement'], unit: TokenUnit | null): string {
+  if (!s) return '–'
+  if (s.bondSlashed) return `${money(s.bondSlashed, unit)} slashed to the client`
+  return s.bondReturned ? `${money(s.bondReturned, unit)} returned` : 'none'
 }

@@ -1,6 +1,6 @@
 import { createInitializeAccount3Instruction, createTransferCheckedInstruction, getAssociatedTokenAddressSync, ACCOUNT_SIZE } from '@solana/spl-token'
 import { Transaction, type AccountInfo, type Connection, type TransactionInstruction } from '@solana/web3.js'
-import { assertIsAddress, KilnError, type Address, type Identity } from '@kiln/protocol'
+import { assertIsAddress, formatAmount, KilnError, tokenUnitFor, type Address, type Identity, type TokenUnit } from '@kiln/protocol'
 import { ataBalance, COMMITMENT, createWithSeedIxs, inspectVault, keypairOf, mintDecimals, multisigProblem, onChain, pk, sendAndConfirm, toSafeNumber, unclaimed } from './chain.ts'
 import { assertAmount, assertParties, multisigAddress, vaultAddress, vaultSeed } from './derive.ts'
 
@@ -63,7 +63,7 @@ export async function tokenBalance(connection: Connection, mint: Address, owner:
  * anyone else only adds to a vault that exists and checks out.
  * Not idempotent by itself: check the vault's balance (checkLock) before locking again.
  */
-export async function lockFunds(init: VaultRef & { connection: Connection; from: Identity; amount: number }): Promise<string> {
+export async function lockFunds(init: VaultRef & { connection: Connection; from: Identity; amount: number; token?: TokenUnit }): Promise<string> {
   const { connection, from, amount } = init
   assertAmount(amount)
   if (amount === 0) throw new KilnError('PAYLOAD_INVALID', 'nothing to lock: amount is 0')
@@ -76,7 +76,8 @@ export async function lockFunds(init: VaultRef & { connection: Connection; from:
   const rent = create ? await onChain('reading rent', () => connection.getMinimumBalanceForRentExemption(ACCOUNT_SIZE)) : 0
   const available = await tokenBalance(connection, init.mint, from.address)
   if (available < amount) {
-    throw new KilnError('INSUFFICIENT_FUNDS', `${from.address} has ${available} token base units, needs ${amount} to lock`, { needed: amount, available, mint: init.mint })
+    const unit = init.token ?? tokenUnitFor(init.mint)
+    throw new KilnError('INSUFFICIENT_FUNDS', `${from.address} holds ${formatAmount(available, unit)}, needs ${formatAmount(amount, unit)} to lock`, { needed: amount, available, mint: init.mint })
   }
   const lamports = await onChain('reading SOL balance', () => connection.getBalance(pk(from.address), COMMITMENT))
   if (lamports < FEE_ROOM + rent) {

@@ -1,4 +1,11 @@
-import { TOKEN_DECIMALS } from './schemas.ts'
+// Imports nothing: the web app bundles this file for the browser (@kiln/protocol/money).
+
+/**
+ * Money is counted in the stablecoin's base units (6 decimals, like USDC): 1_000_000 = 1.00.
+ * Integers only; amounts stay well inside Number.MAX_SAFE_INTEGER.
+ */
+export const TOKEN_DECIMALS = 6
+export const TOKEN_UNIT = 10 ** TOKEN_DECIMALS
 
 /** The stablecoin a marketplace settles in, as its network info names it. */
 export interface TokenUnit {

@@ -3,12 +3,7 @@ import { isAddress, type Address } from './identity.ts'
 import { multilineText, plainText } from './text.ts'
 import { VerificationSettings } from './verification.ts'
 
-/**
- * Money is counted in the stablecoin's base units (6 decimals, like USDC): 1_000_000 = 1.00.
- * Integers only; amounts stay well inside Number.MAX_SAFE_INTEGER.
- */
-export const TOKEN_DECIMALS = 6
-export const TOKEN_UNIT = 10 ** TOKEN_DECIMALS
+// Money (TOKEN_DECIMALS, base units, how amounts are shown) is in money.ts.
 
 export const address = z.string().refine(isAddress, { message: 'not a valid base58 address' }).transform((s) => s as Address)
 export const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex sha256 digest (64 characters)')

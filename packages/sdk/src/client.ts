@@ -1,10 +1,10 @@
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { Connection } from '@solana/web3.js'
 import { cosignSettlement, lockFunds, tokenBalance } from '@kiln/escrow'
-import { authorizationHeader, isKilnError, kilnErrorFromJSON, JobSpec, Kind, KilnError, maxLeaseCost, parseOrThrow, seal, sealReadToken, sha256Hex, TERMINAL_STATES, TOKEN_UNIT, type Address, type Identity, type JobSpecInput, type JobState } from '@kiln/protocol'
+import { authorizationHeader, isKilnError, kilnErrorFromJSON, JobSpec, Kind, KilnError, maxLeaseCost, moneyFormat, parseOrThrow, seal, sealReadToken, sha256Hex, TERMINAL_STATES, type Address, type Identity, type JobSpecInput, type JobState, type MoneyFormat } from '@kiln/protocol'
 import { guarantee, resolveVerification, type Guarantee } from '@kiln/verifier'
 import type { AppRouter } from '@kiln/marketplace/api'
-import { call } from './errors.ts'
+import { call as callAt, unreachable } from './errors.ts'
 
 export interface KilnClientInit {
   /** The marketplace API, e.g. http://127.0.0.1:7700 */
@@ -25,7 +25,10 @@ export type RunDetails = Awaited<ReturnType<KilnApi['jobs']['runs']['mutate']>>[
 
 /** What a job may cost and what verification buys, shown before anything is paid. */
 export interface Quote {
-  /** The most one run can cost: the max price over the whole timeout. */
+  /**
+   * The most one run can cost: the max price over the whole timeout. A ceiling: the lock and
+   * the bond follow the matched provider's price, which may be lower.
+   */
   maxCost: number
   /** What the wallet must hold to submit: room for one spot-check re-run when p > 0. */
   required: number
@@ -39,8 +42,8 @@ export interface Quote {
 export interface WatchHandlers {
   onState?: (job: JobDetails) => void
   onLog?: (line: LogLine) => void
-  /** Called after this client locked the job's funds on chain. */
-  onLocked?: (signature: string, job: JobDetails) => void
+  /** Called after this client locked the job's funds on chain; `lock` is what it locked, and where. */
+  onLocked?: (signature: string, job: JobDetails, lock: NonNullable<RunDetails['lock']>) => void
   /** A refund co-signature this client tried to give failed (it is retried when the request changes). */
   onCosignError?: (err: unknown) => void
   signal?: AbortSignal
@@ -54,6 +57,7 @@ const OWNER_READS: ReadonlySet<string> = new Set(['jobs.get', 'jobs.logs'])
 
 export function createKilnClient(init: KilnClientInit) {
   const base = init.url.replace(/\/$/, '')
+  const call = <T>(fn: () => Promise<T>): Promise<T> => callAt(fn, base)
   let infoCache: NetworkInfo | undefined
   let connection: Connection | undefined
   let token: { header: string; renewAt: number } | undefined
@@ -76,6 +80,8 @@ export function createKilnClient(init: KilnClientInit) {
     api,
     address: init.identity.address,
     info,
+    /** Shows amounts in the marketplace's unit: the same formatter the CLI and the web app use. */
+    money: async (): Promise<MoneyFormat> => moneyFormat((await info()).token),
     async balance(): Promise<number> {
       const i = await info()
       return tokenBalance(await chain(), i.mint as Address, init.identity.address)
@@ -107,12 +113,14 @@ export function createKilnClient(init: KilnClientInit) {
       const i = await info()
       const maxCost = maxLeaseCost(parsed.maxPricePerHour, parsed.timeoutSec)
       const v = resolveVerification(parsed.verification, maxCost, i.verification)
-      const g = guarantee({ p: v.p, bond: v.bond, pricePerJob: maxCost, k })
       const required = v.p > 0 ? 2 * maxCost : maxCost
-      const units = (n: number) => (n / TOKEN_UNIT).toFixed(6)
+      const m = moneyFormat(i.token)
+      // Priced at the client's max price: the matched provider's may be lower, and so its lock and bond.
+      const g = guarantee({ p: v.p, bond: v.bond, pricePerJob: maxCost, k, token: i.token, ceiling: true })
       const lines = [
-        `max cost: ${units(maxCost)} (${units(parsed.maxPricePerHour)}/h for ${parsed.timeoutSec} s); your wallet must hold ${units(required)}${v.p > 0 ? ' (room for one re-run)' : ''}`,
-        `marketplace fee: ${(i.feeBps / 100).toFixed(2)}% of the provider's pay; comparator: ${v.comparator.kind}`,
+        `max cost: at most ${m.amount(maxCost)}, at your max price ${m.rate(parsed.maxPricePerHour)} for ${parsed.timeoutSec} s; your wallet must hold ${m.amount(required)}${v.p > 0 ? ' (room for one re-run)' : ''}`,
+        'the matched provider\'s price sets the lock and its bond (at most the amounts here); both are shown once matched',
+        `marketplace fee: ${(i.feeBps / 100).toFixed(2)}% of the work's pay; comparator: ${v.comparator.kind}`,
         ...g.quoteLines,
       ]
       return { maxCost, required, p: v.p, bond: v.bond, feeBps: i.feeBps, guarantee: g, lines }
@@ -131,11 +139,14 @@ export function createKilnClient(init: KilnClientInit) {
     async lockRun(job: Pick<JobDetails, 'id' | 'maxCost'>, run: Pick<RunDetails, 'lock' | 'state'>): Promise<string> {
       const lock = run.lock
       if (!lock || run.state !== 'matched') throw new KilnError('JOB_WRONG_STATE', `this run of job ${job.id} is ${run.state}, not waiting for a lock`)
-      if (lock.amount > job.maxCost) throw new KilnError('PAYLOAD_INVALID', `the marketplace asks to lock ${lock.amount}, above the job's maximum cost ${job.maxCost}`)
       const i = await info()
+      if (lock.amount > job.maxCost) {
+        const m = moneyFormat(i.token)
+        throw new KilnError('PAYLOAD_INVALID', `the marketplace asks to lock ${m.amount(lock.amount)}, above the job's maximum cost ${m.amount(job.maxCost)}`)
+      }
       if (lock.mint !== i.mint || lock.arbiter !== i.arbiter) throw new KilnError('ESCROW_WRONG_ACCOUNT', 'the lock names another mint or arbiter than the marketplace')
       const signature = await lockFunds({
-        connection: await chain(), from: init.identity, amount: lock.amount, jobId: lock.escrowId, mint: lock.mint as Address,
+        connection: await chain(), from: init.identity, amount: lock.amount, token: i.token, jobId: lock.escrowId, mint: lock.mint as Address,
         vault: lock.vault as Address, client: init.identity.address, provider: lock.provider as Address, arbiter: lock.arbiter as Address,
       })
       await call(() => api.jobs.lock.mutate({ envelope: seal(init.identity, Kind.lock, { jobId: job.id, signature, escrowId: lock.escrowId }) }))
@@ -201,7 +212,7 @@ export function createKilnClient(init: KilnClientInit) {
           if (run.state === 'matched' && run.lock && !locked.has(run.lock.vault)) {
             locked.add(run.lock.vault)
             const sig = await client.lockRun(job, run)
-            if (run.role === 'primary') h.onLocked?.(sig, job)
+            if (run.role === 'primary') h.onLocked?.(sig, job, run.lock)
           }
           if (run.pendingCosign && !cosigned.has(run.pendingCosign.transaction)) {
             cosigned.add(run.pendingCosign.transaction)
@@ -214,7 +225,9 @@ export function createKilnClient(init: KilnClientInit) {
     },
     /** Downloads one of this client's outputs by digest (owner only) and checks it hashes to that digest. */
     async download(digest: string): Promise<Buffer> {
-      const res = await fetch(`${base}/artifacts/${digest}`, { headers: { authorization: await authorization() } })
+      const res = await fetch(`${base}/artifacts/${digest}`, { headers: { authorization: await authorization() } }).catch((e: unknown) => {
+        throw unreachable(base, (e as Error).cause ?? e)
+      })
       if (!res.ok) {
         const body = (await res.json().catch(() => undefined)) as unknown
         throw kilnErrorFromJSON(body) ?? new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} at the marketplace (HTTP ${res.status})`, { digest })

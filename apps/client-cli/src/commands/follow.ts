@@ -1,8 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import pc from 'picocolors'
+import { maxLeaseCost, type MoneyFormat } from '@kiln/protocol'
 import { unpackOutput, type JobDetails, type KilnClient } from '@kiln/sdk'
-import { Exit, money, openClient, type GlobalOpts, type Io } from '../context.ts'
+import { assertJobId, Exit, openClient, type GlobalOpts, type Io } from '../context.ts'
+import { settlementWords } from '../money.ts'
 
 export type Say = (icon: string, msg: string) => void
 
@@ -21,16 +23,21 @@ export function sayer(o: GlobalOpts, io: Io): Say {
 export async function watch(o: GlobalOpts & { jobId: string; out: string }, io: Io): Promise<number> {
   const { client } = openClient(o)
   // Only the owner can read the job whole (the marketplace refuses anyone else with NOT_JOB_OWNER).
-  const job = await client.get(o.jobId)
+  const job = await client.get(assertJobId(o.jobId))
   return follow(client, job.id, o, io, sayer(o, io))
 }
 
 /** Follows a job to its end: locks, co-signatures, logs, the checked output, a summary. */
 export async function follow(client: KilnClient, jobId: string, o: GlobalOpts & { out: string }, io: Io, say: Say, extra: Record<string, unknown> = {}): Promise<number> {
   let lockSignature: string | undefined
+  const m = await client.money()
   const job = await client.watch(jobId, {
-    onState: (j) => describe(j, say),
-    onLocked: (sig, j) => { lockSignature = sig; say(pc.green('✓'), `locked ${money(j.lock?.amount)} in escrow vault ${j.lock?.vault} (tx ${sig})`) },
+    onState: (j) => {
+      const line = stateLine(j, m)
+      if (line) say(...line)
+    },
+    // The run's own lock: the job as last read may not show it yet (its lock window opens after the match).
+    onLocked: (sig, _j, lock) => { lockSignature = sig; say(pc.green('✓'), `locked ${m.amount(lock.amount)} in escrow vault ${lock.vault} (tx ${sig})`) },
     onLog: (l) => {
       if (o.json) return
       for (const line of l.text.trimEnd().split('\n')) io.out(`${pc.dim('│')} ${l.stream === 'stderr' ? pc.yellow(line) : line}`)
@@ -49,35 +56,52 @@ export async function follow(client: KilnClient, jobId: string, o: GlobalOpts & 
   if (o.json) {
     io.out(JSON.stringify({ ok: job.state === 'done', job: { ...job, receipt: undefined }, lockSignature, outputDir, files, ...extra }))
   } else {
-    say(job.state === 'done' ? pc.green('✓') : pc.red('✗'), summary(job))
+    say(job.state === 'done' ? pc.green('✓') : pc.red('✗'), summary(job, m))
   }
   return job.state === 'done' ? Exit.ok : Exit.jobFailed
 }
 
-function describe(j: JobDetails, say: (icon: string, msg: string) => void): void {
+/** What a state the job entered means for the client, in one line; null where the summary says it. */
+export function stateLine(j: JobDetails, m: MoneyFormat): [icon: string, msg: string] | null {
   switch (j.state) {
     case 'queued': {
       const where = j.queuePosition ? ` (position ${j.queuePosition}${j.estimatedWaitMs ? `, about ${Math.ceil(j.estimatedWaitMs / 1000)} s` : ''})` : ''
-      say('…', `${j.waiting ? `queued: ${j.waiting}` : 'queued, looking for a provider'}${where}`)
-      break
+      return ['…', `${j.waiting ? `queued: ${j.waiting}` : 'queued, looking for a provider'}${where}`]
     }
-    case 'matched': say(pc.green('✓'), `matched provider ${j.provider} at ${money(j.pricePerHour)}/h`); break
-    case 'locked': say(pc.green('✓'), 'escrow confirmed on chain by the marketplace; lease sent'); break
-    case 'running': say(pc.cyan('▶'), `running ${j.image}`); break
-    case 'verifying': say('…', 'verifying the signed receipt against the output'); break
-    case 'settling': say('…', j.error ? `run failed (${j.error.code} ${j.error.message}); settling` : 'receipt verified; settling on chain'); break
-    default: break
+    case 'matched': {
+      // The provider's price, not the client's ceiling, sets the lock and the bond (the quote showed their most).
+      const lock = j.lock?.amount ?? (j.pricePerHour === null ? null : maxLeaseCost(j.pricePerHour, j.spec.timeoutSec))
+      return [pc.green('✓'), `matched provider ${j.provider} at ${m.rate(j.pricePerHour)} (your max ${m.rate(j.spec.maxPricePerHour)}): lock ${m.amount(lock)} for ${j.spec.timeoutSec} s, its bond ${m.amount(j.bond)}`]
+    }
+    case 'locked': return [pc.green('✓'), 'the marketplace found your lock in the vault on chain; lease sent to the provider']
+    case 'running': return [pc.cyan('▶'), `running ${j.image}`]
+    case 'verifying': return ['…', 'the signed receipt checks out (signature, output digest); checking the result']
+    case 'settling': return ['…', settling(j)]
+    default: return null
   }
 }
 
-function summary(j: JobDetails): string {
-  const m = j.settlement
-  const money2 = m
-    ? `provider paid ${money(m.toProviderForWork)}${m.bondReturned ? ` (+ its bond ${money(m.bondReturned)} back)` : ''}, fee ${money(m.fee)}, refunded ${money(m.refunded)}${m.bondSlashed ? ` + the provider's slashed bond ${money(m.bondSlashed)}` : ''}`
-    : 'nothing settled'
+/** What the settlement under way does, from how the run ended: a refund never says a receipt was verified. */
+function settling(j: JobDetails): string {
+  const why = j.error ? ` (${j.error.code} ${j.error.message})` : ''
+  switch (j.settleOutcome) {
+    case 'verified': return 'result accepted: paying the provider for the seconds it ran and refunding the rest of your lock, on chain'
+    case 'failed_client': return `your program failed${why}: paying the provider for the seconds it ran and refunding the rest of your lock, on chain`
+    case 'cancelled': return j.settleAction === 'refund' ? 'cancelled before it ran: refunding your lock in full, on chain' : 'cancelled: paying for the seconds it ran and refunding the rest of your lock, on chain'
+    case 'caught': return 'caught: independent runs outvoted this provider\'s result; refunding your lock and slashing its bond to you, on chain'
+    case 'failed_provider':
+    case 'timeout':
+      return `the run did not deliver${why}: refunding your lock in full, on chain${j.settleAction === 'refund_requeue' ? '; the job then goes to another provider' : ''}`
+    default: return 'settling on chain'
+  }
+}
+
+function summary(j: JobDetails, m: MoneyFormat): string {
+  const w = j.settlement && settlementWords(j.settlement, m)
+  const money = w ? `paid ${w.paid}; refunded ${w.refunded}; bond ${w.bond}` : j.lockSignature ? 'not settled yet' : 'nothing was locked'
   const tx = j.settlementSignature ? ` — settlement tx ${j.settlementSignature}` : ''
   const v = j.verification
-  const checked = v && v.verdict !== 'unchecked' ? ` — spot-checked: ${v.verdict}${v.caught.length ? `, caught ${v.caught.join(', ')} (bond paid to you)` : ''}` : ''
-  if (j.state === 'done') return `done: ${money2}${tx}${checked}`
-  return `${j.state}${j.error ? `: ${j.error.code} ${j.error.message}` : ''} — ${money2}${tx}`
+  const checked = v && v.verdict !== 'unchecked' ? ` — spot-checked: ${v.verdict}${v.caught.length ? `, caught ${v.caught.join(', ')} (its bond slashed to you)` : ''}` : ''
+  if (j.state === 'done') return `done: ${money}${tx}${checked}`
+  return `${j.state}${j.error ? `: ${j.error.code} ${j.error.message}` : ''} — ${money}${tx}`
 }

@@ -1,16 +1,19 @@
 import pc from 'picocolors'
-import { isKilnError } from '@kiln/protocol'
+import { isKilnError, type MoneyFormat } from '@kiln/protocol'
 import type { KilnClient, PublicJob } from '@kiln/sdk'
-import { Exit, money, openClient, type GlobalOpts, type Io } from '../context.ts'
+import { assertJobId, Exit, openClient, type GlobalOpts, type Io } from '../context.ts'
+import { settlementWords } from '../money.ts'
 
 /** `kiln status <job>`: the job, its money and its history; another's job as the public sees it. */
 export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
+  assertJobId(o.jobId)
   const { client } = openClient(o)
   const j = await client.get(o.jobId).catch((e: unknown) => {
     if (isKilnError(e, 'NOT_JOB_OWNER')) return undefined
     throw e
   })
-  if (!j) return publicStatus(client, o, io)
+  const m = await client.money()
+  if (!j) return publicStatus(client, o, io, m)
   // The owner also sees the job's spot-check runs (signed request; nobody else can).
   const runs = await client.runs(j.id).catch(() => undefined)
   if (o.json) {
@@ -18,8 +21,8 @@ export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise
     return Exit.ok
   }
   const rows: [string, string][] = [
-    ...common(j), ['max cost', money(j.maxCost)], ['locked', money(j.lock?.amount)], ['vault', j.lock?.vault ?? '-'], ['output', j.outputDigest ?? '-'],
-    ...(j.settlement ? [] : [['bond', money(j.bond)] as [string, string]]), ...settled(j),
+    ...common(j, m), ['max cost', `${m.amount(j.maxCost)} (at your max price)`], ['locked', m.amount(j.lock?.amount)], ['vault', j.lock?.vault ?? '-'], ['output', j.outputDigest ?? '-'],
+    ...(j.settlement ? [] : [['bond', m.amount(j.bond)] as [string, string]]), ...settled(j, m),
   ]
   if (j.error) rows.push(['error', `${j.error.code} ${j.error.message}`])
   if (j.waiting) rows.push(['waiting', j.waiting])
@@ -27,7 +30,10 @@ export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise
   if (runs && runs.length > 1) {
     io.out('')
     io.out(pc.dim('runs (only you see these)'))
-    for (const r of runs) io.out(`  ${r.role.padEnd(9)} ${r.state.padEnd(10)} ${(r.provider ?? '-').padEnd(44)} ${(r.settleOutcome ?? '-').padEnd(16)} paid ${money(r.paidToProvider)} refunded ${money(r.refundedToClient)}`)
+    for (const r of runs) {
+      const w = r.settlement && settlementWords(r.settlement, m)
+      io.out(`  ${r.role.padEnd(9)} ${r.state.padEnd(10)} ${(r.provider ?? '-').padEnd(44)} ${(r.settleOutcome ?? '-').padEnd(16)} ${w ? `paid ${w.paid}; refunded ${w.refunded}; bond ${w.bond}` : 'not settled'}`)
+    }
   }
   io.out('')
   for (const e of j.events) io.out(`${pc.dim(new Date(e.at).toISOString())} ${(e.from ?? '').padStart(9)} → ${e.to.padEnd(9)} ${e.reason}`)
@@ -35,10 +41,10 @@ export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise
 }
 
 /** Another client's job: only what a market explorer may see. */
-async function publicStatus(client: KilnClient, o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
+async function publicStatus(client: KilnClient, o: GlobalOpts & { jobId: string }, io: Io, m: MoneyFormat): Promise<number> {
   const j = await client.publicJob(o.jobId)
   if (o.json) { io.out(JSON.stringify({ ...j, public: true })); return Exit.ok }
-  const rows: [string, string][] = [...common(j), ...settled(j)]
+  const rows: [string, string][] = [...common(j, m), ...settled(j, m)]
   if (j.errorCode) rows.push(['error', j.errorCode])
   for (const [k, v] of rows) io.out(`${pc.dim(k.padEnd(11))} ${v}`)
   io.out(pc.dim(`\nnot your job: this is its public view (its spec, logs and outputs are its owner's)`))
@@ -46,16 +52,14 @@ async function publicStatus(client: KilnClient, o: GlobalOpts & { jobId: string 
   return Exit.ok
 }
 
-function common(j: PublicJob | Omit<PublicJob, 'errorCode' | 'events'>): [string, string][] {
-  return [['job', j.id], ['state', j.state], ['image', j.image], ['client', j.client], ['provider', j.provider ?? '-'], ['price/h', money(j.pricePerHour)]]
+function common(j: PublicJob | Omit<PublicJob, 'errorCode' | 'events'>, m: MoneyFormat): [string, string][] {
+  return [['job', j.id], ['state', j.state], ['image', j.image], ['client', j.client], ['provider', j.provider ?? '-'], ['price', m.rate(j.pricePerHour)]]
 }
 
-function settled(j: Pick<PublicJob, 'settlement'> & { verification: (PublicJob['verification'] & { reason?: string }) | null }): [string, string][] {
-  const m = j.settlement
-  const rows: [string, string][] = m
-    ? [['paid', `${money(m.work)} for the work (${money(m.toProviderForWork)} to the provider, ${money(m.fee)} fee)`], ['refunded', money(m.refunded)],
-        ['bond', m.bondSlashed ? `${money(m.bondSlashed)} slashed to the client` : `${money(m.bondReturned)} returned to the provider`], ['settlement', m.signature]]
-    : [['settlement', '-']]
+function settled(j: Pick<PublicJob, 'settlement'> & { verification: (PublicJob['verification'] & { reason?: string }) | null }, m: MoneyFormat): [string, string][] {
+  const s = j.settlement
+  const w = s && settlementWords(s, m)
+  const rows: [string, string][] = s && w ? [['paid', w.paid], ['refunded', w.refunded], ['bond', w.bond], ['settlement', s.signature]] : [['settlement', '-']]
   if (j.verification) {
     const v = j.verification
     rows.push(['verified', v.verdict === 'unchecked' ? 'not spot-checked' : `${v.verdict} over ${v.runs} runs${v.caught.length ? `; caught ${v.caught.join(', ')}` : ''}${v.reason ? ` (${v.reason})` : ''}`])
@@ -65,6 +69,7 @@ function settled(j: Pick<PublicJob, 'settlement'> & { verification: (PublicJob['
 
 /** `kiln logs <job>`: everything the job printed so far. */
 export async function logs(o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
+  assertJobId(o.jobId)
   const { client } = openClient(o)
   let after = -1
   for (;;) {
@@ -78,6 +83,7 @@ export async function logs(o: GlobalOpts & { jobId: string }, io: Io): Promise<n
 
 /** `kiln cancel <job>`: stop a job; what it ran is paid, the rest of the lock comes back. */
 export async function cancel(o: GlobalOpts & { jobId: string }, io: Io): Promise<number> {
+  assertJobId(o.jobId)
   const { client } = openClient(o)
   const j = await client.cancel(o.jobId)
   if (o.json) io.out(JSON.stringify({ ...j, receipt: undefined }))

@@ -3,7 +3,7 @@ import pc from 'picocolors'
 import { parse as parseYaml } from 'yaml'
 import { JobSpec, KilnError, parseOrThrow, type JobSpecInput } from '@kiln/protocol'
 import type { Quote } from '@kiln/sdk'
-import { Exit, money, openClient, type GlobalOpts, type Io } from '../context.ts'
+import { Exit, openClient, type GlobalOpts, type Io } from '../context.ts'
 import { follow, sayer } from './follow.ts'
 
 export interface SubmitOpts extends GlobalOpts {
@@ -53,7 +53,7 @@ export async function submit(o: SubmitOpts, io: Io): Promise<number> {
   const q = await client.quote(spec)
   for (const line of q.lines) say(pc.cyan('ⓘ'), line)
   const { jobId, maxCost } = await client.submit(spec)
-  say(pc.green('✓'), `submitted ${pc.bold(jobId)} (at most ${money(maxCost)} will be locked)`)
+  say(pc.green('✓'), `submitted ${pc.bold(jobId)} (lock at most ${(await client.money()).amount(maxCost)}, at your max price)`)
   if (!o.wait) {
     if (o.json) io.out(JSON.stringify({ ok: true, jobId, maxCost, quote: quoteJson(q) }))
     // Funds are locked by the client's own key when a provider is found: someone has to be there.

@@ -63,6 +63,9 @@ export interface JobView extends Omit<PublicJobView, 'errorCode' | 'verification
   estimatedWaitMs: number | null
   /** A settlement waiting for the client's co-signature: a refund the provider could not sign, or a slash. */
   pendingCosign: { transaction: string; toClient: number; action: 'refund' | 'slash' } | null
+  /** Once settling: how the run ended for money (a SettlementOutcome) and what the vault does (release, refund, refund_requeue, slash). */
+  settleOutcome: string | null
+  settleAction: string | null
   attempt: number
   /** The provider's bond and the marketplace fee of this run (fee once settled). */
   bond: number | null
@@ -145,7 +148,7 @@ export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
     lockSignature: job.lockSignature, outputDigest: job.outputDigest, outputBytes: job.outputBytes,
     paidToProvider: job.paidToProvider, refundedToClient: job.refundedToClient, settlementSignature: job.settlementSignature,
     error: job.error, waiting: ctx.waiting.get(job.id) ?? null, updatedAt: job.updatedAt, receipt: job.receipt,
-    pendingCosign: pendingOf(job), attempt: job.attempt, bond: job.bond, fee: job.fee,
+    pendingCosign: pendingOf(job), settleOutcome: job.settleOutcome, settleAction: job.settleAction, attempt: job.attempt, bond: job.bond, fee: job.fee,
     ...queueEstimate(ctx, job),
   }
 }
