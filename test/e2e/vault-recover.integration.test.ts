@@ -56,6 +56,9 @@ describe('kiln vault recover', () => {
     expect(r.err).toBe('')
     expect(r.code).toBe(0)
     expect(r.out).toMatch(new RegExp(`vault ${vault} emptied and closed`))
+    // In the coin's words, as every other amount the CLI shows (the devchain's mint: tUSDC).
+    expect(r.out).toContain(`3.00 tUSDC to provider ${provider.id.address}`)
+    expect(r.out).toContain(`10.00 tUSDC to client ${client.id.address}`)
     expect(await balances()).toEqual([c0! + 10_000_000, p0! + 3_000_000])
     expect(await conn.getAccountInfo(new PublicKey(vault), 'confirmed')).toBeNull()
   })

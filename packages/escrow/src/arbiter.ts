@@ -3,7 +3,7 @@ import {
   createTransferCheckedInstruction, getAssociatedTokenAddressSync, unpackAccount, MULTISIG_SIZE,
 } from '@solana/spl-token'
 import { Transaction, type AccountInfo, type Connection, type TransactionInstruction } from '@solana/web3.js'
-import { assertIsAddress, KilnError, type Address, type Identity } from '@kiln/protocol'
+import { assertIsAddress, formatAmount, KilnError, tokenUnitFor, type Address, type Identity } from '@kiln/protocol'
 import { COMMITMENT, createWithSeedIxs, inspectVault, keypairOf, mintDecimals, multisigProblem, onChain, pk, sendAndConfirm, toSafeNumber, unclaimed } from './chain.ts'
 import { assertAmount, assertJobId, assertParties, multisigAddress, multisigSeed, MULTISIG_THRESHOLD, vaultAddress } from './derive.ts'
 
@@ -127,7 +127,7 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
     checkMultisig(p, multisig, m)
     const balance = toSafeNumber(checkVault(p, vault, multisig, v), 'vault balance')
     const total = [...merged.values()].reduce((a, b) => a + b, 0)
-    if (total > balance) throw new KilnError('ESCROW_NOT_FUNDED', `payouts total ${total} but vault ${vault} holds ${balance}`, { jobId: p.jobId, vault, total, balance })
+    if (total > balance) throw new KilnError('ESCROW_NOT_FUNDED', `payouts total ${formatAmount(total, tokenUnitFor(mint))} but vault ${vault} holds ${formatAmount(balance, tokenUnitFor(mint))}`, { jobId: p.jobId, vault, total, balance })
     if (balance > total) merged.set(p.client, (merged.get(p.client) ?? 0) + balance - total)
 
     const decimals = await mintDecimals(connection, mint)

@@ -30,7 +30,7 @@ export async function checkLock(connection: Connection, ref: VaultRef & { amount
   if ('reason' in r) return { ok: false, reason: r.reason }
   if ('problem' in r.vault) return { ok: false, reason: r.vault.problem }
   const balance = toSafeNumber(r.vault.balance, 'vault balance')
-  if (balance < ref.amount) return { ok: false, reason: `vault ${ref.vault} holds ${balance}, less than ${ref.amount}` }
+  if (balance < ref.amount) return { ok: false, reason: `vault ${ref.vault} holds ${formatAmount(balance, tokenUnitFor(ref.mint))}, less than ${formatAmount(ref.amount, tokenUnitFor(ref.mint))}` }
   return { ok: true, balance }
 }
 

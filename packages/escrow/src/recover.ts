@@ -28,6 +28,8 @@ export interface Recovered {
   payouts: { to: Address; amount: number }[]
   /** The vault's signers as its multisig lists them. */
   parties: { client: Address; provider: Address; arbiter: Address }
+  /** The vault's token: what the amounts are counted in. */
+  mint: Address
 }
 
 /**
@@ -90,5 +92,5 @@ export async function recoverVault(init: RecoverInit): Promise<Recovered> {
   const { blockhash } = await onChain('reading a blockhash', () => connection.getLatestBlockhash(COMMITMENT))
   const tx = new Transaction({ feePayer: payer, recentBlockhash: blockhash }).add(...ixs)
   tx.sign(keypairOf(a), keypairOf(b))
-  return { signature: await sendAndConfirm(connection, tx), vault: init.vault, payouts: payouts.filter((p) => p.amount > 0), parties }
+  return { signature: await sendAndConfirm(connection, tx), vault: init.vault, payouts: payouts.filter((p) => p.amount > 0), parties, mint: mint.toBase58() as Address }
 }

@@ -1,5 +1,5 @@
 import { Transaction } from '@solana/web3.js'
-import { addressFromPublicKey, isKilnError, KilnError, type Address } from '@kiln/protocol'
+import { addressFromPublicKey, formatAmount, isKilnError, KilnError, tokenUnitFor, type Address } from '@kiln/protocol'
 import type { Escrow, JobParties, Payout, SettlementExpectation } from './arbiter.ts'
 import { payoutsFor, type SettlementPlan } from './plan.ts'
 
@@ -54,7 +54,8 @@ export async function settleOnce(init: SettleInit): Promise<SettleResult> {
   if (!status.exists) return { status: 'already_settled', signature: null }
   const total = plan.provider + plan.client + plan.arbiter
   if (status.balance < total) {
-    throw new KilnError('ESCROW_NOT_FUNDED', `vault ${status.vault} holds ${status.balance}, the plan pays out ${total} (is the bond missing?)`, { jobId: job.jobId, balance: status.balance, total })
+    const unit = tokenUnitFor(escrow.mint)
+    throw new KilnError('ESCROW_NOT_FUNDED', `vault ${status.vault} holds ${formatAmount(status.balance, unit)}, the plan pays out ${formatAmount(total, unit)} (is the bond missing?)`, { jobId: job.jobId, balance: status.balance, total })
   }
   const payouts = payoutsFor(plan, { client: job.client, provider: job.provider, feeTo: init.feeTo ?? escrow.arbiter })
   const { tx, expected } = await escrow.buildSettlement({ ...job, cosigner: plan.cosigner, payouts })

@@ -182,7 +182,9 @@ describe('escrow on a real devchain', () => {
     const theirs = { ...parties, client: poor.address }
     const own = await escrow.prepareVault({ jobId, client: poor.address, provider: provider.address })
     const err = await lockFunds({ connection: conn, from: poor, amount: 6, jobId, mint, vault: own.vault, ...theirs }).catch((e: unknown) => e)
-    expect(err).toMatchObject({ kind: 'INSUFFICIENT_FUNDS', context: { needed: 6, available: 5 } })
+    expect(err).toMatchObject({ kind: 'INSUFFICIENT_FUNDS', context: { needed: 6, available: 5 }, message: `${poor.address} holds 0.000005 tUSDC, needs 0.000006 tUSDC to lock` })
+    await lockFunds({ connection: conn, from: poor, amount: 5, jobId, mint, vault: own.vault, ...theirs })
+    expect(await checkLock(conn, { jobId, mint, vault: own.vault, ...theirs, amount: 6 })).toMatchObject({ ok: false, reason: expect.stringMatching(/holds 0\.000005 tUSDC, less than 0\.000006 tUSDC$/) })
     // SOL for the vault's rent is needed too (it comes back at settlement).
     const broke = Identity.generate()
     await chain.fund(broke.address, { lamports: 1_000_000, tokens: 5 })

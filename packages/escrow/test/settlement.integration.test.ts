@@ -70,7 +70,7 @@ describe('settlement properties on a real devchain', () => {
     const plan = planSettlement({ lock: 1_000, bond: 500, pricePerHour: 3_600, containerSeconds: 10, outcome: 'caught', feeBps: 0 })
     let cosigned = false
     const attempt = settleOnce({ escrow, job, plan, cosign: async () => { cosigned = true; return '' } })
-    await expect(attempt).rejects.toThrowError(expect.objectContaining({ kind: 'ESCROW_NOT_FUNDED', message: expect.stringContaining('bond') }))
+    await expect(attempt).rejects.toThrowError(expect.objectContaining({ kind: 'ESCROW_NOT_FUNDED', message: expect.stringMatching(/holds 0\.001 tUSDC, the plan pays out 0\.0015 tUSDC \(is the bond missing\?\)$/) }))
     expect(cosigned).toBe(false)
     expect((await escrow.settlementStatus(job)).balance).toBe(1_000)
   })

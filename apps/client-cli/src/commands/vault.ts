@@ -1,5 +1,5 @@
 import { recoverVault, type Party } from '@kiln/escrow'
-import { isAddress, KilnError, loadIdentity, type Address } from '@kiln/protocol'
+import { isAddress, KilnError, loadIdentity, tokenUnitFor, type Address } from '@kiln/protocol'
 import { Exit, money, type GlobalOpts, type Io } from '../context.ts'
 
 export interface RecoverOpts extends GlobalOpts {
@@ -21,7 +21,7 @@ function payment(value: string): { to: Party; amount: number } {
   const [who = '', units = ''] = value.split('=')
   const amount = Number(units)
   if (!/^\d+$/.test(units) || !Number.isSafeInteger(amount) || amount <= 0) {
-    throw new KilnError('PAYLOAD_INVALID', `--pay ${value} has no amount`, { issues: [{ path: 'pay', message: 'not <who>=<base units>', expected: 'like provider=2000000 (2.000000 tokens)' }] })
+    throw new KilnError('PAYLOAD_INVALID', `--pay ${value} has no amount`, { issues: [{ path: 'pay', message: 'not <who>=<base units>', expected: 'like provider=2000000 (2.00 of the coin)' }] })
   }
   return { to: party(who, 'pay'), amount }
 }
@@ -41,7 +41,7 @@ export async function recover(o: RecoverOpts, io: Io): Promise<number> {
   }
   const name = (a: Address) => (a === r.parties.client ? `client ${a}` : a === r.parties.provider ? `provider ${a}` : a === r.parties.arbiter ? `arbiter ${a}` : a)
   io.out(`vault ${r.vault} emptied and closed in ${r.signature}`)
-  for (const p of r.payouts) io.out(`  ${money(p.amount)} to ${name(p.to)}`)
+  for (const p of r.payouts) io.out(`  ${money(p.amount, tokenUnitFor(r.mint))} to ${name(p.to)}`)
   if (r.payouts.length === 0) io.out('  it held nothing')
   return Exit.ok
 }
