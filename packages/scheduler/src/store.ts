@@ -126,7 +126,8 @@ export function createJobStore(db: Db): JobStore {
     async appendLogs(id, firstSeq, chunks) {
       if (chunks.length === 0) return
       const now = Date.now()
-      await db.insert(jobLogs).values(chunks.map((c, i) => ({ jobId: id, seq: firstSeq + i, stream: c.stream, text: c.text, at: now }))).onConflictDoNothing()
+      // A program may print anything; Postgres text cannot hold a NUL, so it is shown as U+FFFD.
+      await db.insert(jobLogs).values(chunks.map((c, i) => ({ jobId: id, seq: firstSeq + i, stream: c.stream, text: c.text.replaceAll('\u0000', '\uFFFD'), at: now }))).onConflictDoNothing()
     },
     async queued() {
       return db.select({ id: jobs.id, parentId: jobs.parentId, client: jobs.client, priority: jobs.priority, createdAt: jobs.createdAt, parkedAt: jobs.parkedAt })

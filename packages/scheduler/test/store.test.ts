@@ -20,6 +20,17 @@ describe('JobStore (PGlite)', () => {
     }
   })
 
+  it('stores whatever a job printed, a NUL byte included (shown as U+FFFD)', async () => {
+    const { store, close, create } = await setup()
+    try {
+      const job = await create()
+      await store.appendLogs(job.id, 0, [{ stream: 'stdout', text: 'before\u0000after\n' }, { stream: 'stderr', text: 'plain' }])
+      expect((await store.logs(job.id, -1)).map((l) => l.text)).toEqual(['before\uFFFDafter\n', 'plain'])
+    } finally {
+      await close()
+    }
+  })
+
   it('refuses an illegal transition outright', async () => {
     const { store, close, create } = await setup()
     try {
