@@ -29,8 +29,9 @@ describe('a first job, end to end', () => {
     expect(await tokenBalance(conn, mint, fx.client.address)).toBe(fx.funds)
     const job = await kiln.watch(jobId, {
       onState: (j) => { states.push(j.state) },
-      onLocked: (_sig, j) => {
-        vault = j.lock?.vault
+      // The lock this client made: the job as last read may not show it yet.
+      onLocked: (_sig, _j, lock) => {
+        vault = lock.vault
         // Once locked, the vault holds the whole lock until settlement.
         vaultDuringRun = conn.getTokenAccountBalance(new PublicKey(vault!)).then((b) => Number(b.value.amount))
       },

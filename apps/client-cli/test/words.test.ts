@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { moneyFormat, TEST_TOKEN } from '@kiln/protocol'
-import type { JobDetails } from '@kiln/sdk'
-import { stateLine } from '../src/commands/follow.ts'
+import type { JobDetails, KilnClient, WatchHandlers } from '@kiln/sdk'
+import { follow, stateLine } from '../src/commands/follow.ts'
 import { settlementWords } from '../src/money.ts'
 
 const m = moneyFormat(TEST_TOKEN)
@@ -24,6 +24,22 @@ describe('what the CLI says of a job', () => {
     for (const outcome of ['cancelled', 'failed_provider', 'timeout', 'caught', null]) expect(said({ settleOutcome: outcome, settleAction: 'refund' })).not.toMatch(/verified/)
   })
 
+  it('says what it locked and where from the lock it made, even when the job as last read shows no lock yet', async () => {
+    const lock = { escrowId: 'e', vault: 'F9Ngz3omumzerhwDBxXMWN88sBWFWvrabDBasX9sSt7L', multisig: 'm', mint: 'mint', amount: 12_000, deadline: 1, provider: 'p', arbiter: 'a' }
+    // Only the two calls follow() makes of a job without outputs; the marketplace's side is covered end to end.
+    const client = {
+      money: async () => m,
+      watch: async (_id: string, h: WatchHandlers) => {
+        h.onLocked?.('tx1', job({ state: 'matched', lock: null }), lock)
+        return job({ state: 'failed', lockSignature: 'tx1' })
+      },
+    } as unknown as KilnClient
+    const lines: string[] = []
+    await follow(client, 'job_0mwqa8vhh5f8e8b7616d616e4', { api: '', keypair: '', out: '' }, { out: (l) => lines.push(l), err: () => {} }, (_i, msg) => lines.push(msg))
+    expect(lines[0]).toBe('locked 0.012 tUSDC in escrow vault F9Ngz3omumzerhwDBxXMWN88sBWFWvrabDBasX9sSt7L (tx tx1)')
+    expect(lines[1]).toBe('failed — not settled yet')
+  })
+
   it('says "paid" only of the client\'s pay for the work, and the bond apart', () => {
     const s = { work: 5, fee: 0, toProviderForWork: 5, bondReturned: 120_000, bondSlashed: 0, refunded: 11_995, signature: 'sig' }
     expect(settlementWords(s, m)).toEqual({
@@ -39,7 +55,7 @@ describe('what the CLI says of a job', () => {
 function job(over: Partial<JobDetails>): JobDetails {
   return {
     id: 'job_0mwqa8vhh5f8e8b7616d616e4', state: 'queued', image: 'kiln/matmul:1', provider: 'DHuU6t', pricePerHour: null, bond: null, lock: null,
-    spec: { timeoutSec: 120, maxPricePerHour: 1_000_000 }, error: null, waiting: null, queuePosition: null, estimatedWaitMs: null, settleOutcome: null, settleAction: null,
+    spec: { timeoutSec: 120, maxPricePerHour: 1_000_000 }, error: null, settlement: null, settlementSignature: null, lockSignature: null, outputDigest: null, verification: null, waiting: null, queuePosition: null, estimatedWaitMs: null, settleOutcome: null, settleAction: null,
     ...over,
   } as unknown as JobDetails
 }
