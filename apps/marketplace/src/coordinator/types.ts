@@ -3,7 +3,7 @@ import type { Db } from '@kiln/db'
 import type { Escrow, SettlementStatus } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
 import { createHash } from 'node:crypto'
-import { escrowIdFor, moneyFormat, TEST_TOKEN, type Address, type Identity, type MoneyFormat, type NonceCache, type TokenUnit } from '@kiln/protocol'
+import { escrowIdFor, moneyFormat, tokenUnitFor, type Address, type Identity, type MoneyFormat, type NonceCache, type TokenUnit } from '@kiln/protocol'
 import type { Job, JobStore, LifecycleQueues, MatchingEngine } from '@kiln/scheduler'
 import type { ArtifactStore } from '@kiln/artifacts'
 import { placementAttempts, type VerificationDefaults } from '@kiln/verifier'
@@ -41,12 +41,12 @@ export interface CoordinatorConfig {
    * placed (default 3): it stays queued, parked, until its owner comes back (`ownerReturned`).
    */
   parkAfterLapses?: number
-  /** The unit amounts in messages are named with (default: the devchain's test stablecoin, tUSDC). */
+  /** The unit amounts in messages are named with (default: the mint's, by tokenUnitFor). */
   token?: TokenUnit
 }
 
 /** How the coordinator's messages show amounts: in the marketplace's unit, as the clients do. */
-export const moneyOf = (ctx: Pick<CoordinatorContext, 'config'>): MoneyFormat => moneyFormat(ctx.config.token ?? TEST_TOKEN)
+export const moneyOf = (ctx: Pick<CoordinatorContext, 'config' | 'mint'>): MoneyFormat => moneyFormat(ctx.config.token ?? tokenUnitFor(ctx.mint))
 
 /** Everything the coordinator's parts share; built once by the app in one place. */
 export interface CoordinatorContext {
