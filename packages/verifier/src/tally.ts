@@ -6,6 +6,11 @@ import type { ComparatorConfigInput } from './comparators/config.ts'
 export interface RunResult<O = Uint8Array> {
   provider: string
   output: O
+  /**
+   * The program's exit code, when known: runs that exited differently never agree, whatever
+   * their outputs, so a provider cannot pass off a crashed run's partial output as the result.
+   */
+  exitCode?: number | null
 }
 
 /**
@@ -70,7 +75,10 @@ export async function tallyOutputs(runs: readonly RunResult[], comparator: Compa
   const results = new Map<string, boolean>()
   for (let i = 0; i < runs.length; i++) {
     for (let j = i + 1; j < runs.length; j++) {
-      const c = await compareOutputs(comparator, (runs[i] as RunResult).output, (runs[j] as RunResult).output)
+      const [a, b] = [runs[i] as RunResult, runs[j] as RunResult]
+      const compared = await compareOutputs(comparator, a.output, b.output)
+      const sameExit = (a.exitCode ?? null) === (b.exitCode ?? null)
+      const c = sameExit ? compared : { ...compared, equal: false, reason: `exit codes differ: ${a.exitCode ?? 'none'} vs ${b.exitCode ?? 'none'}` }
       comparisons.push(c)
       results.set(`${i}/${j}`, c.equal)
     }

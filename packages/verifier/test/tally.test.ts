@@ -44,4 +44,12 @@ describe('tallyOutputs', () => {
     expect(t).toMatchObject({ verdict: 'decided', honest: ['B', 'C'], caught: ['A'] })
     expect(t.comparisons).toHaveLength(3)
   })
+
+  it('runs that exited differently never agree, even with the same output', async () => {
+    const out = await packOutputs({ 'result.npy': npy([1, 2, 3]) })
+    const t = await tallyOutputs([{ provider: 'A', output: out, exitCode: 0 }, { provider: 'B', output: out, exitCode: 1 }], { kind: 'exact' })
+    expect(t).toMatchObject({ verdict: 'needs_tiebreak', honest: [], caught: [] })
+    expect(t.comparisons[0]).toMatchObject({ equal: false, reason: 'exit codes differ: 0 vs 1' })
+    expect(await tallyOutputs([{ provider: 'A', output: out, exitCode: 0 }, { provider: 'B', output: out, exitCode: 0 }], { kind: 'exact' })).toMatchObject({ verdict: 'agree' })
+  })
 })

@@ -1,4 +1,4 @@
-import type { KilnError } from '@kiln/protocol'
+import type { KilnError, KilnErrorName } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
 import type { Address } from '@kiln/protocol'
 import { recordOutcome } from './reputation.ts'
@@ -6,13 +6,13 @@ import type { CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
 
 /** Failures where another provider may well succeed: the job is refunded and placed again. */
-const RETRY_ELSEWHERE = new Set(['PEER_UNREACHABLE', 'LEASE_REFUSED', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND', 'NETWORK_UNAVAILABLE'])
+const RETRY_ELSEWHERE: ReadonlySet<KilnErrorName> = new Set<KilnErrorName>(['PEER_UNREACHABLE', 'LEASE_REFUSED', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND', 'NETWORK_UNAVAILABLE'])
 /**
  * Of those, the ones that rule the provider out for this job; a refusal may be momentary.
  * A receipt that does not check out (bad signature, output that does not hash to its digest)
  * is never paid, and that provider gets no second chance at the job.
  */
-const EXCLUDE = new Set(['PEER_UNREACHABLE', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND', 'NETWORK_UNAVAILABLE'])
+const EXCLUDE: ReadonlySet<KilnErrorName> = new Set<KilnErrorName>(['PEER_UNREACHABLE', 'DOCKER_UNAVAILABLE', 'BOND_NOT_POSTED', 'ARTIFACT_DIGEST_MISMATCH', 'ENVELOPE_BAD_SIGNATURE', 'ENVELOPE_WRONG_SIGNER', 'ARTIFACT_NOT_FOUND', 'NETWORK_UNAVAILABLE'])
 export const MAX_PLACEMENTS = 3
 
 /**

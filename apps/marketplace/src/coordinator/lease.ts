@@ -1,5 +1,5 @@
 import type { Channel } from '@kiln/mesh'
-import { isKilnError, Kind, KilnError, KilnErrorCode, OUTPUT_CHUNK_BYTES, parseOrThrow, Protocol, ProviderFrame, seal, type Address, type Lease, type ResultReceipt } from '@kiln/protocol'
+import { isKilnError, Kind, KilnError, KilnErrorCode, OUTPUT_CHUNK_BYTES, parseOrThrow, Protocol, ProviderFrame, seal, type Address, type KilnErrorName, type Lease, type ResultReceipt } from '@kiln/protocol'
 import type { SettlementOutcome } from '@kiln/escrow'
 import type { Job } from '@kiln/scheduler'
 import { checkReceipt, eventFromReceipt } from '@kiln/verifier'
@@ -9,7 +9,7 @@ import { escrowIdOf, moneyOf, type CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
 
 /** Errors that are the provider's fault: it is paid nothing for such a run. */
-const PROVIDER_FAULTS = new Set(['IMAGE_NOT_FOUND', 'DOCKER_UNAVAILABLE', 'LEASE_REFUSED', 'PEER_UNREACHABLE', 'ESCROW_NOT_FUNDED', 'NETWORK_UNAVAILABLE'])
+const PROVIDER_FAULTS: ReadonlySet<KilnErrorName> = new Set<KilnErrorName>(['IMAGE_NOT_FOUND', 'DOCKER_UNAVAILABLE', 'LEASE_REFUSED', 'PEER_UNREACHABLE', 'ESCROW_NOT_FUNDED', 'NETWORK_UNAVAILABLE'])
 
 /**
  * Delivers the lease to the provider and follows the run to its receipt: logs are stored as
@@ -164,7 +164,7 @@ export async function finishRun(ctx: CoordinatorContext, job: Job, receipt: Resu
   await verifyFamily(ctx, job.parentId ?? job.id)
 }
 
-const byCode = new Map<string, string>(Object.entries(KilnErrorCode).map(([k, v]) => [v, k]))
-function kindOf(code: string): string {
+const byCode = new Map<string, KilnErrorName>(Object.entries(KilnErrorCode).map(([k, v]) => [v, k as KilnErrorName]))
+function kindOf(code: string): KilnErrorName {
   return byCode.get(code) ?? 'CONTAINER_FAILED'
 }

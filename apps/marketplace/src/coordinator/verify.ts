@@ -1,15 +1,15 @@
 import type { SettlementOutcome } from '@kiln/escrow'
-import type { Address, ComparatorConfig, ResultReceipt } from '@kiln/protocol'
+import type { Address, ComparatorConfig, JobState, ResultReceipt } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
-import { compareOutputs, resolveVerification, tally, type Tally } from '@kiln/verifier'
+import { resolveVerification, tallyOutputs, type Tally } from '@kiln/verifier'
 import { placementPass } from './dispatch.ts'
 import { recordOutcome } from './reputation.ts'
 import type { CoordinatorContext } from './types.ts'
 
-/** States in which a run may still produce a result. */
-const PENDING = new Set(['queued', 'matched', 'locked', 'running'])
+/** States in which a run may still produce a result (typed by member: a misspelt state does not compile). */
+const PENDING: ReadonlySet<string> = new Set<JobState>(['queued', 'matched', 'locked', 'running'])
 /** Own outcomes whose output is worth comparing: the program ran to its end on the provider. */
-const COMPARABLE = new Set<string>(['verified', 'failed_client'])
+const COMPARABLE: ReadonlySet<string> = new Set<SettlementOutcome>(['verified', 'failed_client'])
 
 const pending = (r: Job): boolean => PENDING.has(r.state) || (r.state === 'settling' && r.settleAction === 'refund_requeue')
 
@@ -74,19 +74,11 @@ export async function verifyFamily(ctx: CoordinatorContext, rootId: string): Pro
   }
 }
 
-/** Compares every pair of results: the same exit code and outputs the job's comparator calls equal. */
+/** Tallies the results: two agree when their exit codes match and the job's comparator calls their outputs equal. */
 async function judge(ctx: CoordinatorContext, results: Job[], comparator: ComparatorConfig): Promise<Tally> {
   const outputs = await Promise.all(results.map((r) => readOutput(ctx, r)))
-  const exit = (r: Job) => (r.receipt?.payload as ResultReceipt | undefined)?.exitCode ?? null
-  const same = new Map<string, boolean>()
-  for (let i = 0; i < results.length; i++) {
-    for (let j = i + 1; j < results.length; j++) {
-      const [a, b] = [results[i] as Job, results[j] as Job]
-      const equal = exit(a) === exit(b) && (await compareOutputs(comparator, outputs[i] as Uint8Array, outputs[j] as Uint8Array)).equal
-      same.set(`${a.id}/${b.id}`, equal)
-    }
-  }
-  return tally(results.map((r) => ({ provider: r.provider ?? r.id, id: r.id })), (a, b) => same.get(`${a.id}/${b.id}`) === true)
+  const exitCode = (r: Job) => (r.receipt?.payload as ResultReceipt | undefined)?.exitCode ?? null
+  return tallyOutputs(results.map((r, i) => ({ provider: r.provider ?? r.id, output: outputs[i] as Uint8Array, exitCode: exitCode(r) })), comparator)
 }
 
 async function readOutput(ctx: CoordinatorContext, r: Job): Promise<Uint8Array> {
