@@ -1,5 +1,6 @@
+import { gpuMismatch } from '@kiln/protocol'
 import { BLOCK, insert, newBucket, remove, update, type Bucket, type Summary } from './bucket.ts'
-import { gpuMismatch, scoreOf, type JobCtx, type ProviderRecord } from './record.ts'
+import { scoreOf, type JobCtx, type ProviderRecord } from './record.ts'
 
 /**
  * The index. Providers with the same region, the same GPUs, the same answer to network jobs
@@ -60,11 +61,11 @@ export function createBucketIndex(wFit: number): BucketIndex {
 
   const candidatesFor = (j: JobCtx): Bucket[] => {
     const where = `${j.region ?? ''}\u0000${j.network ? 'n' : ''}`
-    const key = j.gpus === 0 ? where : `${where}\u0000${j.gpus}|${j.minVram}|${j.models.join('\u0001')}`
+    const key = j.gpus === 0 ? where : `${where}\u0000${j.gpus}|${j.gpu.minVramMb}|${j.gpu.models.join('\u0001')}`
     let list = candidates.get(key)
     if (!list) {
       list = [...buckets.values()].filter((b) => (j.region === undefined || b.region === j.region) && (!j.network || b.network)
-        && gpuMismatch(b.gpuModels, b.gpus, j) === undefined)
+        && gpuMismatch(j.gpu, b.gpus, b.gpuModels) === undefined)
       candidates.set(key, list)
     }
     return list

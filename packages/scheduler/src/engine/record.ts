@@ -1,4 +1,4 @@
-import type { Address, GpuInfo } from '@kiln/protocol'
+import { gpuMismatch, gpuNeed, type Address, type GpuInfo, type GpuNeed } from '@kiln/protocol'
 import type { EngineConstraint, PlaceJob, PlaceOptions, ProviderInput, ProviderView, ScoreWeights } from './types.ts'
 
 /**
@@ -56,9 +56,9 @@ export interface ProviderRecord {
 export interface JobCtx {
   cpu: number
   mem: number
+  /** GPUs asked for (the same as gpu.count, kept flat for the arithmetic on the hot path). */
   gpus: number
-  minVram: number
-  models: string[]
+  gpu: GpuNeed
   region: string | undefined
   network: boolean
   maxPrice: number
@@ -138,28 +138,11 @@ export function jobCtx(job: PlaceJob, opts: PlaceOptions, w: ScoreWeights, floor
   const s = job.spec
   const ops = opts.replicaOf ? [...(opts.excludeOperators ?? []), operatorOf(opts.replicaOf)] : opts.excludeOperators ?? []
   return {
-    cpu: s.resources.cpu, mem: s.resources.memoryMb, gpus: s.resources.gpu.count, minVram: s.resources.gpu.minVramMb,
-    models: s.resources.gpu.models.map((m) => m.toLowerCase()), region: s.region, network: s.network, maxPrice: s.maxPricePerHour,
+    cpu: s.resources.cpu, mem: s.resources.memoryMb, gpus: s.resources.gpu.count, gpu: gpuNeed(s.resources.gpu),
+    region: s.region, network: s.network, maxPrice: s.maxPricePerHour,
     a: w.price / Math.max(1, s.maxPricePerHour), minRep: Math.max(floor, job.minReputation ?? 0),
     exclude: opts.exclude?.length ? new Set(opts.exclude) : undefined, excludeOps: ops.length ? new Set(ops) : undefined,
   }
-}
-
-/** Why a machine with these GPUs can never take the job, whatever is free: count, model, VRAM. */
-export function gpuMismatch(models: readonly string[], gpus: readonly GpuInfo[], j: JobCtx): EngineConstraint | undefined {
-  if (j.gpus === 0) return undefined
-  if (gpus.length < j.gpus) return 'gpu_count'
-  let modelOk = false
-  let usable = 0
-  for (let i = 0; i < gpus.length; i++) {
-    const m = models[i]!
-    const ok = j.models.length === 0 || j.models.some((want) => m.includes(want))
-    if (!ok) continue
-    modelOk = true
-    if (gpus[i]!.vramMb >= j.minVram) usable++
-  }
-  if (!modelOk) return 'gpu_model'
-  return usable < j.gpus ? 'gpu_vram' : undefined
 }
 
 /** Every hard constraint `r` fails for the job, in a fixed order; empty means it fits. */
@@ -177,7 +160,7 @@ export function failures(r: ProviderRecord, j: JobCtx): EngineConstraint[] {
   if (j.gpus > 0) {
     if (r.freeGpus < j.gpus) f.push('gpu_count')
     else {
-      const g = gpuMismatch(r.gpuModels, r.gpus, j)
+      const g = gpuMismatch(j.gpu, r.gpus, r.gpuModels)
       if (g) f.push(g)
     }
   }
