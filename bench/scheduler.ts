@@ -3,18 +3,19 @@
  * 10,000 providers with the indexed matching engine, and in the same run with the baseline
  * (scan every provider, sort by score), and compares throughput, latency and the choices.
  *
- * Everything is generated from a seeded PRNG. Jobs wait in a FairQueue (300 clients, one of
- * them sending 30% of the jobs); a placed job ends after a number of later placements drawn
- * per job, which frees its capacity, so all of them can be placed. A job that fits nowhere
- * yet is parked and tried again after 256 placements. The engine's own numbers come from a
- * run of the engine alone. A second run adds the baseline, which mirrors the engine's state
+ * Everything is generated from a seeded PRNG. Jobs wait as they do in the coordinator
+ * (300 clients, one of them sending 30% of the jobs): each placement pass orders every
+ * waiting job with the coordinator's own fairOrder and tries them in that order, as
+ * dispatch.ts does. A placed job ends after a number of later placements drawn per job,
+ * which frees its capacity, so all of them can be placed; a job that fits nowhere yet waits
+ * for the next pass. The engine's own numbers come from a run of the engine alone. A second run adds the baseline, which mirrors the engine's state
  * and places a sample of the attempts itself (it needs milliseconds each at 10,000 providers),
  * timed on exactly the same states; the ratio compares the two on those attempts, and the
  * bench checks that both choose the same provider. BENCH_JOBS, BENCH_SEED,
  * BENCH_BASELINE_EVERY_1K and BENCH_BASELINE_EVERY_10K override the sizes.
  */
 import { JobSpec, type Address, type CapacityAdvert } from '@kiln/protocol'
-import { createFairQueue, createMatchingEngine, type PlaceOptions, type ProviderInput } from '@kiln/scheduler'
+import { createMatchingEngine, fairOrder, type PlaceOptions, type ProviderInput } from '@kiln/scheduler'
 import { mulberry32 } from '../test/support/prng.ts'
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 100_000)
@@ -24,8 +25,6 @@ const SAMPLE_EVERY: Record<number, number> = {
   1000: Number(process.env.BENCH_BASELINE_EVERY_1K ?? 5),
   10_000: Number(process.env.BENCH_BASELINE_EVERY_10K ?? 40),
 }
-/** Parked jobs (no fit yet) are tried again after this many placements, like a rematch timer. */
-const RETRY_EVERY = 256
 
 function prng(seed: number) {
   const rand = mulberry32(seed)
@@ -61,7 +60,7 @@ const FAMILIES = ['3090', '4090', 'L4', 'A10', 'A100', 'H100']
 const BASE_SPEC = JobSpec.parse({ image: 'kiln/matmul:1', maxPricePerHour: 1 })
 
 interface Provider { input: ProviderInput; family: string | undefined; gpus: number; cpu: number; memMb: number; vram: number; price: number; rep: number }
-interface BenchJob { id: string; client: string; priority: number; index: number; spec: JobSpec; minReputation?: number; exclude?: Address[]; replicaOf?: number; duration: number }
+interface BenchJob { id: string; client: string; priority: number; createdAt: number; index: number; spec: JobSpec; minReputation?: number; exclude?: Address[]; replicaOf?: number; duration: number }
 
 function generate(providerCount: number, jobCount: number, seed: number) {
   const { rand, pick, weighted } = prng(seed)
@@ -105,7 +104,7 @@ function generate(providerCount: number, jobCount: number, seed: number) {
       ...(rand() < 0.4 ? { region: t.input.advert.region } : {}),
     }
     const client = rand() < 0.3 ? 'client0' : `client${1 + Math.floor(rand() * 299)}`
-    const job: BenchJob = { id: `j${i}`, client, priority: rand() < 0.1 ? 1 : 0, index: i, spec, duration: Math.ceil(providerCount * (0.05 + 0.3 * rand())) }
+    const job: BenchJob = { id: `j${i}`, client, priority: rand() < 0.1 ? 1 : 0, createdAt: i, index: i, spec, duration: Math.ceil(providerCount * (0.05 + 0.3 * rand())) }
     const floors = [0.5, 0.7, 0.8].filter((f) => f <= t.rep)
     if (rand() < 0.25 && floors.length) job.minReputation = pick(floors)
     if (rand() < 0.03) job.exclude = [pick(providers).input.address, pick(providers).input.address].filter((a) => a !== t.input.address)
@@ -119,7 +118,9 @@ interface RunResult {
   placed: number
   attempts: number
   noFit: number
-  /** End to end: fair queue, place, completions (without the baseline's mirrored work). */
+  /** Placement passes: fairOrder over every waiting job, then place() in that order. */
+  passes: number
+  /** End to end: fair ordering, place, completions (without the baseline's mirrored work). */
   seconds: number
   /** Every place() call of the engine, placed or not. */
   ours: number[]
@@ -142,12 +143,10 @@ function run(world: ReturnType<typeof generate>, every?: number): RunResult {
     for (const e of baseline ? [engine, baseline] : [engine]) { e.upsert(p.input); e.setStats(p.input.address, world.stats[i]!) }
   })
   const providerIndex = new Map(world.providers.map((p, i) => [p.input.address, i]))
-  const queue = createFairQueue<BenchJob>()
-  for (const j of world.jobs) queue.push(j)
+  let waiting: readonly BenchJob[] = world.jobs
   const chosen = new Int32Array(world.jobs.length).fill(-1)
-  const r: RunResult = { placed: 0, attempts: 0, noFit: 0, seconds: 0, ours: [], base: [], oursOnSamples: [], agreed: 0, examinedPerAttempt: 0 }
+  const r: RunResult = { placed: 0, attempts: 0, noFit: 0, passes: 0, seconds: 0, ours: [], base: [], oursOnSamples: [], agreed: 0, examinedPerAttempt: 0 }
   const due = new Map<number, string[]>()
-  let parked: BenchJob[] = []
   let clock = 0
   let mirrorMs = 0
   const releaseDue = (at: number) => {
@@ -161,53 +160,51 @@ function run(world: ReturnType<typeof generate>, every?: number): RunResult {
     due.delete(at)
   }
   const t0 = performance.now()
-  while (r.placed < world.jobs.length) {
-    const job = queue.pop()
-    if (!job) {
+  while (waiting.length > 0) {
+    const left: BenchJob[] = []
+    const placedBefore = r.placed
+    r.passes++
+    for (const job of fairOrder(waiting)) {
+      const opts: PlaceOptions = { explain: false }
+      if (job.exclude) opts.exclude = job.exclude
+      const primary = job.replicaOf === undefined ? -1 : chosen[job.replicaOf]!
+      if (primary >= 0) opts.replicaOf = world.providers[primary]!.input.address
+      const start = performance.now()
+      const placed = engine.place(job, opts)
+      const took = performance.now() - start
+      r.ours.push(took)
+      r.attempts++
+      if (baseline) {
+        const m0 = performance.now()
+        if (r.attempts % every! === 0) {
+          const b0 = performance.now()
+          const b = baseline.place(job, opts)
+          r.base.push(performance.now() - b0)
+          r.oursOnSamples.push(took)
+          const same = b.ok === placed.ok && (!b.ok || (placed.ok && b.provider.address === placed.provider.address))
+          if (same) r.agreed++
+          // On a disagreement, keep the mirror on the engine's choice so that the run goes on alike.
+          else if (b.ok) baseline.release(job.id)
+          if (placed.ok && !same) baseline.assign(job, placed.provider.address)
+        } else if (placed.ok) baseline.assign(job, placed.provider.address)
+        mirrorMs += performance.now() - m0
+      }
+      if (!placed.ok) { r.noFit++; left.push(job); continue }
+      r.placed++
+      chosen[job.index] = providerIndex.get(placed.provider.address)!
+      clock++
+      const end = clock + job.duration
+      const list = due.get(end)
+      if (list) list.push(job.id)
+      else due.set(end, [job.id])
+      releaseDue(clock)
+    }
+    waiting = left
+    if (r.placed === placedBefore && waiting.length > 0) {
       // Everything left waits for capacity: move the clock to the next completion.
-      if (parked.length === 0 || due.size === 0) throw new Error(`stuck with ${parked.length} parked jobs`)
+      if (due.size === 0) throw new Error(`stuck with ${waiting.length} waiting jobs`)
       clock = Math.min(...due.keys())
       releaseDue(clock)
-      for (const p of parked) queue.restore(p)
-      parked = []
-      continue
-    }
-    const opts: PlaceOptions = { explain: false }
-    if (job.exclude) opts.exclude = job.exclude
-    const primary = job.replicaOf === undefined ? -1 : chosen[job.replicaOf]!
-    if (primary >= 0) opts.replicaOf = world.providers[primary]!.input.address
-    const start = performance.now()
-    const placed = engine.place(job, opts)
-    const took = performance.now() - start
-    r.ours.push(took)
-    r.attempts++
-    if (baseline) {
-      const m0 = performance.now()
-      if (r.attempts % every! === 0) {
-        const b0 = performance.now()
-        const b = baseline.place(job, opts)
-        r.base.push(performance.now() - b0)
-        r.oursOnSamples.push(took)
-        const same = b.ok === placed.ok && (!b.ok || (placed.ok && b.provider.address === placed.provider.address))
-        if (same) r.agreed++
-        // On a disagreement, keep the mirror on the engine's choice so that the run goes on alike.
-        else if (b.ok) baseline.release(job.id)
-        if (placed.ok && !same) baseline.assign(job, placed.provider.address)
-      } else if (placed.ok) baseline.assign(job, placed.provider.address)
-      mirrorMs += performance.now() - m0
-    }
-    if (!placed.ok) { r.noFit++; parked.push(job); continue }
-    r.placed++
-    chosen[job.index] = providerIndex.get(placed.provider.address)!
-    clock++
-    const end = clock + job.duration
-    const list = due.get(end)
-    if (list) list.push(job.id)
-    else due.set(end, [job.id])
-    releaseDue(clock)
-    if (r.placed % RETRY_EVERY === 0) {
-      for (const p of parked) queue.restore(p)
-      parked = []
     }
   }
   r.seconds = (performance.now() - t0 - mirrorMs) / 1000
@@ -241,11 +238,11 @@ for (const providerCount of [1000, 10_000]) {
   const baseS = (sum(both.base) / both.base.length) * both.attempts / 1000
   const basePerS = both.placed / baseS
   const oursPerS = ours.placed / ours.seconds
-  // Conservative: the engine's end-to-end rate (queue and completions included) over the baseline's place() alone.
+  // Conservative: the engine's end-to-end rate (fair ordering and completions included) over the baseline's place() alone.
   const ratio = oursPerS / basePerS
   const sameAttempts = sum(both.base) / sum(both.oursOnSamples)
-  out(`  attempts=${ours.attempts} (placed ${ours.placed}; ${ours.noFit} found no fit yet and were parked and retried)`)
-  out(`  engine    placements_per_s=${fmt(oursPerS)} end to end (fair queue, place, completions); ${fmt(ours.placed / (sum(ours.ours) / 1000))} in place() alone`)
+  out(`  attempts=${ours.attempts} in ${ours.passes} placement passes (placed ${ours.placed}; ${ours.noFit} found no fit yet and waited for a later pass)`)
+  out(`  engine    placements_per_s=${fmt(oursPerS)} end to end (fairOrder, place, completions); ${fmt(ours.placed / (sum(ours.ours) / 1000))} in place() alone`)
   out(`            place() ${ms(ours.ours)} over ${ours.ours.length} calls; providers examined per call: ${fmt(ours.examinedPerAttempt, 1)} of ${providerCount}`)
   out(`  baseline  placements_per_s=${fmt(basePerS)} in place() alone, estimated from ${both.base.length} calls sampled over a second run (1 attempt in ${every})`)
   out(`            place() ${ms(both.base)}; the engine on those same attempts: ${ms(both.oursOnSamples)}`)

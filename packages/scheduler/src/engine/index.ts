@@ -1,5 +1,4 @@
 export { createMatchingEngine, explainUnplaced } from './engine.ts'
-export { createFairQueue, type FairItem, type FairQueue, type FairQueueInit } from './fair-queue.ts'
 export {
   DEFAULT_WEIGHTS,
   type EngineConstraint, type EngineInit, type EngineNearestOffer, type EngineStats, type MatchingEngine, type PlaceJob,
