@@ -79,7 +79,7 @@ describe('kiln CLI', () => {
 
   it('prints a request the server refused for one field in one line, exit 2', () => {
     const { io, err } = setup()
-    // As the marketplace answers `jobs.get` with a bad jobId (apps/marketplace/src/api/trpc.ts).
+    // As the marketplace answers `jobs.get` with a bad jobId (packages/api/src/trpc.ts).
     const issue = { path: 'jobId', message: 'a job id like job_01h...', expected: 'job_ and 10 to 40 letters or digits' }
     const e = kilnErrorFromJSON(new KilnError('PAYLOAD_INVALID', `invalid request: jobId: ${issue.message}`, { issues: [issue] }).toJSON())
     expect(reportError(io, e)).toBe(2)

@@ -1,7 +1,7 @@
 'use client'
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { moneyFormat, type TokenUnit } from '@kiln/protocol/money'
-import type { AppRouter } from '../src/api/index.ts'
+import type { AppRouter } from '@kiln/api'
 
 /** The browser talks to the same origin's /trpc, served by the marketplace's own server. */
 export const api = createTRPCClient<AppRouter>({ links: [httpLink({ url: '/trpc' })] })

@@ -1,15 +1,13 @@
 'use client'
 import { useEffect, useState } from 'react'
+import type { ProviderView, PublicJobView } from '@kiln/api'
 import type { TokenUnit } from '@kiln/protocol/money'
 import { api, money, short } from './api.ts'
 
-type Providers = Awaited<ReturnType<typeof api.network.providers.query>>
-type Jobs = Awaited<ReturnType<typeof api.jobs.list.query>>
-
 /** The live network: who is online with what, and every job with its settlement. */
 export default function Home() {
-  const [providers, setProviders] = useState<Providers>([])
-  const [jobs, setJobs] = useState<Jobs>([])
+  const [providers, setProviders] = useState<ProviderView[]>([])
+  const [jobs, setJobs] = useState<PublicJobView[]>([])
   const [error, setError] = useState<string | null>(null)
   const [unit, setUnit] = useState<TokenUnit | null>(null)
   useEffect(() => {
@@ -92,7 +90,7 @@ export default function Home() {
 }
 
 /** What independent re-runs showed, once the job has ended (nothing is shown while it may still be checked). */
-function checked(v: Jobs[number]['verification']): string {
+function checked(v: PublicJobView['verification']): string {
   if (!v) return ''
   if (v.verdict === 'unchecked') return '—'
   if (v.verdict === 'decided') return `✗ caught ${v.caught.length}`
@@ -100,7 +98,7 @@ function checked(v: Jobs[number]['verification']): string {
 }
 
 /** The bond is not pay: say where it went. */
-function bond(s: Jobs[number]['settlement'], unit: TokenUnit | null): string {
+function bond(s: PublicJobView['settlement'], unit: TokenUnit | null): string {
   if (!s) return '–'
   if (s.bondSlashed) return `${money(s.bondSlashed, unit)} slashed to the client`
   return s.bondReturned ? `${money(s.bondReturned, unit)} returned` : 'none'

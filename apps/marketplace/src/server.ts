@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createHTTPHandler } from '@trpc/server/adapters/standalone'
 import { isKilnError, KilnError, readerOf, type Address } from '@kiln/protocol'
-import { appRouter, type ApiContext } from './api/index.ts'
-import { httpStatusOf } from './api/trpc.ts'
+import { appRouter, httpStatusOf } from '@kiln/api'
+import { marketplaceOf, type ApiContext } from './api/market.ts'
 import { MAX_BODY_BYTES, screenApiRequest, sendApiError } from './api/body.ts'
 import type { ArtifactStore } from './coordinator/index.ts'
 
@@ -16,11 +16,12 @@ export interface HttpInit {
 /** One port: `/trpc/*` the API, `/artifacts/<sha256>` outputs (their owner's only), the rest the web app. */
 export function createHttpServer(init: HttpInit): Server {
   const audience = init.api.info.arbiter as Address
+  const market = marketplaceOf(init.api)
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: MAX_BODY_BYTES,
-    createContext: ({ req }) => ({ ...init.api, reader: () => readerOf(req.headers.authorization, audience) }),
+    createContext: ({ req }) => ({ market, reader: () => readerOf(req.headers.authorization, audience) }),
     // What the caller was told is sanitised (see the error formatter); the details stay here.
     onError: ({ error, path }) => {
       if (error.code === 'INTERNAL_SERVER_ERROR' && !isKilnError(error.cause)) init.api.coordinator.log.error({ path, err: String(error.cause ?? error) }, 'API request failed')

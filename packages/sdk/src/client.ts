@@ -3,7 +3,7 @@ import { Connection } from '@solana/web3.js'
 import { cosignSettlement, lockFunds, tokenBalance } from '@kiln/escrow'
 import { authorizationHeader, isKilnError, kilnErrorFromJSON, JobSpec, Kind, KilnError, maxLeaseCost, moneyFormat, parseOrThrow, seal, sealReadToken, sha256Hex, TERMINAL_STATES, type Address, type Identity, type JobSpecInput, type JobState, type MoneyFormat } from '@kiln/protocol'
 import { guarantee, resolveVerification, type Guarantee } from '@kiln/verifier'
-import type { AppRouter } from '@kiln/marketplace/api'
+import type { AppRouter, JobDetailsView, LogLineView, NetworkInfo, PublicJobDetailsView, PublicJobView, RunView } from '@kiln/api'
 import { call as callAt, unreachable } from './errors.ts'
 
 export interface KilnClientInit {
@@ -16,12 +16,13 @@ export interface KilnClientInit {
 }
 
 export type KilnApi = ReturnType<typeof createTRPCClient<AppRouter>>
-export type JobDetails = Awaited<ReturnType<KilnApi['jobs']['get']['query']>>
-export type LogLine = Awaited<ReturnType<KilnApi['jobs']['logs']['query']>>[number]
-export type PublicJob = Awaited<ReturnType<KilnApi['jobs']['public']['query']>>
-export type JobSummary = Awaited<ReturnType<KilnApi['jobs']['list']['query']>>[number]
-export type NetworkInfo = Awaited<ReturnType<KilnApi['network']['info']['query']>>
-export type RunDetails = Awaited<ReturnType<KilnApi['jobs']['runs']['mutate']>>[number]
+/** The API's declared views (@kiln/api), by the names this SDK has always given them. */
+export type JobDetails = JobDetailsView
+export type LogLine = LogLineView
+export type PublicJob = PublicJobDetailsView
+export type JobSummary = PublicJobView
+export type RunDetails = RunView
+export type { NetworkInfo }
 
 /** What a job may cost and what verification buys, shown before anything is paid. */
 export interface Quote {

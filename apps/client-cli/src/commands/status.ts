@@ -1,6 +1,6 @@
 import pc from 'picocolors'
 import { isKilnError, type MoneyFormat } from '@kiln/protocol'
-import type { KilnClient, PublicJob } from '@kiln/sdk'
+import type { JobView, KilnClient, PublicJobView, VerdictView } from '@kiln/sdk'
 import { assertJobId, Exit, openClient, type GlobalOpts, type Io } from '../context.ts'
 import { settlementWords } from '../money.ts'
 
@@ -52,11 +52,11 @@ async function publicStatus(client: KilnClient, o: GlobalOpts & { jobId: string 
   return Exit.ok
 }
 
-function common(j: PublicJob | Omit<PublicJob, 'errorCode' | 'events'>, m: MoneyFormat): [string, string][] {
+function common(j: PublicJobView | JobView, m: MoneyFormat): [string, string][] {
   return [['job', j.id], ['state', j.state], ['image', j.image], ['client', j.client], ['provider', j.provider ?? '-'], ['price', m.rate(j.pricePerHour)]]
 }
 
-function settled(j: Pick<PublicJob, 'settlement'> & { verification: (PublicJob['verification'] & { reason?: string }) | null }, m: MoneyFormat): [string, string][] {
+function settled(j: Pick<PublicJobView, 'settlement'> & { verification: VerdictView | null }, m: MoneyFormat): [string, string][] {
   const s = j.settlement
   const w = s && settlementWords(s, m)
   const rows: [string, string][] = s && w ? [['paid', w.paid], ['refunded', w.refunded], ['bond', w.bond], ['settlement', s.signature]] : [['settlement', '-']]

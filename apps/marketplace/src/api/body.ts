@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc'
 import { jsonTextDepth, KilnError, MAX_JSON_DEPTH } from '@kiln/protocol'
-import { httpCode, httpStatusOf } from './trpc.ts'
+import { httpCode, httpStatusOf } from '@kiln/api'
 
 /** The largest API request body: an envelope is at most 64 KiB, with room around it. */
 export const MAX_BODY_BYTES = 256 * 1024

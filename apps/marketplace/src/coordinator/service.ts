@@ -1,3 +1,4 @@
+import type { JobView, RunView } from '@kiln/api'
 import { checkLock, tokenBalance } from '@kiln/escrow'
 import { CancelRequest, CosignRequest, Kind, KilnError, LockRequest, maxLeaseCost, RunsRequest, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
 import { newJobId, type Job } from '@kiln/scheduler'
@@ -8,7 +9,7 @@ import { submitClientCosign } from './settle.ts'
 import { openSigned } from './signed.ts'
 import { escrowIdOf, moneyOf, runDeadline, vaultStatus, type CoordinatorContext } from './types.ts'
 import { verifyFamily } from './verify.ts'
-import { runView, viewOf, type JobView, type RunView } from './views.ts'
+import { runView, viewOf } from './views.ts'
 
 const queues = new Map<string, Promise<unknown>>()
 function perClient<T>(client: string, fn: () => Promise<T>): Promise<T> {
@@ -28,12 +29,9 @@ export async function publicJob(ctx: CoordinatorContext, jobId: string): Promise
 
 /**
  * A job as its owner reads it. A job's details, logs, runs and outputs are its owner's: a
- * request that names no reader (no read token) or another one is refused.
+ * request from another reader is refused (one with no reader never gets here: the API refuses it).
  */
-export async function ownedJob(ctx: CoordinatorContext, jobId: string, reader: Address | null): Promise<Job> {
-  if (reader === null) {
-    throw new KilnError('AUTH_REQUIRED', `job ${jobId}'s details, logs, runs and outputs are its owner's only: sign the request with the owner's key (the SDK and the kiln CLI send a read token)`, { jobId })
-  }
+export async function ownedJob(ctx: CoordinatorContext, jobId: string, reader: Address): Promise<Job> {
   const job = await publicJob(ctx, jobId)
   if (job.client !== reader) throw new KilnError('NOT_JOB_OWNER', `${reader} does not own ${job.id}: only its owner can read its details, logs and outputs`, { jobId: job.id })
   return job

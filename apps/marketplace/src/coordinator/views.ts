@@ -1,95 +1,10 @@
-import { TERMINAL_STATES, type JobSpec, type JobState } from '@kiln/protocol'
+import type { JobView, PublicJobView, RunView, SettlementMoney, VerdictView } from '@kiln/api'
+import { TERMINAL_STATES, type JobState } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
 import { planFor } from './settle.ts'
 import { escrowIdOf, type CoordinatorContext } from './types.ts'
 
-/**
- * Where a settled run's money went, in token base units: the one definition the CLI, the SDK
- * and the web app show. The client paid `work` for the seconds run, of which `fee` went to the
- * marketplace and the rest to the provider; the provider's bond came back or was slashed to the
- * client; `refunded` is what came back of the client's lock.
- */
-export interface SettlementMoney {
-  work: number
-  fee: number
-  /** The provider's pay for the work: work - fee. */
-  toProviderForWork: number
-  bondReturned: number
-  bondSlashed: number
-  refunded: number
-  signature: string
-}
-
-/** What a market explorer may see of a job: never its env, command, name, logs, output digests or escrow details. */
-export interface PublicJobView {
-  id: string
-  state: JobState
-  client: string
-  provider: string | null
-  image: string
-  resources: JobSpec['resources']
-  maxPricePerHour: number
-  pricePerHour: number | null
-  createdAt: number
-  startedAt: number | null
-  endedAt: number | null
-  /** A failure's stable code, without its message (which may quote the job's own output). */
-  errorCode: string | null
-  settlement: SettlementMoney | null
-  /** What independent re-runs showed; only once the job has ended. The reason (it may name the output) is the owner's. */
-  verification: Omit<NonNullable<Job['verdict']>, 'reason'> | null
-}
-
-/** Everything about a job, for its owner only. */
-export interface JobView extends Omit<PublicJobView, 'errorCode' | 'verification'> {
-  verification: Job['verdict'] | null
-  name: string | null
-  spec: Job['spec']
-  maxCost: number
-  lock: { escrowId: string; vault: string; multisig: string; mint: string; amount: number; deadline: number | null; provider: string; arbiter: string } | null
-  lockSignature: string | null
-  outputDigest: string | null
-  outputBytes: number | null
-  /** The provider's whole payout (work pay + its bond back) and the client's (refund + slashed bond), as sent. */
-  paidToProvider: number | null
-  refundedToClient: number | null
-  settlementSignature: string | null
-  error: Job['error']
-  waiting: string | null
-  updatedAt: number
-  receipt: Job['receipt']
-  /** For a queued job: its place in the fair order (1 = next) and a rough wait. */
-  queuePosition: number | null
-  estimatedWaitMs: number | null
-  /** A settlement waiting for the client's co-signature: a refund the provider could not sign, or a slash. */
-  pendingCosign: { transaction: string; toClient: number; action: 'refund' | 'slash' } | null
-  /** Once settling: how the run ended for money (a SettlementOutcome) and what the vault does (release, refund, refund_requeue, slash). */
-  settleOutcome: string | null
-  settleAction: string | null
-  attempt: number
-  /** The provider's bond and the marketplace fee of this run (fee once settled). */
-  bond: number | null
-  fee: number | null
-}
-
-/** One run of a job as its owner sees it: its own run, and any re-run or tie-break. */
-export interface RunView {
-  id: string
-  role: 'primary' | 'replica' | 'tiebreak'
-  state: JobState
-  provider: string | null
-  lock: JobView['lock']
-  lockSignature: string | null
-  outputDigest: string | null
-  settleOutcome: string | null
-  paidToProvider: number | null
-  refundedToClient: number | null
-  bond: number | null
-  fee: number | null
-  settlementSignature: string | null
-  settlement: SettlementMoney | null
-  pendingCosign: JobView['pendingCosign']
-}
+// The views are declared in @kiln/api, which the SDK, the CLI and the web app share; they are built from a job's row here.
 
 /**
  * A settled run's money, from the settlement plan itself: what was sent adds up to the vault's
@@ -105,10 +20,10 @@ export function settlementOf(job: Job): SettlementMoney | null {
   }
 }
 
-const verdictOf = (job: Job): Job['verdict'] | null =>
+const verdictOf = (job: Job): VerdictView | null =>
   TERMINAL_STATES.includes(job.state as JobState) ? job.verdict ?? { verdict: 'unchecked', runs: 1, caught: [], at: job.updatedAt } : null
 
-function publicVerdict(v: Job['verdict'] | null): PublicJobView['verification'] {
+function publicVerdict(v: VerdictView | null): PublicJobView['verification'] {
   if (!v) return null
   const { reason: _, ...rest } = v
   return rest

@@ -1,2 +1,0 @@
-export { appRouter, type AppRouter } from './router.ts'
-export type { ApiContext } from './trpc.ts'

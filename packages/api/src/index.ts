@@ -1,0 +1,5 @@
+export { appRouter, type AppRouter } from './router.ts'
+export { createCallerFactory, type RequestContext } from './trpc.ts'
+export { httpCode, httpStatusOf } from './errors.ts'
+export type { Marketplace } from './marketplace.ts'
+export type * from './views.ts'
