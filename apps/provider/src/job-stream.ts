@@ -4,7 +4,7 @@ import type { Channel } from '@kiln/mesh'
 import {
   CoordinatorFrame, isKilnError, Kind, KilnError, OUTPUT_CHUNK_BYTES, parseOrThrow, seal, type Identity, type Lease, type WireError,
 } from '@kiln/protocol'
-import type { JobJournal } from './jobs.ts'
+import type { JobJournal } from './journal.ts'
 import type { Logger } from './log.ts'
 import { receiptOf } from './receipts.ts'
 import type { DockerRuntime, RunResult } from './runtime/index.ts'

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Address } from '@kiln/protocol'
-import type { JobJournal, JobRecord } from './jobs.ts'
+import type { JobJournal, JobRecord } from './journal.ts'
 import { receiptOf } from './receipts.ts'
 import type { Logger } from './log.ts'
 import type { DockerRuntime, Leftover } from './runtime/index.ts'

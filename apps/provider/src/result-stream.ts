@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { Channel } from '@kiln/mesh'
 import { Kind, KilnError, open, OUTPUT_CHUNK_BYTES, ResultRequest, seal, sha256Hex, type Address, type Identity, type NonceCache } from '@kiln/protocol'
-import type { JobJournal } from './jobs.ts'
+import type { JobJournal } from './journal.ts'
 import { toWire } from './job-stream.ts'
 import type { Logger } from './log.ts'
 

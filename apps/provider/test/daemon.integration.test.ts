@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Identity } from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
 import { PROVIDER_FUNDS, startNetwork, waitFor, type Network, type Proc } from '../../../test/support/network.ts'
-import type { JobView, StatusView } from '../src/views.ts'
+import type { JobView, StatusView } from '../src/control-views.ts'
 import type { LogPage } from '../src/log-ring.ts'
 import { dashboardClient, FakeNvidiaSmi, inventory, kilnProvider, type InventoryEntry } from './support.ts'
 

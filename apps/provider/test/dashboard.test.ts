@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newToken, readToken, saveToken, tokenMatches } from '../src/dashboard/auth.ts'
 import { startDashboard, type ControlApi, type Dashboard } from '../src/dashboard/server.ts'
-import type { StatusView } from '../src/views.ts'
+import type { StatusView } from '../src/control-views.ts'
 
 interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 

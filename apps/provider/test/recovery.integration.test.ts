@@ -6,10 +6,10 @@ import Dockerode from 'dockerode'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { escrowIdFor, Identity, JobSpec, randomHex, sha256Hex, type Lease } from '@kiln/protocol'
 import { unpackTar } from '@kiln/artifacts'
-import { JobJournal } from '../src/jobs.ts'
+import { JobJournal } from '../src/journal.ts'
 import { RESTART_REASON, recoverJobs } from '../src/recovery.ts'
 import { buildContainerOptions, createDockerRuntime, LABEL_OWNER } from '../src/runtime/index.ts'
-import { jobView } from '../src/views.ts'
+import { jobView } from '../src/control-views.ts'
 
 // Real engine: the containers a killed daemon leaves behind are real containers.
 const ROOT = resolve(import.meta.dirname, '../../..')

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { settlementSignature } from '@kiln/escrow'
 import type { Channel } from '@kiln/mesh'
 import { Identity, JobSpec, Kind, NonceCache, seal, type Lease } from '@kiln/protocol'
-import { JobJournal } from '../src/jobs.ts'
+import { JobJournal } from '../src/journal.ts'
 import { serveSettle } from '../src/settle.ts'
 
 const addr = () => Identity.generate().address

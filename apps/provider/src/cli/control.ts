@@ -1,7 +1,7 @@
 import { TOKEN_DECIMALS } from '@kiln/protocol'
 import { updateConfig } from '../config.ts'
 import { connectControl } from '../control-client.ts'
-import type { EarningsView, StatusView } from '../views.ts'
+import type { EarningsView, StatusView } from '../control-views.ts'
 import { Exit, type Io } from './io.ts'
 
 export interface ControlOpts {

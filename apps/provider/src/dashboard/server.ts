@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { z } from 'zod'
 import { isKilnError } from '@kiln/protocol'
-import type { EarningsView, JobView, StatusView } from '../views.ts'
+import type { EarningsView, JobView, StatusView } from '../control-views.ts'
 import type { LogPage } from '../log-ring.ts'
 import { allowedHosts, authenticate, sameOrigin, sessionCookie, tokenMatches } from './auth.ts'
 

@@ -2,7 +2,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { availability, foreignProcesses, overrideAutoPause, processLabel, resumesAt, stepAutoPause, type AutoPause } from '../src/gamer.ts'
+import { foreignProcesses, overrideAutoPause, processLabel, resumesAt, stepAutoPause, type AutoPause } from '../src/auto-pause.ts'
+import { availability } from '../src/availability.ts'
 import { parseComputeApps, queryComputeApps, queryGpus, type GpuProcess } from '../src/hardware.ts'
 
 const game: GpuProcess = { pid: 4242, name: 'C:\\Games\\Cyberpunk2077\\bin\\x64\\Cyberpunk2077.exe', usedMemoryMb: 6100 }
@@ -62,16 +63,6 @@ describe('gamer mode', () => {
     expect(s.by?.pid).toBe(777)
     s = stepAutoPause({ ignored: [4242] }, [], 300, 1000)
     expect(s).toEqual({})
-  })
-
-  it('says why it is unavailable: owner first, then the GPU, the engine, recovery, the wallet, work', () => {
-    expect(availability({ paused: true, auto: game, dockerProblem: 'down', busy: true })).toEqual({ state: 'paused', available: false, reason: 'paused by owner' })
-    expect(availability({ paused: false, dockerProblem: 'cannot reach the Docker engine at /x', busy: false }).reason).toBe('Docker engine unavailable: cannot reach the Docker engine at /x')
-    expect(availability({ paused: false, recovering: true, busy: false }).reason).toBe('recovering jobs from before a restart')
-    expect(availability({ paused: false, recovering: true, unfunded: 'wallet not funded', busy: false }).reason).toBe('recovering jobs from before a restart')
-    expect(availability({ paused: false, unfunded: 'wallet not funded: no stablecoin for bonds', busy: true })).toEqual({ state: 'running', available: false, reason: 'wallet not funded: no stablecoin for bonds' })
-    expect(availability({ paused: false, busy: true })).toEqual({ state: 'running', available: false, reason: 'running a job' })
-    expect(availability({ paused: false, dockerProblem: 'x'.repeat(500), busy: false }).reason).toHaveLength(200)
   })
 })
 

@@ -3,11 +3,8 @@ import type { GpuProcess } from './hardware.ts'
 
 /**
  * Gamer mode as pure functions over plain data: which GPU processes are someone else's, when
- * to pause by ourselves and when to resume, and what the advert says about it.
+ * to pause by ourselves and when to resume.
  */
-
-/** What the owner sees: serving, paused by them, or paused by us because the GPU is in use. */
-export type OwnerState = 'running' | 'paused' | 'auto-paused'
 
 export interface AutoPause {
   /** The foreign process that made us pause; unset while not auto-paused. */
@@ -62,37 +59,4 @@ export function overrideAutoPause(prev: AutoPause, foreignNow: GpuProcess[]): Au
 export function resumesAt(a: AutoPause, foreignNow: number, idleMs: number): number | undefined {
   if (!a.by || a.lastForeignAt === undefined || foreignNow > 0) return undefined
   return a.lastForeignAt + idleMs
-}
-
-export interface AvailabilityInput {
-  paused: boolean
-  auto?: GpuProcess
-  /** Why the Docker engine cannot be used, when it cannot. */
-  dockerProblem?: string
-  /** Crash recovery has not run yet (it needs Docker). */
-  recovering?: boolean
-  /** Why the wallet cannot post a bond, when it cannot. */
-  unfunded?: string
-  busy: boolean
-}
-
-export interface Availability {
-  state: OwnerState
-  available: boolean
-  reason?: string
-}
-
-export const REASON_PAUSED = 'paused by owner'
-
-/** What the advert says. The owner's choice comes first, then the GPU, the engine, the wallet, then work. */
-export function availability(s: AvailabilityInput): Availability {
-  const state: OwnerState = s.paused ? 'paused' : s.auto ? 'auto-paused' : 'running'
-  const reason = s.paused ? REASON_PAUSED
-    : s.auto ? `GPU in use by ${processLabel(s.auto)}`
-    : s.dockerProblem ? `Docker engine unavailable: ${s.dockerProblem}`
-    : s.recovering ? 'recovering jobs from before a restart'
-    : s.unfunded ? s.unfunded
-    : s.busy ? 'running a job' : undefined
-  // The advert schema caps the reason; a long engine error must not make the advert invalid.
-  return reason === undefined ? { state, available: true } : { state, available: false, reason: reason.slice(0, 200) }
 }

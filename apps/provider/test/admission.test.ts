@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 import { escrowIdFor, Identity, JobSpec, Kind, NonceCache, seal, type Hardware, type Lease } from '@kiln/protocol'
-import { acceptLease, leaseProblems, type LeaseState, type LockChecker } from '../src/leases.ts'
+import { acceptLease, leaseProblems, stateProblems, type LeaseState, type LockChecker } from '../src/admission.ts'
 
 describe('leaseProblems', () => {
   it('finds nothing wrong with a lease for us, from our marketplace, that fits and pays our price', () => {
@@ -71,6 +71,16 @@ describe('leaseProblems', () => {
   })
 })
 
+describe('stateProblems', () => {
+  it('holds the rules about our own state alone, in the order leaseProblems gives them', () => {
+    const { lease, state } = setup()
+    const busy = { ...state, pausedReason: 'paused by owner', runningJobId: 'job_0000000000other', recovering: true }
+    expect(stateProblems(state)).toEqual([])
+    expect(stateProblems(busy).map((p) => p.message)).toEqual(['this provider is paused (paused by owner)', 'already running a job (job_0000000000other)', 'this provider is still recovering jobs from before a restart'])
+    expect(leaseProblems(lease, busy)).toEqual(stateProblems(busy))
+  })
+})
+
 describe('acceptLease', () => {
   it('accepts a lease signed by the marketplace once the vault is funded on chain', async () => {
     const { lease, state, market } = setup()
@@ -106,6 +116,34 @@ describe('acceptLease', () => {
     expect(err).toMatchObject({ name: 'KilnError', kind: 'LEASE_REFUSED', message: 'this provider is paused (paused by owner)' })
     expect((err as { context: { problems: unknown[] } }).context.problems).toHaveLength(2)
     expect(checkLock).not.toHaveBeenCalled()
+  })
+
+  it('checks our own state again after the vault: a pause or another lease that came meanwhile refuses, and claims nothing', async () => {
+    const { lease, state, market } = setup()
+    const claim = vi.fn<(l: Lease) => void>()
+    // The state as it is when the vault check ends: what came while the chain was read.
+    const acceptWhile = (during: Partial<LeaseState>) => {
+      let now = state
+      const checkLock: LockChecker = async () => {
+        now = { ...state, ...during }
+        return { ok: true, balance: lease.lockAmount }
+      }
+      return acceptLease(seal(market, Kind.lease, lease), { marketplace: market.address, nonces: new NonceCache(), state: () => now, checkLock, claim })
+    }
+    await expect(acceptWhile({ pausedReason: 'paused by owner' })).rejects.toMatchObject({ kind: 'LEASE_REFUSED', message: 'this provider is paused (paused by owner)' })
+    await expect(acceptWhile({ runningJobId: 'job_0000000000other' })).rejects.toMatchObject({ kind: 'LEASE_REFUSED', message: 'already running a job (job_0000000000other)' })
+    await expect(acceptWhile({ dockerProblem: 'gone' })).rejects.toMatchObject({ kind: 'DOCKER_UNAVAILABLE', message: 'Docker engine unavailable: gone' })
+    expect(claim).not.toHaveBeenCalled()
+  })
+
+  it('claims the slot for an accepted lease, once, after every check passed', async () => {
+    const { lease, state, market } = setup()
+    const claim = vi.fn<(l: Lease) => void>()
+    const got = await acceptLease(seal(market, Kind.lease, lease), { marketplace: market.address, nonces: new NonceCache(), state: () => state, checkLock: async () => ({ ok: true, balance: 1 }), claim })
+    expect(claim).toHaveBeenCalledExactlyOnceWith(got)
+    const unfunded = vi.fn<(l: Lease) => void>()
+    await acceptLease(seal(market, Kind.lease, lease), { marketplace: market.address, nonces: new NonceCache(), state: () => state, checkLock: async () => ({ ok: false, reason: 'empty' }), claim: unfunded }).catch(() => {})
+    expect(unfunded).not.toHaveBeenCalled()
   })
 
   it('refuses a replayed envelope', async () => {

@@ -1,7 +1,7 @@
 import type { Address, CapacityAdvert } from '@kiln/protocol'
-import type { OwnerState } from './gamer.ts'
+import type { OwnerState } from './availability.ts'
 import type { GpuProcess, GpuStatus } from './hardware.ts'
-import type { JobRecord } from './jobs.ts'
+import type { JobRecord } from './journal.ts'
 import { earnedBy } from './receipts.ts'
 
 /**
