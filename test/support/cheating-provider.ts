@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { run } from '../../apps/provider/src/cli/main.ts'
 import type { DockerRuntime, RunOutput } from '../../apps/provider/src/runtime/index.ts'
-import { Identity, Kind } from '../../packages/protocol/src/index.ts'
+import { Identity, Kind } from '@kiln/protocol'
 
 /** Flips the first content byte of the first non-empty regular file in a tar. */
 function tamper(tar: Buffer): Buffer {

@@ -1,4 +1,4 @@
-import type { Address, CapacityAdvert } from '@kiln/protocol'
+import type { Address, CapacityAdvert, TokenUnit } from '@kiln/protocol'
 import type { OwnerState } from './availability.ts'
 import type { GpuProcess, GpuStatus } from './hardware.ts'
 import type { JobRecord } from './journal.ts'
@@ -10,6 +10,9 @@ import { earnedBy } from './receipts.ts'
  */
 export interface StatusView {
   address: Address
+  /** The stablecoin this provider is paid and bonds in, and the unit its amounts are shown in. */
+  mint: Address
+  token: TokenUnit
   version: string
   region: string
   pricePerHour: number

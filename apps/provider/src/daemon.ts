@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { Connection } from '@solana/web3.js'
 import { checkLock, tokenBalance } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
-import { KilnError, NonceCache, type Address, type CapacityAdvert, type Hardware, type Identity, type Lease } from '@kiln/protocol'
+import { KilnError, NonceCache, tokenUnitFor, type Address, type CapacityAdvert, type Hardware, type Identity, type Lease } from '@kiln/protocol'
 import { acceptLease, type LockChecker } from './admission.ts'
 import { createAdvertiser } from './advertiser.ts'
 import { createAvailability } from './availability.ts'
@@ -151,7 +151,7 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
     const a = avail.now()
     const job = slot.running()
     return {
-      address: identity.address, version: init.version, region: init.region, pricePerHour: price,
+      address: identity.address, mint: init.mint, token: tokenUnitFor(init.mint), version: init.version, region: init.region, pricePerHour: price,
       state: a.state, available: a.available, reason: a.reason ?? null, pausedAt: avail.pausedAt() ?? null, autoPause: gpu.autoPauseView(),
       docker: { ok: avail.dockerProblem() === undefined, problem: avail.dockerProblem() ?? null }, recovered: avail.recovered(),
       network: { accepted: networkJobs.taken(), problem: networkJobs.problem() ?? null },

@@ -1,6 +1,6 @@
 import { PublicKey, type Connection } from '@solana/web3.js'
 import { tokenBalance } from '@kiln/escrow'
-import { maxLeaseCost, TOKEN_DECIMALS, type Address } from '@kiln/protocol'
+import { formatAmount, maxLeaseCost, tokenUnitFor, type Address } from '@kiln/protocol'
 import { resolveVerification } from '@kiln/verifier'
 import type { Logger } from './log.ts'
 
@@ -21,7 +21,6 @@ export interface Funds {
   tokens: number
 }
 
-const tokens = (units: number) => (units / 10 ** TOKEN_DECIMALS).toFixed(TOKEN_DECIMALS)
 const sol = (lamports: number) => String(lamports / LAMPORTS_PER_SOL)
 
 /** The bond of a job with the default timeout at this price, under the marketplace's default bond ratio. */
@@ -51,7 +50,7 @@ export interface FundingHelp {
 export function fundingHelp(h: FundingHelp): string[] {
   const bond = typicalBond(h.pricePerHour)
   const lines = [
-    `to take jobs, send ${h.address} at least ${sol(BOND_FEE_LAMPORTS)} SOL for fees (0.01 lasts a while) and stablecoin of mint ${h.mint} for bonds: a ${TYPICAL_JOB_SEC / 60}-minute job at your price asks a bond of about ${tokens(bond)}, returned when it settles`,
+    `to take jobs, send ${h.address} at least ${sol(BOND_FEE_LAMPORTS)} SOL for fees (0.01 lasts a while) and stablecoin of mint ${h.mint} for bonds: a ${TYPICAL_JOB_SEC / 60}-minute job at your price asks a bond of about ${formatAmount(bond, tokenUnitFor(h.mint))}, returned when it settles`,
   ]
   if (h.devchain) {
     const params = JSON.stringify([h.address, { lamports: LAMPORTS_PER_SOL, tokens: bond * 10 }])

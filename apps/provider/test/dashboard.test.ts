@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newToken, readToken, saveToken, tokenMatches } from '../src/dashboard/auth.ts'
-import { startDashboard, type ControlApi, type Dashboard } from '../src/dashboard/server.ts'
-import type { StatusView } from '../src/control-views.ts'
+import { startDashboard, type Dashboard } from '../src/dashboard/server.ts'
+import { stubControlApi } from './support/control.ts'
 
 interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
@@ -31,7 +31,7 @@ describe('dashboard server', () => {
   const json = { 'content-type': 'application/json' }
 
   beforeAll(async () => {
-    d = await startDashboard({ api: stubApi(calls), token, port: 0, log: { info() {}, warn() {} } })
+    d = await startDashboard({ api: stubControlApi(calls), token, port: 0, log: { info() {}, warn() {} } })
   })
   afterAll(async () => { await d?.close() })
 
@@ -97,23 +97,3 @@ describe('dashboard server', () => {
     expect(tokenMatches(undefined, token)).toBe(false)
   })
 })
-
-function stubApi(calls: string[]): ControlApi {
-  let price = 360_000
-  const status = (): StatusView => ({
-    address: 'addr' as never, version: '0', region: 'local', pricePerHour: price, state: 'running', available: true, reason: null, pausedAt: null,
-    autoPause: { enabled: true, idleSec: 300, by: null, resumesAt: null }, docker: { ok: true, problem: null }, recovered: true,
-    network: { accepted: false, problem: 'acceptNetworkJobs is off in its config' },
-    hardware: { cpuCores: 2, memoryMb: 1024, diskMb: 1024, cpuOnly: true, gpus: [], gpuProcesses: [], gpuProblem: null },
-    job: null, advert: null, peers: 0, earnings: { jobs: 0, paid: 0, owed: 0 },
-  })
-  return {
-    status,
-    logs: () => ({ jobId: null, entries: [], next: 0, gap: false }),
-    jobs: () => [],
-    earnings: async () => ({ address: 'addr' as never, mint: 'mint' as never, balance: 0, balanceProblem: null, paid: 0, history: [] }),
-    pause: async (o) => { calls.push(`pause:${o.stopRunning}`); return status() },
-    resume: async () => { calls.push('resume'); return status() },
-    setPrice: async (p) => { price = p; return status() },
-  }
-}

@@ -9,7 +9,7 @@ import { reconcile } from './reconcile.ts'
 import { settle } from './settle.ts'
 import type { CoordinatorContext } from './types.ts'
 
-export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement' | 'engine' | 'reputation'>
+export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement' | 'engine' | 'reputation' | 'placementPass'>
 
 export interface Coordinator {
   ctx: CoordinatorContext
@@ -32,6 +32,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     placement: { running: false, again: false, positions: new Map(), avgRunMs: 60_000, reserved: new Map() },
     engine: createMatchingEngine({ maxActiveJobs: 1, minReputation: init.config.minReputation ?? 0 }),
     reputation: new Map(),
+    placementPass: () => placementPass(ctx),
   }
   const offs: (() => void)[] = []
   let pruneTimer: NodeJS.Timeout | undefined

@@ -72,6 +72,12 @@ export interface CoordinatorContext {
   /** Jobs whose run this process is following right now. */
   active: Set<string>
   placement: PlacementState
+  /**
+   * dispatch.ts's placementPass, handed in by coordinator.ts: the steps after a run (verify)
+   * queue work again without importing dispatch, which would close an import cycle
+   * (dispatch → lease → verify → dispatch).
+   */
+  placementPass: () => Promise<void>
 }
 
 export interface PlacementState {

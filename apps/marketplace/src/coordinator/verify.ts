@@ -2,7 +2,6 @@ import type { SettlementOutcome } from '@kiln/escrow'
 import type { Address, ComparatorConfig, JobState, ResultReceipt } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
 import { resolveVerification, tallyOutputs, type Tally } from '@kiln/verifier'
-import { placementPass } from './dispatch.ts'
 import { recordOutcome } from './reputation.ts'
 import type { CoordinatorContext } from './types.ts'
 
@@ -31,7 +30,7 @@ export async function verifyFamily(ctx: CoordinatorContext, rootId: string): Pro
   }
   if (runs.some(pending)) {
     // A re-run waits for the job's own result; now it may be placed.
-    if (root.state === 'verifying' && runs.some((r) => r.state === 'queued')) void placementPass(ctx).catch(() => {})
+    if (root.state === 'verifying' && runs.some((r) => r.state === 'queued')) void ctx.placementPass().catch(() => {})
     return
   }
   const waiting = runs.filter((r) => r.state === 'verifying')
@@ -95,7 +94,7 @@ async function addTiebreak(ctx: CoordinatorContext, root: Job): Promise<void> {
   }, `tie-break of ${root.id}: two runs differ`)
   if (run) {
     ctx.log.info({ jobId: root.id, run: run.id }, 'two runs differ: placing a tie-break on a third provider')
-    void placementPass(ctx).catch(() => {})
+    void ctx.placementPass().catch(() => {})
   }
 }
 

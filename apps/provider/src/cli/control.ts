@@ -1,5 +1,5 @@
-import { TOKEN_DECIMALS } from '@kiln/protocol'
-import { updateConfig } from '../config.ts'
+import { formatRate, moneyFormat, tokenUnitFor } from '@kiln/protocol'
+import { loadConfig, updateConfig } from '../config.ts'
 import { connectControl } from '../control-client.ts'
 import type { EarningsView, StatusView } from '../control-views.ts'
 import { Exit, type Io } from './io.ts'
@@ -9,10 +9,9 @@ export interface ControlOpts {
   json?: boolean
 }
 
-const money = (units: number | null | undefined) => (units === null || units === undefined ? '-' : (units / 10 ** TOKEN_DECIMALS).toFixed(TOKEN_DECIMALS))
-
 /** A summary a person reads in a terminal; --json gives the same data whole. */
 export function formatStatus(s: StatusView, e?: EarningsView): string {
+  const { amount: money, rate } = moneyFormat(s.token)
   const state = s.state === 'running' ? (s.job ? 'running (busy with a job)' : s.available ? 'running (available)' : 'running (unavailable)') : s.state
   const lines = [
     `provider  ${s.address}`,
@@ -28,7 +27,7 @@ export function formatStatus(s: StatusView, e?: EarningsView): string {
   const others = s.hardware.gpuProcesses.filter((p) => !p.kiln)
   if (others.length) lines.push(`on gpu    ${others.map((p) => `${p.name} (pid ${p.pid})`).join(', ')}`)
   lines.push(`job       ${s.job ? `${s.job.jobId} ${s.job.image}${s.job.startedAt ? `, running ${Math.round((Date.now() - s.job.startedAt) / 1000)} s` : ', starting'}${s.job.stopping ? ' (stopping)' : ''}` : 'none'}`)
-  lines.push(`price     ${money(s.pricePerHour)} per hour (${s.pricePerHour} base units)`)
+  lines.push(`price     ${rate(s.pricePerHour)} (${s.pricePerHour} base units)`)
   lines.push(`earnings  ${money(s.earnings.paid)} paid over ${s.earnings.jobs} job(s)${s.earnings.owed ? `, ${money(s.earnings.owed)} waiting for settlement` : ''}`)
   if (e) lines.push(`balance   ${e.balance === null ? `unknown (${e.balanceProblem})` : money(e.balance)} on chain`)
   return lines.join('\n')
@@ -86,11 +85,13 @@ export function price(o: ControlOpts & { units: string }, io: Io): Promise<numbe
     }
     try {
       const s = await connectControl(o.data).post<StatusView>('/api/price', { pricePerHour: units })
-      io.out(o.json ? JSON.stringify({ ok: true, status: s }) : `price set to ${money(units)} per hour; the advert is republished`)
+      io.out(o.json ? JSON.stringify({ ok: true, status: s }) : `price set to ${formatRate(units, s.token)}; the advert is republished`)
     } catch (e) {
       if ((e as Error).name !== 'DaemonNotRunningError') throw e
       const path = updateConfig(o.data, { pricePerHour: units })
-      io.out(o.json ? JSON.stringify({ ok: true, saved: path, running: false }) : `price set to ${money(units)} per hour in ${path}; no daemon is running, so it applies at the next start`)
+      // The config names the mint, and so the unit; one not set up yet shows the test unit.
+      const mint = (() => { try { return loadConfig(o.data).mint } catch { return '' } })()
+      io.out(o.json ? JSON.stringify({ ok: true, saved: path, running: false }) : `price set to ${formatRate(units, tokenUnitFor(mint))} in ${path}; no daemon is running, so it applies at the next start`)
     }
     return Exit.ok
   })
