@@ -1,5 +1,4 @@
-/** What the provider's parts log through; pino's Logger fits it as is. */
-export interface Logger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-}
+import type { Logger as KilnLogger } from '@kiln/protocol'
+
+/** The part of the one Logger (@kiln/protocol) the provider's parts log through; pino fits it. */
+export type Logger = Pick<KilnLogger, 'info' | 'warn'>

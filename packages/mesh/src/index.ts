@@ -4,5 +4,5 @@ export { DROP_REASONS, createAdvertGate, type AdvertEvent, type AdvertValidator,
 export type { Channel } from './channel.ts'
 export {
   ADVERT_PUSH_PROTOCOL, ADVERT_TOPIC, DHT_PROTOCOL, LIVENESS_PROTOCOL, DEFAULT_ADVERT_TTL_MS, DEFAULT_MAX_FRAME_BYTES, MAX_ADVERT_BYTES,
-  type LivenessInit, type MeshInit, type MeshLogger, type MeshNode, type MeshStats, type OpenOptions,
+  type LivenessInit, type MeshInit, type MeshNode, type MeshStats, type OpenOptions,
 } from './types.ts'

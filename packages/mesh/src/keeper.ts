@@ -2,7 +2,7 @@ import type { PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { namedPeer } from './addrs.ts'
 import type { KilnLibp2p } from './libp2p.ts'
-import type { MeshLogger } from './types.ts'
+import type { Logger } from '@kiln/protocol'
 
 /** Discovered peers are dialled while we have fewer connections than this. */
 const DIAL_DISCOVERED_BELOW = 16
@@ -30,7 +30,7 @@ export class PeerKeeper {
   readonly #node: KilnLibp2p
   readonly #self: PeerId
   readonly #bootstrap: string[]
-  readonly #log: MeshLogger
+  readonly #log: Logger
   readonly #dialling = new Set<string>()
   readonly #backoff = new Map<string, { next: number; delay: number }>()
   #timer: ReturnType<typeof setInterval> | undefined
@@ -38,7 +38,7 @@ export class PeerKeeper {
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => this.#lost(evt.detail)
   readonly #redials = new Set<ReturnType<typeof setTimeout>>()
 
-  constructor(node: KilnLibp2p, self: PeerId, bootstrap: string[], log: MeshLogger) {
+  constructor(node: KilnLibp2p, self: PeerId, bootstrap: string[], log: Logger) {
     this.#node = node
     this.#self = self
     this.#bootstrap = bootstrap
@@ -90,7 +90,7 @@ export class PeerKeeper {
       return true
     } catch (err) {
       // Info, not warn: stale addresses from the DHT make failed dials routine.
-      this.#log.info(`dial ${key} failed: ${(err as Error).message}`)
+      this.#log.info({ peer: key, err: (err as Error).message }, 'dial failed')
       return false
     } finally {
       this.#dialling.delete(key)

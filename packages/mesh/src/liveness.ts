@@ -1,6 +1,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import type { KilnLibp2p } from './libp2p.ts'
-import { LIVENESS_PROTOCOL, type MeshLogger } from './types.ts'
+import type { Logger } from '@kiln/protocol'
+import { LIVENESS_PROTOCOL } from './types.ts'
 
 export interface LivenessParams {
   intervalMs: number
@@ -54,14 +55,14 @@ interface ConnState {
 export class LivenessMonitor {
   readonly #node: KilnLibp2p
   readonly #p: LivenessParams
-  readonly #log: MeshLogger
+  readonly #log: Logger
   /** By connection id: a peer may hold two connections, and one path can hang alone. */
   readonly #conns = new Map<string, ConnState>()
   #stalled = 0
   #lastTick = 0
   #timer: ReturnType<typeof setInterval> | undefined
 
-  constructor(node: KilnLibp2p, params: LivenessParams, log: MeshLogger) {
+  constructor(node: KilnLibp2p, params: LivenessParams, log: Logger) {
     this.#node = node
     this.#p = params
     this.#log = log
@@ -151,7 +152,7 @@ export class LivenessMonitor {
         s.unsupported = true
         s.heard = undefined
       }
-      this.#log.info(`liveness stream to ${s.conn.remotePeer.toString()} failed: ${err.message}`)
+      this.#log.info({ peer: s.conn.remotePeer.toString(), err: err.message }, 'liveness stream failed')
     }).finally(() => { s.opening = false })
   }
 
@@ -166,7 +167,7 @@ export class LivenessMonitor {
   #dead(s: ConnState, silent: number): void {
     this.#conns.delete(s.conn.id)
     s.out?.abort(new Error('peer went silent'))
-    this.#log.info(`peer ${s.conn.remotePeer.toString()} silent for ${Math.round(silent)} ms on ${s.conn.remoteAddr.toString()}; closing the connection`)
+    this.#log.info({ peer: s.conn.remotePeer.toString(), addr: s.conn.remoteAddr.toString(), silentMs: Math.round(silent) }, 'peer went silent; closing the connection')
     s.conn.abort(new Error(`peer silent for ${Math.round(silent)} ms`))
   }
 }

@@ -1,6 +1,6 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
-import { CapacityAdvert, KilnError, Kind, parseOrThrow, seal, type Address } from '@kiln/protocol'
+import { CapacityAdvert, KilnError, Kind, parseOrThrow, seal, silentLogger, type Address, type Logger } from '@kiln/protocol'
 import { AdvertGate, DROP_REASONS, type AdvertEvent, type DropReason } from './adverts.ts'
 import { FramedChannel, type Channel } from './channel.ts'
 import { namedPeer, parseAddrs } from './addrs.ts'
@@ -11,14 +11,13 @@ import { LivenessMonitor } from './liveness.ts'
 import { AdvertPush } from './push.ts'
 import {
   ADVERT_TOPIC, DEFAULT_ADVERT_TTL_MS, DEFAULT_MAX_FRAME_BYTES, MAX_ADVERT_BYTES,
-  type MeshInit, type MeshLogger, type MeshNode, type MeshStats, type OpenOptions,
+  type MeshInit, type MeshNode, type MeshStats, type OpenOptions,
 } from './types.ts'
 
 /** A hung peer is dropped ~3 s after its last beat; see LivenessInit. */
 const DEFAULT_BEAT_INTERVAL_MS = 1_000
 const DEFAULT_SILENCE_TIMEOUT_MS = 3_000
 
-const silent: MeshLogger = { info() {}, warn() {} }
 
 export function createMeshNode(init: MeshInit): MeshNode {
   return new KilnMeshNode(init)
@@ -29,7 +28,7 @@ class KilnMeshNode implements MeshNode {
   readonly address: Address
   readonly stats: MeshStats
   readonly #init: MeshInit
-  readonly #log: MeshLogger
+  readonly #log: Logger
   readonly #maxFrame: number
   readonly #ttl: number
   readonly #self: PeerId
@@ -46,7 +45,7 @@ class KilnMeshNode implements MeshNode {
 
   constructor(init: MeshInit) {
     this.#init = init
-    this.#log = init.logger ?? silent
+    this.#log = init.logger ?? silentLogger
     this.#maxFrame = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     this.#ttl = init.advertTtlMs ?? DEFAULT_ADVERT_TTL_MS
     this.address = init.identity.address
@@ -102,7 +101,7 @@ class KilnMeshNode implements MeshNode {
     liveness.start()
     this.#keeper = new PeerKeeper(node, this.#self, this.#bootstrap, this.#log)
     this.#keeper.start()
-    this.#log.info(`mesh node ${this.address} listening on ${this.multiaddrs().join(', ')}`)
+    this.#log.info({ address: this.address, addrs: this.multiaddrs() }, 'mesh node listening')
   }
 
   async stop(): Promise<void> {
@@ -209,7 +208,7 @@ class KilnMeshNode implements MeshNode {
         await handler(ch)
         await ch.close()
       } catch (err) {
-        this.#log.warn(`handler for ${protocol} from ${ch.remote} failed: ${(err as Error).message}`)
+        this.#log.warn({ protocol, peer: ch.remote, err: (err as Error).message }, 'stream handler failed')
         ch.abort(err instanceof Error ? err : new Error(String(err)))
       }
     }, { force: true })
@@ -229,7 +228,7 @@ class KilnMeshNode implements MeshNode {
         try {
           cb(r.event)
         } catch (err) {
-          this.#log.warn(`advert subscriber threw: ${(err as Error).message}`)
+          this.#log.warn({ err: (err as Error).message }, 'advert subscriber threw')
         }
       })
     }
@@ -244,7 +243,7 @@ class KilnMeshNode implements MeshNode {
       try {
         cb(address)
       } catch (err) {
-        this.#log.warn(`disconnect subscriber threw: ${(err as Error).message}`)
+        this.#log.warn({ err: (err as Error).message }, 'disconnect subscriber threw')
       }
     }
   }

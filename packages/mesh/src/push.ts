@@ -1,9 +1,9 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import { isKilnError, type Address } from '@kiln/protocol'
+import { isKilnError, type Address, type Logger } from '@kiln/protocol'
 import { FramedChannel } from './channel.ts'
 import { peerIdToAddress } from './ids.ts'
 import type { KilnLibp2p } from './libp2p.ts'
-import { ADVERT_PUSH_PROTOCOL, ADVERT_TOPIC, MAX_ADVERT_BYTES, type MeshLogger } from './types.ts'
+import { ADVERT_PUSH_PROTOCOL, ADVERT_TOPIC, MAX_ADVERT_BYTES } from './types.ts'
 
 /** How long one push may take, either side; an advert is one small frame. */
 const PUSH_TIMEOUT_MS = 5_000
@@ -28,7 +28,7 @@ export class AdvertPush {
   readonly #node: KilnLibp2p
   readonly #receive: (data: Uint8Array) => void
   readonly #tooLarge: () => void
-  readonly #log: MeshLogger
+  readonly #log: Logger
   /** Connected peers, by PeerId string. */
   readonly #peers = new Map<string, PeerId>()
   /** Connected peers that refused the protocol. */
@@ -47,7 +47,7 @@ export class AdvertPush {
     this.#unsupported.delete(evt.detail.toString())
   }
 
-  constructor(node: KilnLibp2p, receive: (data: Uint8Array) => void, tooLarge: () => void, log: MeshLogger) {
+  constructor(node: KilnLibp2p, receive: (data: Uint8Array) => void, tooLarge: () => void, log: Logger) {
     this.#node = node
     this.#receive = receive
     this.#tooLarge = tooLarge
@@ -87,7 +87,7 @@ export class AdvertPush {
       await ch.close()
     })().catch((err: Error) => {
       if (err.name === 'UnsupportedProtocolError') this.#unsupported.add(peer.toString())
-      this.#log.info(`advert push to ${peer.toString()} failed: ${err.message}`)
+      this.#log.info({ peer: peer.toString(), err: err.message }, 'advert push failed')
     })
   }
 

@@ -1,4 +1,4 @@
-import type { Address, CapacityAdvert, Identity } from '@kiln/protocol'
+import type { Address, CapacityAdvert, Identity, Logger } from '@kiln/protocol'
 import type { AdvertEvent, DropReason } from './adverts.ts'
 import type { Channel } from './channel.ts'
 
@@ -15,11 +15,6 @@ export const DEFAULT_ADVERT_TTL_MS = 30_000
 /** An advert is a few hundred bytes; anything far bigger is dropped before it is parsed. */
 export const MAX_ADVERT_BYTES = 16 * 1024
 
-export interface MeshLogger {
-  info(...a: unknown[]): void
-  warn(...a: unknown[]): void
-}
-
 export interface MeshInit {
   /** The node's Ed25519 key: its PeerId and its Solana address are this one key. */
   identity: Identity
@@ -33,7 +28,7 @@ export interface MeshInit {
   advertTtlMs?: number
   /** How fast a peer that stopped answering (hung, not closed) is dropped. */
   liveness?: LivenessInit
-  logger?: MeshLogger
+  logger?: Logger
 }
 
 export interface LivenessInit {

@@ -25,4 +25,16 @@ describe('createMeshNode', () => {
     await expect(node.publishRaw(new Uint8Array(1))).rejects.toMatchObject({ kind: 'CONFIG_INVALID' })
     await expect(node.open(Identity.generate().address, '/x/1')).rejects.toMatchObject({ kind: 'CONFIG_INVALID' })
   })
+
+  it('logs through the given Logger, fields first, as pino takes them', async () => {
+    const lines: [object, string | undefined][] = []
+    const keep = (obj: object, msg?: string) => { lines.push([obj, msg]) }
+    const node = createMeshNode({ identity: Identity.generate(), logger: { debug: keep, info: keep, warn: keep, error: keep } })
+    await node.start()
+    try {
+      expect(lines).toContainEqual([{ address: node.address, addrs: node.multiaddrs() }, 'mesh node listening'])
+    } finally {
+      await node.stop()
+    }
+  })
 })

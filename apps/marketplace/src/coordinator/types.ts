@@ -3,17 +3,13 @@ import type { Db } from '@kiln/db'
 import type { Escrow, SettlementStatus } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
 import { createHash } from 'node:crypto'
-import { escrowIdFor, moneyFormat, tokenUnitFor, type Address, type Identity, type MoneyFormat, type NonceCache, type TokenUnit } from '@kiln/protocol'
+import { escrowIdFor, moneyFormat, tokenUnitFor, type Address, type Identity, type Logger, type MoneyFormat, type NonceCache, type TokenUnit } from '@kiln/protocol'
 import type { Job, JobStore, LifecycleQueues, MatchingEngine } from '@kiln/scheduler'
 import type { ArtifactStore } from '@kiln/artifacts'
 import { placementAttempts, type VerificationDefaults } from '@kiln/verifier'
 import type { Inventory } from './inventory.ts'
 
-export interface Logger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
+export type { Logger } from '@kiln/protocol'
 
 export interface CoordinatorConfig {
   /** How long a client has to lock funds after its job is matched. */

@@ -1,19 +1,17 @@
 import { readdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
-import { KilnError } from '@kiln/protocol'
+import { KilnError, silentLogger } from '@kiln/protocol'
 import { LABEL_MANAGED, LABEL_OWNER } from './sandbox.ts'
 import { JOB_DIR_PREFIX, runJob, type RunContext } from './run.ts'
 import { dockerMessage, isConnectionError, withTimeout } from './errors.ts'
 import { collectLeftover, killLeftover, kilnPids, listLeftovers } from './leftovers.ts'
 import { createEgress } from './network.ts'
 import { unmountOut } from './out-dir.ts'
-import type { DockerRuntime, PingResult, RuntimeInit, RuntimeLogger } from './types.ts'
+import type { DockerRuntime, PingResult, RuntimeInit } from './types.ts'
 
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock'
 const MiB = 1024 * 1024
-
-const silentLogger: RuntimeLogger = { debug() {}, info() {}, warn() {} }
 
 /** Where the client talks to the engine, for messages a person will read. */
 export function describeEndpoint(docker: Dockerode): string {

@@ -16,4 +16,4 @@ export {
 export type { Leftover, CollectedLeftover } from './leftovers.ts'
 export { BLOCKED_RANGES, EGRESS_BRIDGE, EGRESS_NETWORK, egressRules, type EgressInit, type EgressStatus } from './network.ts'
 export { LogCollector, type LogStream, type CollectedLog } from './logs.ts'
-export type { DockerRuntime, PingResult, RunError, RunOutput, RunRequest, RunResult, RuntimeInit, RuntimeLogger } from './types.ts'
+export type { DockerRuntime, PingResult, RunError, RunOutput, RunRequest, RunResult, RuntimeInit } from './types.ts'

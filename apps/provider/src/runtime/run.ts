@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type Dockerode from 'dockerode'
-import { isKilnError, randomHex, type KilnError, type KilnErrorName } from '@kiln/protocol'
+import { isKilnError, randomHex, type KilnError, type KilnErrorName, type Logger } from '@kiln/protocol'
 import { LogCollector } from './logs.ts'
 import { buildContainerOptions, OUT_PATH } from './sandbox.ts'
 import { createOutDir, watchOutDir, OUTPUT_MARGIN_BYTES, type OutDir } from './out-dir.ts'
@@ -9,7 +9,7 @@ import { containerIds } from './user.ts'
 import { packCanonicalTar } from '@kiln/artifacts'
 import { dockerMessage, isConnectionError, sleep } from './errors.ts'
 import type { EgressStatus } from './network.ts'
-import type { RunError, RunOutput, RunRequest, RunResult, RuntimeLogger } from './types.ts'
+import type { RunError, RunOutput, RunRequest, RunResult } from './types.ts'
 
 /** Per-job dirs in workDir start with this, so reconcile() knows which ones are ours. */
 export const JOB_DIR_PREFIX = 'kiln-job-'
@@ -21,7 +21,7 @@ export interface RunContext {
   workDir: string
   maxLogBytes: number
   stopGraceSec: number
-  logger: RuntimeLogger
+  logger: Logger
   ensureImage(ref: string): Promise<void>
   unavailable(e: unknown): KilnError
   /** Containers and dirs of runs in flight, which reconcile() must not touch. */

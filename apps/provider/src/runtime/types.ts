@@ -1,15 +1,8 @@
 import type Dockerode from 'dockerode'
-import type { JobSpec, KilnErrorName } from '@kiln/protocol'
+import type { JobSpec, KilnErrorName, Logger } from '@kiln/protocol'
 import type { LogStream } from './logs.ts'
 import type { CollectedLeftover, Leftover } from './leftovers.ts'
 import type { EgressInit, EgressStatus } from './network.ts'
-
-/** The subset of a pino logger the runtime uses; pino's Logger fits it as is. */
-export interface RuntimeLogger {
-  debug(obj: Record<string, unknown>, msg: string): void
-  info(obj: Record<string, unknown>, msg: string): void
-  warn(obj: Record<string, unknown>, msg: string): void
-}
 
 export interface RuntimeInit {
   /** Default: a client on /var/run/docker.sock (DOCKER_HOST is not read here; pass a client). */
@@ -24,7 +17,7 @@ export interface RuntimeInit {
   pingTimeoutMs?: number
   /** How long a pull may take before it counts as failed. Default 10 min. */
   pullTimeoutMs?: number
-  logger?: RuntimeLogger
+  logger?: Logger
   /**
    * This provider's address: its containers carry it, and reconcile()/leftovers() see only
    * those. Without it they see every kiln.managed container on the engine.
