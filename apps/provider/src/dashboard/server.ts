@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { z } from 'zod'
 import { isKilnError } from '@kiln/protocol'
 import type { EarningsView, JobView, StatusView } from '../control-views.ts'
+import type { Logger } from '../log.ts'
 import type { LogPage } from '../log-ring.ts'
 import { allowedHosts, authenticate, sameOrigin, sessionCookie, tokenMatches } from './auth.ts'
 
@@ -24,7 +25,7 @@ export interface DashboardInit {
   token: string
   /** 0 picks a free port. When the port is taken, a free one is used instead (and logged). */
   port: number
-  log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
+  log: Logger
 }
 
 export interface Dashboard {
