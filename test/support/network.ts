@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream, mkdirSync, mkdtempSync } from 'node:fs'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -186,6 +186,7 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
         for (const p of [...procs].reverse()) await p.stop()
         await redis.stop()
         await pg?.stop()
+        unmountUnder(dataDir)
       },
     }
   } catch (e) {
@@ -193,6 +194,21 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
     await redis.stop()
     await pg?.stop()
     throw e
+  }
+}
+
+/**
+ * A provider killed mid-job (as fault tests do) leaves its job's /out image mounted until its
+ * next start would clean it up; these networks never start it again, so their loop devices
+ * are let go here. Lazy unmount frees the loop device as soon as nothing holds the mount.
+ */
+function unmountUnder(dir: string): void {
+  if (!existsSync('/proc/mounts')) return
+  const targets = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((t) => t.startsWith(`${dir}/`))
+  for (const t of targets.reverse()) {
+    try {
+      execFileSync('umount', ['-l', t], { stdio: 'ignore' })
+    } catch { /* not ours to unmount (not root): the provider's next start would */ }
   }
 }
 
