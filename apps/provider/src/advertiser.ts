@@ -17,6 +17,11 @@ export interface AdvertiserInit {
   price(): number
   /** The egress network is in place: jobs that ask for network access are taken. */
   networkJobs(): boolean
+  /**
+   * The largest bond it can post now, when the wallet was read: its stablecoin. Bonds already
+   * posted have left the wallet, and it runs one lease at a time, so nothing else holds a share.
+   */
+  maxBond(): number | undefined
 }
 
 /**
@@ -32,11 +37,13 @@ export function createAdvertiser(init: AdvertiserInit) {
 
   const next = (): CapacityAdvert => {
     const a = init.availability()
+    const maxBond = init.maxBond()
     return {
       peerId: mesh.peerId, addrs: mesh.multiaddrs(), seq: ++seq, hardware,
       free: a.available ? { cpu: hardware.cpuCores, memoryMb: hardware.memoryMb, gpus: hardware.gpus.length } : { cpu: 0, memoryMb: 0, gpus: 0 },
       pricePerHour: init.price(), region: init.region, version: init.version, available: a.available, ...(a.reason ? { reason: a.reason } : {}),
       ...(init.operator ? { operator: init.operator } : {}), ...(init.networkJobs() ? { network: true } : {}),
+      ...(maxBond !== undefined ? { maxBond } : {}),
     }
   }
 

@@ -95,14 +95,14 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
   const advertiser = createAdvertiser({
     mesh, log, hardware, region: init.region, version: init.version, ...(init.operator ? { operator: init.operator } : {}),
     ...(init.advertIntervalMs !== undefined ? { intervalMs: init.advertIntervalMs } : {}),
-    availability: avail.now, price: () => price, networkJobs: networkJobs.taken,
+    availability: avail.now, price: () => price, networkJobs: networkJobs.taken, maxBond: () => wallet.funds()?.tokens,
   })
   let pollTimer: NodeJS.Timeout | undefined
   let ticking: Promise<void> | undefined
 
   /** Checks the engine, the wallet and the GPUs; republishes at once when what the advert says changed. */
   async function tick(): Promise<void> {
-    const before = JSON.stringify([avail.now(), networkJobs.taken()])
+    const before = JSON.stringify([avail.now(), networkJobs.taken(), wallet.funds()?.tokens])
     const ping = await runtime.ping()
     if (ping.ok && !avail.recovered()) {
       try {
@@ -118,7 +118,7 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
     if (ping.ok) await networkJobs.check()
     await wallet.check()
     await gpu.sample()
-    if (JSON.stringify([avail.now(), networkJobs.taken()]) !== before) await advertiser.publish()
+    if (JSON.stringify([avail.now(), networkJobs.taken(), wallet.funds()?.tokens]) !== before) await advertiser.publish()
   }
   const tickOnce = () => (ticking ??= tick().finally(() => { ticking = undefined }))
 

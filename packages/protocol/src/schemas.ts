@@ -109,6 +109,12 @@ export const CapacityAdvert = z.object({
    * (not the host, not private ranges). Absent, as in older adverts: it takes none.
    */
   network: z.boolean().optional(),
+  /**
+   * The largest bond the provider can post now (its stablecoin, in base units): a job whose
+   * bond at this provider's price is larger is not matched to it. Absent, as in older
+   * adverts: no limit is known.
+   */
+  maxBond: amount.optional(),
 }).strict()
 export type CapacityAdvert = z.output<typeof CapacityAdvert>
 
@@ -145,6 +151,12 @@ export const ResultReceipt = z.object({
   outputBytes: z.number().int().nonnegative(),
   logDigest: sha256,
   logBytes: z.number().int().nonnegative(),
+  /**
+   * The log digest and bytes cover only what the Docker engine kept of the log: a run
+   * recovered after a provider restart is read back from the engine's size-capped log files,
+   * which may have dropped its start. Absent: they cover every byte the run printed.
+   */
+  logPartial: z.boolean().optional(),
   startedAt: z.number().int().nullable(),
   endedAt: z.number().int(),
   containerSeconds: z.number().nonnegative(),

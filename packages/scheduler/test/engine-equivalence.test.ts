@@ -17,8 +17,10 @@ describe('indexed engine vs scan of every provider', () => {
       const scan = createMatchingEngine({ strategy: 'scan' })
       const both = (f: (e: MatchingEngine) => void) => { f(indexed); f(scan) }
       const takesNetwork = new Map<Address, boolean>()
+      const bondCap = new Map<Address, number | undefined>()
       const upsert = (p: ProviderInput) => {
         takesNetwork.set(p.address, p.advert.network === true)
+        bondCap.set(p.address, p.advert.maxBond)
         both((e) => e.upsert(p))
       }
       const addresses: Address[] = []
@@ -30,6 +32,7 @@ describe('indexed engine vs scan of every provider', () => {
       const live: string[] = []
       let placed = 0
       let networkPlaced = 0
+      let bondRefused = 0
       for (let step = 0; step < 1500; step++) {
         const roll = rand()
         if (roll < 0.55) {
@@ -41,6 +44,11 @@ describe('indexed engine vs scan of every provider', () => {
           const b = scan.place(j, opts)
           expect(a).toEqual(b)
           if (a.ok) { live.push(j.id); placed++ }
+          if (a.ok && j.bondAt) {
+            const maxBond = bondCap.get(a.provider.address)
+            expect(maxBond === undefined || j.bondAt(a.pricePerHour) <= maxBond).toBe(true)
+          }
+          if (!a.ok && a.excluded.bond) bondRefused++
           if (a.ok && j.spec.network) {
             expect(takesNetwork.get(a.provider.address)).toBe(true)
             networkPlaced++
@@ -72,6 +80,7 @@ describe('indexed engine vs scan of every provider', () => {
       }
       expect(placed).toBeGreaterThan(200)
       expect(networkPlaced).toBeGreaterThan(20)
+      expect(bondRefused).toBeGreaterThan(0)
       for (const a of addresses) expect(indexed.get(a)).toEqual(scan.get(a))
       // And the index did less work than the scan.
       expect(indexed.stats().examined).toBeLessThan(scan.stats().examined / 2)
@@ -95,6 +104,8 @@ function setup(seed: number, alike: boolean) {
       free: { cpu: rand() < 0.8 ? cpu : cpu / 2, memoryMb, gpus: gpus.length },
       // Most providers take no network jobs (the default); a newer advert may change that.
       ...(rand() < 0.35 ? { network: true } : {}),
+      // Some say how large a bond they can post (a newer advert may change it); the rest set no limit.
+      ...(rand() < 0.6 ? { maxBond: pick([0, 5000, 20_000, 100_000]) } : {}),
     }
     return { address: `p${String(i).padStart(4, '0')}` as Address, advert, operator: `op${i % 40}`, reputation: pick([0.3, 0.6, 0.9]), maxActiveJobs: pick([1, 2, 4]) }
   }
@@ -106,7 +117,11 @@ function setup(seed: number, alike: boolean) {
       ...(rand() < 0.4 ? { region: pick(regions) } : {}),
       ...(rand() < 0.3 ? { network: true } : {}),
     })
-    return { id, spec, ...(rand() < 0.3 ? { minReputation: pick([0.5, 0.8]) } : {}) }
+    // Most jobs ask a bond, a share of the run's lock at the provider's price or a fixed one.
+    const ratio = pick([0, 0.05, 0.2, 1])
+    const fixed = pick([undefined, 10_000])
+    const bondAt = rand() < 0.8 ? { bondAt: (price: number) => fixed ?? Math.ceil(price * ratio) } : {}
+    return { id, spec, ...bondAt, ...(rand() < 0.3 ? { minReputation: pick([0.5, 0.8]) } : {}) }
   }
   return { rand, pick, provider, job }
 }

@@ -138,6 +138,26 @@ describe('createMatchingEngine: choice', () => {
     if (!r.ok) expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(/^none of 2 providers fits \(excluded by: 2 network \(they take no jobs with network access\)\); nearest: .* fails network$/)
   })
 
+  it('matches a job only to providers that can post its bond at their own price, and says so when none can', () => {
+    const { engine, add, job, advert } = setup()
+    const poor = add({ price: 100_000, maxBond: 999 })
+    const rich = add({ price: 200_000, maxBond: 2000 })
+    // The bond grows with the provider's price, as a bond ratio of the lock does.
+    const bonded = (id?: string) => ({ ...job({}, id), bondAt: (price: number) => price / 100 })
+    expect(dry(engine, job({}))).toBe(poor)
+    expect(dry(engine, bonded())).toBe(rich)
+    engine.upsert({ address: rich, advert: advert({ price: 200_000, maxBond: 1999 }) })
+    const r = engine.place(bonded())
+    expect(!r.ok && r.excluded).toEqual({ bond: 2 })
+    if (!r.ok) expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(/^none of 2 providers fits \(excluded by: 2 bond \(cannot post the bond\)\); nearest: .* fails bond$/)
+    // Funded: a newer advert with room for the bond makes it eligible again.
+    engine.upsert({ address: poor, advert: advert({ price: 100_000, maxBond: 1000 }) })
+    expect(dry(engine, bonded())).toBe(poor)
+    // An advert that does not say (an older provider) sets no limit.
+    const old = add({ price: 50_000 })
+    expect(dry(engine, bonded())).toBe(old)
+  })
+
   it('explains a job that fits nowhere: counts per constraint and the nearest offers', () => {
     const { engine, add, job } = setup()
     add({ price: 100_000, memoryMb: 4096 })
@@ -167,7 +187,7 @@ describe('createMatchingEngine: choice', () => {
 
 type Machine = {
   cpu: number; memoryMb: number; gpus: (readonly [string, number])[]; price: number; region: string; reputation: number; escrowReady: boolean; available: boolean
-  operator: string; network: boolean
+  operator: string; network: boolean; maxBond: number
 }
 
 function dry(engine: ReturnType<typeof createMatchingEngine>, j: PlaceJob): Address | undefined {
@@ -185,6 +205,7 @@ function setup(init: EngineInit = {}) {
     return {
       peerId: 'x', addrs: [], seq: 1, region: m.region ?? 'eu-west', version: '0.1.0', available: m.available ?? true, pricePerHour: m.price ?? 100_000,
       hardware: { cpuCores: cpu, memoryMb, diskMb: 100_000, gpus }, free: { cpu, memoryMb, gpus: gpus.length }, ...(m.network ? { network: true } : {}),
+      ...(m.maxBond !== undefined ? { maxBond: m.maxBond } : {}),
     }
   }
   const add = (m: Partial<Machine>): Address => {

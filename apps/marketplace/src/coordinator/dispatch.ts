@@ -54,7 +54,7 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
     if (!job || job.state !== 'queued' || job.parkedAt !== null) continue
     if (job.role === 'replica' && !(await ownRunDelivered(ctx, job))) continue
     const floor = job.spec.minReputation !== undefined ? { minReputation: job.spec.minReputation } : {}
-    const result = engine.place({ id: job.id, spec: job.spec, ...floor }, { exclude: await excludedFor(ctx, job) })
+    const result = engine.place({ id: job.id, spec: job.spec, ...floor, bondAt: (price) => leaseTerms(ctx, job, price).bond }, { exclude: await excludedFor(ctx, job) })
     if (!result.ok) {
       const why = explainUnplaced(result, moneyOf(ctx).rate)
       if (ctx.waiting.get(job.id) !== why) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
@@ -103,6 +103,12 @@ export async function excludedFor(ctx: CoordinatorContext, job: Job): Promise<Ad
   return [...out] as Address[]
 }
 
+/** The lock and the bond of a run of `job` at a provider's price: the engine matches only providers that can post this bond. */
+function leaseTerms(ctx: CoordinatorContext, job: Job, pricePerHour: number): { lockAmount: number; bond: number } {
+  const lockAmount = maxLeaseCost(pricePerHour, job.spec.timeoutSec)
+  return { lockAmount, bond: resolveVerification(job.spec.verification, lockAmount, ctx.config.verification).bond }
+}
+
 /**
  * Places one job: atomically in the database, then the pair's multisig on chain (once per
  * client and provider). The vault is only named here: the client's lock creates it, so a
@@ -112,8 +118,7 @@ async function placeOn(ctx: CoordinatorContext, job: Job, provider: Address, pri
   const client = job.client as Address
   const attempt = job.attempt + 1
   const key = escrowIdOf(ctx, { ...job, attempt })
-  const lockAmount = maxLeaseCost(pricePerHour, job.spec.timeoutSec)
-  const { bond } = resolveVerification(job.spec.verification, lockAmount, ctx.config.verification)
+  const { lockAmount, bond } = leaseTerms(ctx, job, pricePerHour)
   const placed = await ctx.store.place(job.id, provider, MAX_ACTIVE, `placed on ${provider}`, {
     attempt, pricePerHour, lockAmount, bond, feeBps: ctx.config.feeBps,
     vault: vaultAddress(ctx.arbiter.address, client, key), multisig: multisigAddress(ctx.arbiter.address, client, provider), lockDeadline: null,

@@ -20,6 +20,8 @@ export interface Summary {
   maxMem: number
   maxGpus: number
   maxRep: number
+  /** The largest bond an open member can post (Infinity when one does not say). */
+  maxBond: number
   minB: number
   minQL: number
   minCores: number
@@ -43,14 +45,14 @@ export interface Bucket {
   all: Summary
 }
 
-const emptySummary = (): Summary => ({ open: 0, minPrice: Infinity, maxCpu: -1, maxMem: -1, maxGpus: -1, maxRep: -Infinity, minB: Infinity, minQL: Infinity, minCores: Infinity, minMem: Infinity })
+const emptySummary = (): Summary => ({ open: 0, minPrice: Infinity, maxCpu: -1, maxMem: -1, maxGpus: -1, maxRep: -Infinity, maxBond: -Infinity, minB: Infinity, minQL: Infinity, minCores: Infinity, minMem: Infinity })
 
 /** Empties a summary in place: summaries are rewritten on every placement, so no garbage. */
 function reset(s: Summary): void {
   s.open = 0
   s.minPrice = s.minB = s.minQL = s.minCores = s.minMem = Infinity
   s.maxCpu = s.maxMem = s.maxGpus = -1
-  s.maxRep = -Infinity
+  s.maxRep = s.maxBond = -Infinity
 }
 
 function summarise(s: Summary, members: readonly ProviderRecord[], from: number, to: number): void {
@@ -64,6 +66,7 @@ function summarise(s: Summary, members: readonly ProviderRecord[], from: number,
     if (r.freeMem > s.maxMem) s.maxMem = r.freeMem
     if (r.freeGpus > s.maxGpus) s.maxGpus = r.freeGpus
     if (r.reputation > s.maxRep) s.maxRep = r.reputation
+    if (r.maxBond > s.maxBond) s.maxBond = r.maxBond
     if (r.b < s.minB) s.minB = r.b
     if (r.ql < s.minQL) s.minQL = r.ql
     if (r.cores < s.minCores) s.minCores = r.cores
@@ -79,6 +82,7 @@ function absorb(into: Summary, s: Summary): void {
   into.maxMem = Math.max(into.maxMem, s.maxMem)
   into.maxGpus = Math.max(into.maxGpus, s.maxGpus)
   into.maxRep = Math.max(into.maxRep, s.maxRep)
+  into.maxBond = Math.max(into.maxBond, s.maxBond)
   into.minB = Math.min(into.minB, s.minB)
   into.minQL = Math.min(into.minQL, s.minQL)
   into.minCores = Math.min(into.minCores, s.minCores)

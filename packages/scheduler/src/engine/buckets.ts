@@ -1,6 +1,6 @@
 import { gpuMismatch } from '@kiln/protocol'
 import { BLOCK, insert, newBucket, remove, update, type Bucket, type Summary } from './bucket.ts'
-import { scoreOf, type JobCtx, type ProviderRecord } from './record.ts'
+import { canBond, scoreOf, type JobCtx, type ProviderRecord } from './record.ts'
 
 /**
  * The index. Providers with the same region, the same GPUs, the same answer to network jobs
@@ -29,9 +29,13 @@ export interface BucketIndex {
   examined(): number
 }
 
-/** Can some open member of this summary hold the job at all? */
+/**
+ * Can some open member of this summary hold the job at all? A member's bond is at least the
+ * bond at the summary's lowest price, so no member can post it when the richest cannot post that.
+ */
 function mayFit(s: Summary, j: JobCtx): boolean {
   return s.open > 0 && s.maxCpu >= j.cpu && s.maxMem >= j.mem && s.maxGpus >= j.gpus && s.maxRep >= j.minRep && s.minPrice <= j.maxPrice
+    && (j.bondAt === undefined || s.maxBond === Infinity || j.bondAt(s.minPrice) <= s.maxBond)
 }
 
 /**
@@ -94,7 +98,7 @@ export function createBucketIndex(wFit: number): BucketIndex {
           if (!r.open) continue
           examined++
           if (r.freeCpu < j.cpu || r.freeMem < j.mem || r.freeGpus < j.gpus || r.price > j.maxPrice || r.reputation < j.minRep) continue
-          if (j.exclude?.has(r.address) || j.excludeOps?.has(r.operator)) continue
+          if (j.exclude?.has(r.address) || j.excludeOps?.has(r.operator) || !canBond(r, j)) continue
           const sc = scoreOf(r, j, wFit)
           if (!best) best = { rec: r, s: sc }
           else if (sc < best.s || (sc === best.s && r.address < best.rec.address)) { best.rec = r; best.s = sc }

@@ -164,7 +164,7 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
 export function explainUnplaced(r: Unplaced, rate: (unitsPerHour: number) => string): string {
   if (r.total === 0) return 'no provider is online; the job waits and is matched when one comes'
   // "network" alone would read like a connectivity problem; it is the providers' own choice.
-  const label = (k: string) => (k === 'network' ? 'network (they take no jobs with network access)' : k)
+  const label = (k: string) => (k === 'network' ? 'network (they take no jobs with network access)' : k === 'bond' ? 'bond (cannot post the bond)' : k)
   const parts = Object.entries(r.excluded).sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0)).map(([k, n]) => `${n} ${label(k)}`)
   const near = r.nearest[0]
   const nearest = near ? `; nearest: ${near.provider} at ${rate(near.pricePerHour)} fails ${near.fails.join(', ')}` : ''

@@ -24,6 +24,8 @@ export interface ProviderRecord {
   gpuSig: string
   /** Takes jobs that ask for network access; part of the bucket key too. */
   network: boolean
+  /** The largest bond it can post now; Infinity when its advert does not say. */
+  maxBond: number
   hwCpu: number
   hwMem: number
   advertCpu: number
@@ -61,6 +63,7 @@ export interface JobCtx {
   gpu: GpuNeed
   region: string | undefined
   network: boolean
+  bondAt: ((pricePerHour: number) => number) | undefined
   maxPrice: number
   /** Weight of price per base unit for this job: w.price / maxPrice. */
   a: number
@@ -87,7 +90,7 @@ export function newRecord(p: ProviderInput, d: RecordDefaults): ProviderRecord {
     available: a.available, escrowReady: p.escrowReady ?? true, reputation: p.reputation ?? d.defaultReputation,
     successRate: d.defaultSuccessRate, latencyMs: 0, reportedLoad: 0, maxActive: Math.max(1, p.maxActiveJobs ?? d.maxActiveJobs),
     gpus: a.hardware.gpus, gpuModels: a.hardware.gpus.map((g) => g.model.toLowerCase()), gpuSig: gpuSignature(a.hardware.gpus),
-    network: a.network === true, hwCpu: a.hardware.cpuCores, hwMem: a.hardware.memoryMb, advertCpu: a.free.cpu, advertMem: a.free.memoryMb, advertGpus: a.free.gpus,
+    network: a.network === true, maxBond: a.maxBond ?? Infinity, hwCpu: a.hardware.cpuCores, hwMem: a.hardware.memoryMb, advertCpu: a.free.cpu, advertMem: a.free.memoryMb, advertGpus: a.free.gpus,
     resCpu: 0, resMem: 0, resGpus: 0, active: 0,
     freeCpu: 0, freeMem: 0, freeGpus: 0, open: false, cores: 1, memTotal: 1, gpuDen: 1, ql: 0, b: 0, bucket: undefined, band: undefined, pos: -1,
   }
@@ -108,6 +111,7 @@ export function applyInput(r: ProviderRecord, p: ProviderInput): void {
   r.gpuModels = a.hardware.gpus.map((g) => g.model.toLowerCase())
   r.gpuSig = gpuSignature(a.hardware.gpus)
   r.network = a.network === true
+  r.maxBond = a.maxBond ?? Infinity
   r.hwCpu = a.hardware.cpuCores
   r.hwMem = a.hardware.memoryMb
   r.advertCpu = a.free.cpu
@@ -139,7 +143,7 @@ export function jobCtx(job: PlaceJob, opts: PlaceOptions, w: ScoreWeights, floor
   const ops = opts.replicaOf ? [...(opts.excludeOperators ?? []), operatorOf(opts.replicaOf)] : opts.excludeOperators ?? []
   return {
     cpu: s.resources.cpu, mem: s.resources.memoryMb, gpus: s.resources.gpu.count, gpu: gpuNeed(s.resources.gpu),
-    region: s.region, network: s.network, maxPrice: s.maxPricePerHour,
+    region: s.region, network: s.network, bondAt: job.bondAt, maxPrice: s.maxPricePerHour,
     a: w.price / Math.max(1, s.maxPricePerHour), minRep: Math.max(floor, job.minReputation ?? 0),
     exclude: opts.exclude?.length ? new Set(opts.exclude) : undefined, excludeOps: ops.length ? new Set(ops) : undefined,
   }
@@ -166,7 +170,13 @@ export function failures(r: ProviderRecord, j: JobCtx): EngineConstraint[] {
   }
   if (j.region !== undefined && r.region !== j.region) f.push('region')
   if (j.network && !r.network) f.push('network')
+  if (!canBond(r, j)) f.push('bond')
   return f
+}
+
+/** Whether the provider can post the job's bond at its own price (the bond grows with the price). */
+export function canBond(r: ProviderRecord, j: JobCtx): boolean {
+  return r.maxBond === Infinity || j.bondAt === undefined || j.bondAt(r.price) <= r.maxBond
 }
 
 /** Lower is better. The same function serves the index and the scan, so their choices compare exactly. */

@@ -2,7 +2,7 @@ import type { Address, CapacityAdvert, JobSpec } from '@kiln/protocol'
 /** The hard constraints a provider can fail for a job. */
 export type EngineConstraint =
   | 'unavailable' | 'busy' | 'excluded' | 'price' | 'cpu' | 'memory' | 'gpu_count' | 'gpu_model' | 'gpu_vram' | 'region'
-  | 'reputation' | 'escrow' | 'operator' | 'network'
+  | 'reputation' | 'escrow' | 'operator' | 'network' | 'bond'
 
 /** A provider as adverts and the coordinator's own records describe it. */
 export interface ProviderInput {
@@ -69,6 +69,11 @@ export interface PlaceJob {
   spec: JobSpec
   /** A reputation floor above the engine's own. */
   minReputation?: number
+  /**
+   * The bond the provider posts for this job at a price per hour; it must not fall as the
+   * price rises (the index bounds a band with its cheapest member). Absent: no bond.
+   */
+  bondAt?: (pricePerHour: number) => number
 }
 
 export interface PlaceOptions {
