@@ -2,7 +2,7 @@ import { KilnError, leaseCost, type Address, type Lease, type ResultReceipt } fr
 import type { RunResult } from './runtime/index.ts'
 
 export type ReceiptInput = Pick<RunResult, 'status' | 'exitCode' | 'error' | 'logDigest' | 'logBytes' | 'startedAt' | 'endedAt' | 'containerSeconds'>
-  & { output: { digest: string; bytes: number } | null }
+  & { output: { digest: string; bytes: number } | null; logPartial?: boolean }
 
 /** The receipt the provider signs for a run: what ran, what it produced, how long it took. */
 export function receiptOf(lease: Lease, provider: Address, r: ReceiptInput): ResultReceipt {
@@ -10,6 +10,7 @@ export function receiptOf(lease: Lease, provider: Address, r: ReceiptInput): Res
     jobId: lease.jobId, provider, status: r.status, exitCode: r.exitCode,
     ...(r.error ? { error: { code: new KilnError(r.error.kind, r.error.message).code, message: r.error.message.slice(0, 1000) } } : {}),
     outputDigest: r.output?.digest ?? null, outputBytes: r.output?.bytes ?? 0, logDigest: r.logDigest, logBytes: r.logBytes,
+    ...(r.logPartial ? { logPartial: true } : {}),
     startedAt: r.startedAt, endedAt: r.endedAt, containerSeconds: r.containerSeconds,
     gpuSeconds: r.containerSeconds * lease.spec.resources.gpu.count,
   }

@@ -87,6 +87,7 @@ async function finishFromLeftover(init: RecoveryInit, rec: JobRecord, l: Leftove
   const receipt = receiptOf(lease, init.provider, {
     status: error ? 'failed' : 'succeeded', exitCode: l.exitCode, ...(error ? { error } : {}), output: collected.output,
     logDigest: collected.logDigest, logBytes: collected.logBytes, startedAt, endedAt, containerSeconds: seconds,
+    ...(collected.logPartial ? { logPartial: true } : {}),
   })
   let outputPath: string | undefined
   if (collected.output) {
@@ -97,5 +98,6 @@ async function finishFromLeftover(init: RecoveryInit, rec: JobRecord, l: Leftove
   init.journal.update(lease.jobId, {
     state: 'finished', receipt, delivered: false, startedAt, recoveredAt: init.now?.() ?? Date.now(), ...(outputPath ? { outputPath } : {}),
   })
+  if (collected.logPartial) init.log.warn({ jobId: lease.jobId, logBytes: collected.logBytes }, 'the engine\'s capped log files may have dropped the start of this job\'s log; its receipt says the log digest covers what they kept')
   init.log.info({ jobId: lease.jobId, status: receipt.status, outputDigest: receipt.outputDigest }, 'recovered the result of a job that finished while the provider was down')
 }

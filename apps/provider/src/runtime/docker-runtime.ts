@@ -2,7 +2,7 @@ import { readdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
 import { KilnError, silentLogger } from '@kiln/protocol'
-import { LABEL_MANAGED, LABEL_OWNER } from './sandbox.ts'
+import { LABEL_MANAGED, LABEL_OWNER, LOG_FILE_MAX_BYTES } from './sandbox.ts'
 import { JOB_DIR_PREFIX, runJob, type RunContext } from './run.ts'
 import { dockerMessage, isConnectionError, withTimeout } from './errors.ts'
 import { collectLeftover, killLeftover, kilnPids, listLeftovers } from './leftovers.ts'
@@ -82,6 +82,7 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     // Absolute: the engine resolves a bind mount's source on its side, not in our cwd.
     workDir: resolve(init.workDir),
     maxLogBytes: init.maxLogBytes ?? MiB,
+    logFileMaxBytes: init.logFileMaxBytes ?? LOG_FILE_MAX_BYTES,
     stopGraceSec: init.stopGraceSec ?? 5,
     logger,
     ensureImage,
@@ -142,7 +143,7 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
   return {
     ping, hasImage, ensureImage, run: (req) => runJob(ctx, req), reconcile,
     leftovers: () => engine(() => listLeftovers(docker, ours)),
-    collect: (l, maxOutputBytes) => engine(() => collectLeftover(docker, l, { maxLogBytes: ctx.maxLogBytes, maxOutputBytes })),
+    collect: (l, maxOutputBytes) => engine(() => collectLeftover(docker, l, { maxLogBytes: ctx.maxLogBytes, logFileMaxBytes: ctx.logFileMaxBytes, maxOutputBytes })),
     kill: (id) => engine(() => killLeftover(docker, id)),
     kilnPids: () => engine(() => kilnPids(docker)),
     egress: () => egress.ensure(),

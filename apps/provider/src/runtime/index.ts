@@ -11,6 +11,8 @@ export {
   LABEL_MANAGED,
   LABEL_JOB,
   LABEL_OWNER,
+  LOG_FILES,
+  LOG_FILE_MAX_BYTES,
   type HostConfigOptions,
 } from './sandbox.ts'
 export type { Leftover, CollectedLeftover } from './leftovers.ts'

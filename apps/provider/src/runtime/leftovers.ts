@@ -3,7 +3,7 @@ import type Dockerode from 'dockerode'
 import { isKilnError } from '@kiln/protocol'
 import { packCanonicalTar } from '@kiln/artifacts'
 import { LogCollector } from './logs.ts'
-import { LABEL_JOB, LABEL_MANAGED, OUT_PATH } from './sandbox.ts'
+import { LABEL_JOB, LABEL_MANAGED, LOG_FILES, OUT_PATH } from './sandbox.ts'
 import { dockerMessage } from './errors.ts'
 import { remountOut } from './out-dir.ts'
 import type { RunOutput } from './types.ts'
@@ -26,6 +26,8 @@ export interface Leftover {
 export interface CollectedLeftover {
   logDigest: string
   logBytes: number
+  /** The engine's capped log files may have dropped the start: the digest covers what they kept. */
+  logPartial: boolean
   log: string
   output: RunOutput | null
   /** Why /out could not be packed, when it could not. */
@@ -77,23 +79,43 @@ export async function listLeftovers(docker: Dockerode, labels: string[] = [`${LA
  * the collector, in the order the engine recorded it, so the digest is over the same bytes a
  * live run would have hashed.
  */
-function demux(buf: Buffer, into: LogCollector): void {
+function demux(buf: Buffer, into: LogCollector): number {
   let at = 0
+  let frames = 0
   while (at + 8 <= buf.length) {
     const stream = buf[at] === 2 ? 'stderr' : 'stdout'
     const size = buf.readUInt32BE(at + 4)
     into.push(stream, buf.subarray(at + 8, at + 8 + size))
     at += 8 + size
+    frames++
   }
+  return frames
+}
+
+/**
+ * The fewest bytes json-file adds to one entry: {"log":"…","stream":"stdout","time":"<30>"}
+ * and a newline. Escapes only add to it.
+ */
+const JSON_ENTRY_BYTES = 68
+
+/**
+ * Whether the engine may have dropped the start of the log. It drops a file only once the
+ * files it keeps are full, so what it kept then fills at least LOG_FILES - 1 of them; below
+ * that, nothing was dropped. The estimate of the file bytes is a lower bound, so a log that
+ * lost its start is never taken for a whole one (a whole one near the cap may be flagged).
+ */
+function mayHaveDropped(payloadBytes: number, frames: number, logFileMaxBytes: number): boolean {
+  return payloadBytes + frames * JSON_ENTRY_BYTES >= (LOG_FILES - 1) * logFileMaxBytes
 }
 
 /** Reads a finished leftover's log and packs its /out, as a live run would have. */
-export async function collectLeftover(docker: Dockerode, l: Leftover, opts: { maxLogBytes: number; maxOutputBytes: number }): Promise<CollectedLeftover> {
+export async function collectLeftover(docker: Dockerode, l: Leftover, opts: { maxLogBytes: number; logFileMaxBytes: number; maxOutputBytes: number }): Promise<CollectedLeftover> {
   const log = new LogCollector(opts.maxLogBytes)
   const raw = await docker.getContainer(l.id).logs({ stdout: true, stderr: true, follow: false })
-  demux(Buffer.isBuffer(raw) ? raw : Buffer.from(raw as unknown as string), log)
+  const frames = demux(Buffer.isBuffer(raw) ? raw : Buffer.from(raw as unknown as string), log)
   const collected = log.finish()
-  const base = { logDigest: collected.digest, logBytes: collected.bytes, log: collected.text }
+  const logPartial = mayHaveDropped(collected.bytes, frames, opts.logFileMaxBytes)
+  const base = { logDigest: collected.digest, logBytes: collected.bytes, logPartial, log: collected.text }
   if (!l.outDir || !existsSync(l.outDir)) return { ...base, output: null, outputError: `the job's ${OUT_PATH} dir is gone` }
   try {
     await remountOut(l.outDir)

@@ -20,6 +20,8 @@ export interface RunContext {
   docker: Dockerode
   workDir: string
   maxLogBytes: number
+  /** Each of the engine's log files for a job container (sandbox.ts). */
+  logFileMaxBytes: number
   stopGraceSec: number
   logger: Logger
   ensureImage(ref: string): Promise<void>
@@ -101,7 +103,7 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
 
     const root = ctx.self.uid === 0
     const options = buildContainerOptions(jobId, spec, outDir, image.Config?.User, {
-      gpuDeviceIds: req.gpuDeviceIds, ...(ctx.owner ? { owner: ctx.owner } : {}), ...(egress?.ok ? { network: egress.network } : {}),
+      gpuDeviceIds: req.gpuDeviceIds, logFileMaxBytes: ctx.logFileMaxBytes, ...(ctx.owner ? { owner: ctx.owner } : {}), ...(egress?.ok ? { network: egress.network } : {}),
       // Not root, we cannot give /out to another user: the job runs as us instead (never as root).
       ...(root ? {} : { user: `${ctx.self.uid}:${ctx.self.gid}` }),
     })

@@ -24,6 +24,15 @@ export const LABEL_OWNER = 'kiln.owner'
 
 const MiB = 1024 * 1024
 
+/**
+ * The engine's own copy of a job's output, in json-file logs: at most LOG_FILES files of
+ * this size, oldest dropped first, so a job printing without end cannot fill the disk. The
+ * run reads its log from the attach stream, which no cap touches; only crash recovery reads
+ * these files (leftovers.ts), and it says when they may have lost the start.
+ */
+export const LOG_FILE_MAX_BYTES = 16 * MiB
+export const LOG_FILES = 2
+
 export interface HostConfigOptions {
   /**
    * Pin the job to these GPUs (indices or UUIDs as nvidia-smi prints them). Without it the
@@ -39,6 +48,8 @@ export interface HostConfigOptions {
   network?: string
   /** Run as this `uid:gid` whatever the image says (a provider that is not root runs jobs as itself). */
   user?: string
+  /** Size of each of the engine's LOG_FILES log files for the container. Default LOG_FILE_MAX_BYTES. */
+  logFileMaxBytes?: number
 }
 
 export function buildHostConfig(spec: JobSpec, outDir: string, opts: HostConfigOptions = {}): Dockerode.HostConfig {
@@ -62,6 +73,8 @@ export function buildHostConfig(spec: JobSpec, outDir: string, opts: HostConfigO
     IpcMode: 'private',
     // We read State.OOMKilled and the exit code before removing the container ourselves.
     AutoRemove: false,
+    // json-file whatever the engine's default driver: crash recovery reads it back with `docker logs`.
+    LogConfig: { Type: 'json-file', Config: { 'max-size': String(opts.logFileMaxBytes ?? LOG_FILE_MAX_BYTES), 'max-file': String(LOG_FILES) } },
   }
   const gpus = spec.resources.gpu.count
   if (gpus > 0) {

@@ -11,6 +11,8 @@ export interface RuntimeInit {
   workDir: string
   /** Log bytes kept per run (head and tail); the rest is dropped with a marker. Default 1 MiB. */
   maxLogBytes?: number
+  /** Size of each of the engine's log files for a job container (sandbox.ts LOG_FILES of them). Default 16 MiB. */
+  logFileMaxBytes?: number
   /** Grace between SIGTERM and SIGKILL when a run is aborted. Default 5 s. Timeouts kill at once. */
   stopGraceSec?: number
   /** How long a ping may take before the engine counts as unreachable. Default 5 s. */
