@@ -62,6 +62,27 @@ export interface KilnErrorContext {
   [key: string]: unknown
 }
 
+/**
+ * The context fields that callers branch on, per kind (as @solana/kit's SolanaErrorContext
+ * does per code): `isKilnError(e, kind)` narrows `e.context` to the kind's entry, and a
+ * throw site that sets one of these fields with the wrong type does not compile. Other
+ * fields stay free-form detail for logs and messages.
+ */
+export interface KilnErrorContextByKind {
+  /** `running`: the provider still runs the job, so its result is not there yet. */
+  JOB_WRONG_STATE: { running?: true }
+  /**
+   * `lost`: the provider answered that it has no result for the run; `deadline`: the run's
+   * deadline (ms) passed with no result, so it is presumed lost; `timeout`: no frame came in time.
+   */
+  PEER_UNREACHABLE: { lost?: true; deadline?: number; timeout?: true }
+}
+
+/** The context of an error of kind `K`: its typed fields where it has some, free-form otherwise. */
+export type KilnErrorContextOf<K extends KilnErrorName> = [K] extends [keyof KilnErrorContextByKind]
+  ? KilnErrorContextByKind[K] & KilnErrorContext
+  : KilnErrorContext
+
 export interface FieldIssue {
   /** Dotted path of the field, e.g. `resources.memoryMb`. */
   path: string
@@ -71,13 +92,14 @@ export interface FieldIssue {
   expected?: string
 }
 
-export class KilnError extends Error {
+export class KilnError<K extends KilnErrorName = KilnErrorName> extends Error {
   override readonly name = 'KilnError'
   readonly code: KilnErrorCodeValue
-  readonly kind: KilnErrorName
-  readonly context: KilnErrorContext
+  readonly kind: K
+  readonly context: KilnErrorContextOf<K>
 
-  constructor(kind: KilnErrorName, message: string, context: KilnErrorContext = {}, options?: { cause?: unknown }) {
+  // Every typed field is optional, so an empty context fits every kind.
+  constructor(kind: K, message: string, context: KilnErrorContextOf<K> = {} as KilnErrorContextOf<K>, options?: { cause?: unknown }) {
     super(message, options)
     this.kind = kind
     this.code = KilnErrorCode[kind]
@@ -89,6 +111,9 @@ export class KilnError extends Error {
   }
 }
 
+/** Whether `e` is a KilnError (of `kind`, when given: then `e.context` is that kind's). */
+export function isKilnError<K extends KilnErrorName>(e: unknown, kind: K): e is KilnError<K>
+export function isKilnError(e: unknown): e is KilnError
 export function isKilnError(e: unknown, kind?: KilnErrorName): e is KilnError {
   if (typeof e !== 'object' || e === null || (e as { name?: unknown }).name !== 'KilnError') return false
   return kind === undefined || (e as KilnError).kind === kind

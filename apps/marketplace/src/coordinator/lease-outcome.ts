@@ -1,4 +1,4 @@
-import type { KilnError, KilnErrorName } from '@kiln/protocol'
+import { isKilnError, type KilnError, type KilnErrorName } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
 import type { Address } from '@kiln/protocol'
 import { recordOutcome } from './reputation.ts'
@@ -21,14 +21,15 @@ export const MAX_PLACEMENTS = 3
  */
 export async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): Promise<void> {
   const requeue = RETRY_ELSEWHERE.has(e.kind) && job.attempt < MAX_PLACEMENTS
+  const timedOut = isKilnError(e, 'PEER_UNREACHABLE') && e.context.deadline !== undefined
   const moved = await ctx.store.transition(job.id, ['locked', 'running', 'verifying'], 'settling', `run failed: ${e.message}${requeue ? '; refunding and placing the job again' : ''}`, {
-    settleAction: requeue ? 'refund_requeue' : 'refund', settleOutcome: e.context.deadline ? 'timeout' : 'failed_provider', paidToProvider: 0, refundedToClient: job.lockAmount ?? 0,
+    settleAction: requeue ? 'refund_requeue' : 'refund', settleOutcome: timedOut ? 'timeout' : 'failed_provider', paidToProvider: 0, refundedToClient: job.lockAmount ?? 0,
     error: requeue ? null : { code: e.code, kind: e.kind, message: e.message },
     excluded: job.provider && EXCLUDE.has(e.kind) ? [...new Set([...job.excluded, job.provider])] : job.excluded,
   }, { code: e.code })
   if (moved && job.provider && EXCLUDE.has(e.kind)) {
     // Losing a run it had accepted counts against the provider; sitting on it past its deadline, more.
-    await recordOutcome(ctx, job.provider as Address, { kind: e.context.deadline ? 'timed_out' : 'failed', at: Date.now() }).catch(() => {})
+    await recordOutcome(ctx, job.provider as Address, { kind: timedOut ? 'timed_out' : 'failed', at: Date.now() }).catch(() => {})
   }
   if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
   // The job's other runs may have been waiting for this one.

@@ -28,8 +28,8 @@ export async function resumeRun(ctx: CoordinatorContext, job: Job): Promise<Resu
       await finishRun(ctx, job, receipt)
       return 'finished'
     } catch (e) {
-      if (isKilnError(e) && e.context.running) return 'running'
-      if (isKilnError(e) && e.context.lost) {
+      if (isKilnError(e, 'JOB_WRONG_STATE') && e.context.running) return 'running'
+      if (isKilnError(e, 'PEER_UNREACHABLE') && e.context.lost) {
         await failRun(ctx, job, e)
         return 'lost'
       }
