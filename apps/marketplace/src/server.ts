@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createHTTPHandler } from '@trpc/server/adapters/standalone'
-import { isKilnError, KilnError, readerOf, type Address } from '@kiln/protocol'
+import { isKilnError, KilnError, readerOf, requireReader, type Address } from '@kiln/protocol'
 import { appRouter, httpStatusOf } from '@kiln/api'
 import { marketplaceOf, type ApiContext } from './api/market.ts'
 import { MAX_BODY_BYTES, screenApiRequest, sendApiError } from './api/body.ts'
@@ -47,8 +47,7 @@ export function createHttpServer(init: HttpInit): Server {
 /** An output, to its owner only: the request carries the owner's read token. */
 async function serveArtifact(init: HttpInit, audience: Address, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
-    const reader = readerOf(req.headers.authorization, audience)
-    if (reader === null) throw new KilnError('AUTH_REQUIRED', 'outputs are their owner\'s only: send the owner\'s read token (the SDK and the kiln CLI do)', { digest })
+    const reader = requireReader(readerOf(req.headers.authorization, audience), 'outputs', { digest })
     // The same answer for "not yours" and "no such output": a stranger learns nothing from it.
     if (!(await init.api.coordinator.store.ownsOutput(reader, digest))) throw new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} of yours here`, { digest })
     const size = init.artifacts.size(digest)

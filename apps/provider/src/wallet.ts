@@ -1,4 +1,4 @@
-import { PublicKey, type Connection } from '@solana/web3.js'
+import { LAMPORTS_PER_SOL, PublicKey, type Connection } from '@solana/web3.js'
 import { tokenBalance } from '@kiln/escrow'
 import { formatAmount, maxLeaseCost, tokenUnitFor, type Address } from '@kiln/protocol'
 import { resolveVerification } from '@kiln/verifier'
@@ -13,7 +13,6 @@ import type { Logger } from './log.ts'
 export const BOND_FEE_LAMPORTS = 10_000
 /** The job spec's default timeout, to size the bond a typical job asks for. */
 const TYPICAL_JOB_SEC = 600
-const LAMPORTS_PER_SOL = 1_000_000_000
 
 export interface Funds {
   lamports: number

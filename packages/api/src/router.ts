@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { TRPCRouterRecord } from '@trpc/server'
-import { jobId, KilnError, plainText, type Address } from '@kiln/protocol'
+import { jobId, plainText, requireReader, type Address } from '@kiln/protocol'
 import { procedure, router, type RequestContext } from './trpc.ts'
 
 const signed = z.object({ envelope: z.unknown() })
@@ -9,13 +9,7 @@ const signed = z.object({ envelope: z.unknown() })
  * A job's details, logs, runs and outputs are its owner's: a read that names no reader (no
  * read token) is refused here, before the marketplace is asked; one naming another is refused there.
  */
-function readerFor(ctx: RequestContext, job: string): Address {
-  const reader = ctx.reader()
-  if (reader === null) {
-    throw new KilnError('AUTH_REQUIRED', `job ${job}'s details, logs, runs and outputs are its owner's only: sign the request with the owner's key (the SDK and the kiln CLI send a read token)`, { jobId: job })
-  }
-  return reader
-}
+const readerFor = (ctx: RequestContext, job: string): Address => requireReader(ctx.reader(), `job ${job}'s details, logs, runs and outputs`, { jobId: job })
 
 const jobsRouter = {
   submit: procedure.input(signed).mutation(({ ctx, input }) => ctx.market.submit(input.envelope)),

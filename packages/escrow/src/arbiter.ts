@@ -44,12 +44,8 @@ export interface Escrow {
   prepareVault(p: JobParties): Promise<{ multisig: Address; vault: Address }>
   buildSettlement(p: JobParties & { cosigner: 'client' | 'provider'; payouts: Payout[] }): Promise<{ tx: string; expected: SettlementExpectation }>
   submitSettlement(txBase64: string): Promise<string>
-  /**
-   * A bare escrow id is refused: since the client's lock makes the vault, its address needs
-   * the client too. The string form is accepted only so that older callers fail with a
-   * stable code instead of reading the wrong address; pass a VaultKey.
-   */
-  settlementStatus(key: VaultKey | string): Promise<SettlementStatus>
+  /** A run's vault on chain. Its address needs the client too: the client's lock makes it. */
+  settlementStatus(key: VaultKey): Promise<SettlementStatus>
 }
 
 /** The arbiter's (coordinator's) side of the escrow: creates multisigs, builds and submits settlements. */
@@ -168,10 +164,7 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
     return sendAndConfirm(connection, tx)
   }
 
-  async function settlementStatus(key: VaultKey | string): Promise<SettlementStatus> {
-    if (typeof key === 'string') {
-      throw new KilnError('PAYLOAD_INVALID', `settlementStatus needs { jobId, client }, got the bare escrow id ${key}: a vault's address comes from the client whose lock creates it`, { jobId: key })
-    }
+  async function settlementStatus(key: VaultKey): Promise<SettlementStatus> {
     const { jobId } = key
     const vault = vaultAddress(arbiter.address, key.client, jobId)
     const info = await onChain('reading the vault', () => connection.getAccountInfo(pk(vault), COMMITMENT))

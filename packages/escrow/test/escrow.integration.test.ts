@@ -145,8 +145,9 @@ describe('escrow on a real devchain', () => {
     // No vault exists until its client locks: a placement nobody locks leaves nothing on chain.
     expect(await conn.getAccountInfo(new PublicKey(b.vault))).toBeNull()
     expect(await conn.getBalance(new PublicKey(arbiter.address))).toBe(arbiterSol)
-    // Its address needs the client: a bare escrow id is refused rather than read at the wrong place.
-    await expect(escrow.settlementStatus(jobA)).rejects.toThrowError(kind('PAYLOAD_INVALID'))
+    // Its address needs the client: a bare escrow id, which would read the wrong place, does not compile.
+    // @ts-expect-error settlementStatus takes { jobId, client }
+    void (() => escrow.settlementStatus(jobA))
   })
 
   it('still creates a vault whose address someone pre-funded with lamports', async () => {

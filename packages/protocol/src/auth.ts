@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { open, seal, type Envelope } from './envelope.ts'
-import { KilnError } from './errors.ts'
+import { KilnError, type KilnErrorContext } from './errors.ts'
 import { isAddress, type Address, type Identity } from './identity.ts'
 import { Kind } from './schemas.ts'
 
@@ -52,4 +52,10 @@ export function readerOf(header: string | undefined, audience: Address, now = Da
     throw new KilnError('ENVELOPE_WRONG_SIGNER', `the read token is for marketplace ${payload.audience}, not this one (${audience})`, { audience: payload.audience, expected: audience })
   }
   return envelope.signer
+}
+
+/** The reader an owner-only read must name: refused with AUTH_REQUIRED when it names none. */
+export function requireReader(reader: Address | null, what: string, context: KilnErrorContext = {}): Address {
+  if (reader !== null) return reader
+  throw new KilnError('AUTH_REQUIRED', `${what} are their owner's only: send a read token signed by the owner's key (the SDK and the kiln CLI do)`, context)
 }

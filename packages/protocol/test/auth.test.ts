@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { authorizationHeader, Identity, Kind, readerOf, seal, sealReadToken, type KilnErrorName } from '../src/index.ts'
+import { authorizationHeader, Identity, Kind, readerOf, requireReader, seal, sealReadToken, type KilnErrorName } from '../src/index.ts'
 
 const market = Identity.generate().address
 const kindOf = (fn: () => unknown): KilnErrorName | 'none' => {
@@ -39,5 +39,12 @@ describe('read tokens', () => {
     // sealReadToken itself never makes one that lives longer than the limit.
     const capped = sealReadToken(me, market, { ttlMs: 60 * 60_000 })
     expect(capped.expiresAt - capped.issuedAt).toBe(10 * 60_000)
+  })
+
+  it('an owner-only read that names no reader is refused with AUTH_REQUIRED, naming what it asked for', () => {
+    const me = Identity.generate()
+    expect(requireReader(me.address, 'outputs')).toBe(me.address)
+    expect(kindOf(() => requireReader(null, 'outputs'))).toBe('AUTH_REQUIRED')
+    expect(() => requireReader(null, 'outputs', { digest: 'd' })).toThrowError(/^outputs are their owner's only/)
   })
 })
