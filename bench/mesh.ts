@@ -10,7 +10,10 @@ import { killAll, type Part } from './support/procs.ts'
 import { InventoryWatch, startBase, startMarket, startProviders, type Base } from './support/mesh-net.ts'
 import { measureVerifyRate } from './support/verify-rate.ts'
 
-const SIZES = (process.env.BENCH_MESH_SIZES ?? '10,25,50').split(',').map(Number).filter((n) => n >= 3)
+const SIZES = (process.env.BENCH_MESH_SIZES ?? '10,25,50')
+  .split(',')
+  .map(Number)
+  .filter((n) => n >= 3)
 // Concurrent provider starts: each is a tsx process that spends seconds of CPU loading code.
 const BATCH = Number(process.env.BENCH_MESH_BATCH ?? 5)
 const SEEDS = 2
@@ -40,7 +43,8 @@ interface Round {
 }
 
 const out = (s: string) => process.stdout.write(`${s}\n`)
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN
+const q = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN
 /** CPU seconds (user + system) a process has used so far; clock ticks are 100 per second on Linux. */
 const cpuSec = (pid: number) => {
   try {
@@ -67,18 +71,29 @@ async function round(base: Base, n: number): Promise<Round> {
     const t0 = performance.now()
     let ready = 0
     providers = await startProviders(base, market, name, n, {
-      batch: BATCH, seeds: SEEDS,
-      onReady: () => { if (++ready % 5 === 0 || ready === n) process.stdout.write(`  ${name}: ${ready}/${n} providers ready\r`) },
+      batch: BATCH,
+      seeds: SEEDS,
+      onReady: () => {
+        if (++ready % 5 === 0 || ready === n) process.stdout.write(`  ${name}: ${ready}/${n} providers ready\r`)
+      },
     })
     out('')
     const lastReady = Math.max(...providers.map((p) => p.readyAt))
     const addrs = providers.map((p) => String(p.info.address))
-    const allIn = await watch.until((inv) => addrs.every((a) => inv.has(a)), 60_000, `all ${n} providers in the inventory`)
+    const allIn = await watch.until(
+      (inv) => addrs.every((a) => inv.has(a)),
+      60_000,
+      `all ${n} providers in the inventory`,
+    )
     // Per provider: ready line to first seen in the inventory (negative: its first advert got
     // there before its ready line did).
     const joins = providers.map((p) => (watch.firstSeen.get(String(p.info.address)) ?? allIn) - p.readyAt)
-    const slowest = providers.map((p, i) => ({ name: p.name.replace(`${name}-`, ''), ms: joins[i] ?? 0 }))
-      .sort((a, b) => b.ms - a.ms).slice(0, 3).map((j) => `${j.name} ${j.ms.toFixed(0)} ms`).join(', ')
+    const slowest = providers
+      .map((p, i) => ({ name: p.name.replace(`${name}-`, ''), ms: joins[i] ?? 0 }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 3)
+      .map((j) => `${j.name} ${j.ms.toFixed(0)} ms`)
+      .join(', ')
     const rss = providers.map((p) => rssMb(p.pid))
 
     // What a provider costs at rest (adverts, gossip heartbeats, beats, DHT, its own checks):
@@ -94,7 +109,11 @@ async function round(base: Base, n: number): Promise<Round> {
     const hung = providers[Math.floor(n / 2) + 1] as Part
     const killedAddr = String(killed.info.address)
     const hungAddr = String(hung.info.address)
-    await watch.until((inv) => inv.has(killedAddr) && inv.has(hungAddr), 30_000, 'both victims in the inventory before the kill')
+    await watch.until(
+      (inv) => inv.has(killedAddr) && inv.has(hungAddr),
+      30_000,
+      'both victims in the inventory before the kill',
+    )
     const losses = watch.losses
 
     let t = performance.now()
@@ -110,10 +129,20 @@ async function round(base: Base, n: number): Promise<Round> {
     await new Promise((r) => setTimeout(r, 500))
     const othersKept = addrs.filter((a) => a !== killedAddr && a !== hungAddr && watch.current.has(a)).length
     return {
-      n, startAllMs: lastReady - t0, convergeMs: Math.max(0, allIn - lastReady), spawnToInvMs: allIn - t0,
-      joinP50: q(joins, 0.5), joinMax: Math.max(...joins), killMs, hangMs, othersKept, losses, slowest,
+      n,
+      startAllMs: lastReady - t0,
+      convergeMs: Math.max(0, allIn - lastReady),
+      spawnToInvMs: allIn - t0,
+      joinP50: q(joins, 0.5),
+      joinMax: Math.max(...joins),
+      killMs,
+      hangMs,
+      othersKept,
+      losses,
+      slowest,
       rssMb: rss.reduce((a, b) => a + b, 0) / rss.length,
-      idleCpu: cpuPct.slice(1).reduce((a, b) => a + b, 0) / n, marketCpu: cpuPct[0] ?? 0,
+      idleCpu: cpuPct.slice(1).reduce((a, b) => a + b, 0) / n,
+      marketCpu: cpuPct[0] ?? 0,
     }
   } finally {
     await watch.stop()
@@ -131,7 +160,9 @@ try {
     const perProc = results.at(-1)?.rssMb ?? FIRST_GUESS_RSS_MB
     const needMb = n * perProc * 1.5
     if (freemem() / 2 ** 20 < needMb) {
-      skipped.push(`n=${n}: needs ~${needMb.toFixed(0)} MiB (${perProc.toFixed(0)} MiB per provider x1.5), ${(freemem() / 2 ** 20).toFixed(0)} MiB free`)
+      skipped.push(
+        `n=${n}: needs ~${needMb.toFixed(0)} MiB (${perProc.toFixed(0)} MiB per provider x1.5), ${(freemem() / 2 ** 20).toFixed(0)} MiB free`,
+      )
       break
     }
     // And CPU: the last round's providers at rest, n of them, must leave room for the rest.
@@ -139,7 +170,9 @@ try {
     if (last !== undefined && n > REQUIRED_UP_TO) {
       const idle = (n * last.idleCpu + last.marketCpu) / 100
       if (idle > MAX_IDLE_SHARE * availableParallelism()) {
-        skipped.push(`n=${n}: at rest alone ${n} providers would use ~${idle.toFixed(1)} of ${availableParallelism()} cores (${last.idleCpu.toFixed(1)}% each at n=${last.n}); with ${n} tsx processes starting beside them the machine is saturated and the numbers measure it, not the mesh (BENCH_MESH_SIZES=${n} runs it anyway)`)
+        skipped.push(
+          `n=${n}: at rest alone ${n} providers would use ~${idle.toFixed(1)} of ${availableParallelism()} cores (${last.idleCpu.toFixed(1)}% each at n=${last.n}); with ${n} tsx processes starting beside them the machine is saturated and the numbers measure it, not the mesh (BENCH_MESH_SIZES=${n} runs it anyway)`,
+        )
         break
       }
     }
@@ -147,7 +180,9 @@ try {
     try {
       const r = await round(base, n)
       results.push(r)
-      out(`  converge ${r.convergeMs.toFixed(0)} ms after the last ready line; spawn→all in inventory ${r.spawnToInvMs.toFixed(0)} ms; kill ${r.killMs.toFixed(0)} ms; hang ${r.hangMs.toFixed(0)} ms`)
+      out(
+        `  converge ${r.convergeMs.toFixed(0)} ms after the last ready line; spawn→all in inventory ${r.spawnToInvMs.toFixed(0)} ms; kill ${r.killMs.toFixed(0)} ms; hang ${r.hangMs.toFixed(0)} ms`,
+      )
       out(`  slowest joins (ready line → inventory): ${r.slowest}; drop-outs before the kill: ${r.losses}`)
     } catch (e) {
       skipped.push(`n=${n}: ${(e as Error).message}`)
@@ -164,20 +199,32 @@ const v = measureVerifyRate()
 
 const pad = (s: string | number, w: number) => String(s).padStart(w)
 out('')
-out(`${'n'.padStart(4)} ${'start_all'.padStart(10)} ${'converge'.padStart(9)} ${'spawn→inv'.padStart(10)} ${'join_p50'.padStart(9)} ${'join_max'.padStart(9)} ${'kill'.padStart(7)} ${'hang'.padStart(7)} ${'kept'.padStart(6)} ${'rss/proc'.padStart(9)} ${'cpu/proc'.padStart(9)} ${'cpu_mkt'.padStart(8)}`)
+out(
+  `${'n'.padStart(4)} ${'start_all'.padStart(10)} ${'converge'.padStart(9)} ${'spawn→inv'.padStart(10)} ${'join_p50'.padStart(9)} ${'join_max'.padStart(9)} ${'kill'.padStart(7)} ${'hang'.padStart(7)} ${'kept'.padStart(6)} ${'rss/proc'.padStart(9)} ${'cpu/proc'.padStart(9)} ${'cpu_mkt'.padStart(8)}`,
+)
 for (const r of results) {
-  out(`${pad(r.n, 4)} ${pad(`${r.startAllMs.toFixed(0)}ms`, 10)} ${pad(`${r.convergeMs.toFixed(0)}ms`, 9)} ${pad(`${r.spawnToInvMs.toFixed(0)}ms`, 10)} ${pad(`${r.joinP50.toFixed(0)}ms`, 9)} ${pad(`${r.joinMax.toFixed(0)}ms`, 9)} ${pad(`${r.killMs.toFixed(0)}ms`, 7)} ${pad(`${r.hangMs.toFixed(0)}ms`, 7)} ${pad(`${r.othersKept}/${r.n - 2}`, 6)} ${pad(`${r.rssMb.toFixed(0)}MiB`, 9)} ${pad(`${r.idleCpu.toFixed(1)}%`, 9)} ${pad(`${r.marketCpu.toFixed(1)}%`, 8)}`)
+  out(
+    `${pad(r.n, 4)} ${pad(`${r.startAllMs.toFixed(0)}ms`, 10)} ${pad(`${r.convergeMs.toFixed(0)}ms`, 9)} ${pad(`${r.spawnToInvMs.toFixed(0)}ms`, 10)} ${pad(`${r.joinP50.toFixed(0)}ms`, 9)} ${pad(`${r.joinMax.toFixed(0)}ms`, 9)} ${pad(`${r.killMs.toFixed(0)}ms`, 7)} ${pad(`${r.hangMs.toFixed(0)}ms`, 7)} ${pad(`${r.othersKept}/${r.n - 2}`, 6)} ${pad(`${r.rssMb.toFixed(0)}MiB`, 9)} ${pad(`${r.idleCpu.toFixed(1)}%`, 9)} ${pad(`${r.marketCpu.toFixed(1)}%`, 8)}`,
+  )
 }
 out('  start_all: first spawn → last ready line; converge: last ready line → all n in the inventory;')
-out('  join: each provider\'s ready line → first seen in the inventory (negative: its advert beat its ready line)')
+out("  join: each provider's ready line → first seen in the inventory (negative: its advert beat its ready line)")
 out('  cpu/proc, cpu_mkt: CPU of one provider / the marketplace at rest, 5-10 s after convergence (100% = one core)')
 for (const s of skipped) out(`not run: ${s}`)
-out(`memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB total, ${(freemem() / 2 ** 30).toFixed(1)} GiB free now; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
-out(`advert verification (${v.adverts} adverts from ${v.signers} keys, ${v.bytesPerAdvert} B each): gate ${v.gatePerSec}/s, raw crypto.verify ${v.rawPerSec}/s, gate/raw ${(v.gatePerSec / v.rawPerSec).toFixed(2)}`)
+out(
+  `memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB total, ${(freemem() / 2 ** 30).toFixed(1)} GiB free now; load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+)
+out(
+  `advert verification (${v.adverts} adverts from ${v.signers} keys, ${v.bytesPerAdvert} B each): gate ${v.gatePerSec}/s, raw crypto.verify ${v.rawPerSec}/s, gate/raw ${(v.gatePerSec / v.rawPerSec).toFixed(2)}`,
+)
 const last = results.at(-1)
 if (last === undefined) {
   out('mesh: no round completed')
   process.exitCode = 1
 } else {
-  out(`mesh: n=${last.n} converge_ms=${last.convergeMs.toFixed(0)} kill_detect_ms=${last.killMs.toFixed(0)} hang_detect_ms=${last.hangMs.toFixed(0)} adverts_per_s=${v.gatePerSec}`)
+  out(
+    `mesh: n=${last.n} converge_ms=${last.convergeMs.toFixed(0)} kill_detect_ms=${last.killMs.toFixed(0)} hang_detect_ms=${last.hangMs.toFixed(0)} adverts_per_s=${v.gatePerSec}`,
+  )
 }

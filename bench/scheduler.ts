@@ -38,7 +38,13 @@ function prng(seed: number) {
 }
 
 // Machines people rent out: CPU boxes, gaming GPUs, cloud cards and the odd 8-GPU server.
-const MACHINES: { w: number; cpu: number; memGb: number; price: number; gpu?: [family: string, model: string, vramMb: number, count: number] }[] = [
+const MACHINES: {
+  w: number
+  cpu: number
+  memGb: number
+  price: number
+  gpu?: [family: string, model: string, vramMb: number, count: number]
+}[] = [
   { w: 14, cpu: 4, memGb: 8, price: 40_000 },
   { w: 12, cpu: 8, memGb: 32, price: 90_000 },
   { w: 8, cpu: 16, memGb: 64, price: 160_000 },
@@ -53,14 +59,41 @@ const MACHINES: { w: number; cpu: number; memGb: number; price: number; gpu?: [f
   { w: 2, cpu: 128, memGb: 1024, price: 12_000_000, gpu: ['A100', 'NVIDIA A100-SXM4-80GB', 81_920, 8] },
   { w: 2, cpu: 128, memGb: 2048, price: 20_000_000, gpu: ['H100', 'NVIDIA H100 80GB HBM3', 81_559, 8] },
 ]
-const REGIONS = [{ w: 25, r: 'us-east' }, { w: 15, r: 'us-west' }, { w: 20, r: 'eu-west' }, { w: 15, r: 'eu-central' }, { w: 10, r: 'ap-south' }, { w: 15, r: 'ap-east' }]
+const REGIONS = [
+  { w: 25, r: 'us-east' },
+  { w: 15, r: 'us-west' },
+  { w: 20, r: 'eu-west' },
+  { w: 15, r: 'eu-central' },
+  { w: 10, r: 'ap-south' },
+  { w: 15, r: 'ap-east' },
+]
 const FAMILIES = ['3090', '4090', 'L4', 'A10', 'A100', 'H100']
 
 // Parsed once for the defaults; each job then overrides what it asks for (parsing 100,000 is slow).
 const BASE_SPEC = JobSpec.parse({ image: 'kiln/matmul:1', maxPricePerHour: 1 })
 
-interface Provider { input: ProviderInput; family: string | undefined; gpus: number; cpu: number; memMb: number; vram: number; price: number; rep: number }
-interface BenchJob { id: string; client: string; priority: number; createdAt: number; index: number; spec: JobSpec; minReputation?: number; exclude?: Address[]; replicaOf?: number; duration: number }
+interface Provider {
+  input: ProviderInput
+  family: string | undefined
+  gpus: number
+  cpu: number
+  memMb: number
+  vram: number
+  price: number
+  rep: number
+}
+interface BenchJob {
+  id: string
+  client: string
+  priority: number
+  createdAt: number
+  index: number
+  spec: JobSpec
+  minReputation?: number
+  exclude?: Address[]
+  replicaOf?: number
+  duration: number
+}
 
 function generate(providerCount: number, jobCount: number, seed: number) {
   const { rand, pick, weighted } = prng(seed)
@@ -73,15 +106,29 @@ function generate(providerCount: number, jobCount: number, seed: number) {
     // Prices in steps of 1,000 base units, so equal prices (and exact score ties) do happen.
     const price = Math.round((m.price * (0.7 + 0.7 * rand())) / 1000) * 1000
     const advert: CapacityAdvert = {
-      peerId: `peer${i}`, addrs: [], seq: 1, region: weighted(REGIONS).r, version: '0.1.0', available: rand() < 0.98, pricePerHour: price,
-      hardware: { cpuCores: m.cpu, memoryMb: memMb, diskMb: 500_000, gpus }, free: { cpu: m.cpu, memoryMb: memMb, gpus: gpuCount },
+      peerId: `peer${i}`,
+      addrs: [],
+      seq: 1,
+      region: weighted(REGIONS).r,
+      version: '0.1.0',
+      available: rand() < 0.98,
+      pricePerHour: price,
+      hardware: { cpuCores: m.cpu, memoryMb: memMb, diskMb: 500_000, gpus },
+      free: { cpu: m.cpu, memoryMb: memMb, gpus: gpuCount },
     }
     const rep = Math.round((0.4 + 0.6 * Math.sqrt(rand())) * 100) / 100
     const address = `prov${String(i).padStart(6, '0')}` as Address
     // A third of the machines belong to operators who run several; replicas must avoid those.
     const operator = rand() < 0.3 ? `fleet${Math.floor(rand() * (providerCount / 20))}` : address
     const maxActiveJobs = gpuCount > 0 ? gpuCount : Math.max(1, m.cpu / 4)
-    const input: ProviderInput = { address, advert, operator, reputation: rep, escrowReady: rand() < 0.97, maxActiveJobs }
+    const input: ProviderInput = {
+      address,
+      advert,
+      operator,
+      reputation: rep,
+      escrowReady: rand() < 0.97,
+      maxActiveJobs,
+    }
     providers.push({ input, family: m.gpu?.[0], gpus: gpuCount, cpu: m.cpu, memMb, vram: m.gpu?.[2] ?? 0, price, rep })
   }
   const stats = providers.map(() => ({ successRate: 0.85 + 0.15 * rand(), latencyMs: 5 + 295 * rand() }))
@@ -93,7 +140,8 @@ function generate(providerCount: number, jobCount: number, seed: number) {
     const gpuJob = t.gpus > 0 && rand() < 0.7
     const count = gpuJob ? (rand() < 0.6 ? 1 : 1 + Math.floor(rand() * t.gpus)) : 0
     const models = !gpuJob || rand() < 0.2 ? [] : rand() < 0.75 ? [t.family!] : [t.family!, pick(FAMILIES)]
-    const minVramMb = gpuJob && rand() < 0.5 ? pick([16_000, 20_000, 24_000, 40_000, 80_000].filter((v) => v <= t.vram)) : 0
+    const minVramMb =
+      gpuJob && rand() < 0.5 ? pick([16_000, 20_000, 24_000, 40_000, 80_000].filter((v) => v <= t.vram)) : 0
     const share = gpuJob ? count / t.gpus : 1
     const cpu = Math.min(t.cpu * share, pick([0.5, 1, 2, 4, 8, 16]))
     const memoryMb = Math.max(256, Math.min(t.memMb * share, pick([512, 1024, 4096, 8192, 16_384, 65_536])))
@@ -104,10 +152,19 @@ function generate(providerCount: number, jobCount: number, seed: number) {
       ...(rand() < 0.4 ? { region: t.input.advert.region } : {}),
     }
     const client = rand() < 0.3 ? 'client0' : `client${1 + Math.floor(rand() * 299)}`
-    const job: BenchJob = { id: `j${i}`, client, priority: rand() < 0.1 ? 1 : 0, createdAt: i, index: i, spec, duration: Math.ceil(providerCount * (0.05 + 0.3 * rand())) }
+    const job: BenchJob = {
+      id: `j${i}`,
+      client,
+      priority: rand() < 0.1 ? 1 : 0,
+      createdAt: i,
+      index: i,
+      spec,
+      duration: Math.ceil(providerCount * (0.05 + 0.3 * rand())),
+    }
     const floors = [0.5, 0.7, 0.8].filter((f) => f <= t.rep)
     if (rand() < 0.25 && floors.length) job.minReputation = pick(floors)
-    if (rand() < 0.03) job.exclude = [pick(providers).input.address, pick(providers).input.address].filter((a) => a !== t.input.address)
+    if (rand() < 0.03)
+      job.exclude = [pick(providers).input.address, pick(providers).input.address].filter((a) => a !== t.input.address)
     if (i > 0 && rand() < 0.05) job.replicaOf = Math.floor(rand() * i)
     jobs.push(job)
   }
@@ -140,12 +197,26 @@ function run(world: ReturnType<typeof generate>, every?: number): RunResult {
   const engine = createMatchingEngine()
   const baseline = every ? createMatchingEngine({ strategy: 'scan' }) : undefined
   world.providers.forEach((p, i) => {
-    for (const e of baseline ? [engine, baseline] : [engine]) { e.upsert(p.input); e.setStats(p.input.address, world.stats[i]!) }
+    for (const e of baseline ? [engine, baseline] : [engine]) {
+      e.upsert(p.input)
+      e.setStats(p.input.address, world.stats[i]!)
+    }
   })
   const providerIndex = new Map(world.providers.map((p, i) => [p.input.address, i]))
   let waiting: readonly BenchJob[] = world.jobs
   const chosen = new Int32Array(world.jobs.length).fill(-1)
-  const r: RunResult = { placed: 0, attempts: 0, noFit: 0, passes: 0, seconds: 0, ours: [], base: [], oursOnSamples: [], agreed: 0, examinedPerAttempt: 0 }
+  const r: RunResult = {
+    placed: 0,
+    attempts: 0,
+    noFit: 0,
+    passes: 0,
+    seconds: 0,
+    ours: [],
+    base: [],
+    oursOnSamples: [],
+    agreed: 0,
+    examinedPerAttempt: 0,
+  }
   const due = new Map<number, string[]>()
   let clock = 0
   let mirrorMs = 0
@@ -189,7 +260,11 @@ function run(world: ReturnType<typeof generate>, every?: number): RunResult {
         } else if (placed.ok) baseline.assign(job, placed.provider.address)
         mirrorMs += performance.now() - m0
       }
-      if (!placed.ok) { r.noFit++; left.push(job); continue }
+      if (!placed.ok) {
+        r.noFit++
+        left.push(job)
+        continue
+      }
       r.placed++
       chosen[job.index] = providerIndex.get(placed.provider.address)!
       clock++
@@ -227,7 +302,9 @@ let last = ''
 for (const providerCount of [1000, 10_000]) {
   const world = generate(providerCount, JOBS, SEED + providerCount)
   const gpuBoxes = world.providers.filter((p) => p.gpus > 0).length
-  out(`\nproviders=${providerCount}: ${providerCount - gpuBoxes} CPU-only, ${gpuBoxes} with GPUs (${sum(world.providers.map((p) => p.gpus))} GPUs), ${REGIONS.length} regions`)
+  out(
+    `\nproviders=${providerCount}: ${providerCount - gpuBoxes} CPU-only, ${gpuBoxes} with GPUs (${sum(world.providers.map((p) => p.gpus))} GPUs), ${REGIONS.length} regions`,
+  )
   // Warm the JIT on a small throwaway run, so that timed placements are not interpreter-speed.
   run(generate(providerCount, 3000, SEED), 20)
   // The engine alone, for its own numbers; then again with the baseline, for the comparison.
@@ -235,18 +312,28 @@ for (const providerCount of [1000, 10_000]) {
   const every = SAMPLE_EVERY[providerCount] ?? 10
   const both = run(world, every)
   // The baseline's time for all attempts, estimated from its sampled calls.
-  const baseS = (sum(both.base) / both.base.length) * both.attempts / 1000
+  const baseS = ((sum(both.base) / both.base.length) * both.attempts) / 1000
   const basePerS = both.placed / baseS
   const oursPerS = ours.placed / ours.seconds
   // Conservative: the engine's end-to-end rate (fair ordering and completions included) over the baseline's place() alone.
   const ratio = oursPerS / basePerS
   const sameAttempts = sum(both.base) / sum(both.oursOnSamples)
-  out(`  attempts=${ours.attempts} in ${ours.passes} placement passes (placed ${ours.placed}; ${ours.noFit} found no fit yet and waited for a later pass)`)
-  out(`  engine    placements_per_s=${fmt(oursPerS)} end to end (fairOrder, place, completions); ${fmt(ours.placed / (sum(ours.ours) / 1000))} in place() alone`)
-  out(`            place() ${ms(ours.ours)} over ${ours.ours.length} calls; providers examined per call: ${fmt(ours.examinedPerAttempt, 1)} of ${providerCount}`)
-  out(`  baseline  placements_per_s=${fmt(basePerS)} in place() alone, estimated from ${both.base.length} calls sampled over a second run (1 attempt in ${every})`)
+  out(
+    `  attempts=${ours.attempts} in ${ours.passes} placement passes (placed ${ours.placed}; ${ours.noFit} found no fit yet and waited for a later pass)`,
+  )
+  out(
+    `  engine    placements_per_s=${fmt(oursPerS)} end to end (fairOrder, place, completions); ${fmt(ours.placed / (sum(ours.ours) / 1000))} in place() alone`,
+  )
+  out(
+    `            place() ${ms(ours.ours)} over ${ours.ours.length} calls; providers examined per call: ${fmt(ours.examinedPerAttempt, 1)} of ${providerCount}`,
+  )
+  out(
+    `  baseline  placements_per_s=${fmt(basePerS)} in place() alone, estimated from ${both.base.length} calls sampled over a second run (1 attempt in ${every})`,
+  )
   out(`            place() ${ms(both.base)}; the engine on those same attempts: ${ms(both.oursOnSamples)}`)
-  out(`  ratio=${fmt(ratio, 1)} (engine end to end / baseline); on the same attempts place() alone is ${fmt(sameAttempts, 1)}x faster`)
+  out(
+    `  ratio=${fmt(ratio, 1)} (engine end to end / baseline); on the same attempts place() alone is ${fmt(sameAttempts, 1)}x faster`,
+  )
   out(`  same outcome (provider, or no fit) on ${both.agreed}/${both.base.length} sampled attempts`)
   if (both.agreed !== both.base.length) {
     out('  WARNING: the engine and the baseline disagree; the index is wrong')

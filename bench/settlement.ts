@@ -58,10 +58,24 @@ try {
     await timed('bond', () => lockFunds({ connection: conn, from: provider, amount: BOND, ...ref }))
     // The run and its verification happen here; from "verified" the clock runs to confirmation.
     const result = await timed('settle', () => {
-      const plan = planSettlement({ lock: LOCK, bond: BOND, pricePerHour: PRICE_PER_HOUR, containerSeconds: 40 + i, outcome: 'verified', feeBps: FEE_BPS })
+      const plan = planSettlement({
+        lock: LOCK,
+        bond: BOND,
+        pricePerHour: PRICE_PER_HOUR,
+        containerSeconds: 40 + i,
+        outcome: 'verified',
+        feeBps: FEE_BPS,
+      })
       return settleOnce({
-        escrow, job, plan,
-        cosign: async ({ tx, expected, minPayout }) => cosignSettlement({ tx, signer: provider, expect: { vault: expected.vault, mint, minPayout: { to: provider.address, amount: minPayout } } }),
+        escrow,
+        job,
+        plan,
+        cosign: async ({ tx, expected, minPayout }) =>
+          cosignSettlement({
+            tx,
+            signer: provider,
+            expect: { vault: expected.vault, mint, minPayout: { to: provider.address, amount: minPayout } },
+          }),
       })
     })
     if (result.status !== 'settled') throw new Error(`job ${job.jobId} did not settle: ${result.status}`)
@@ -70,18 +84,29 @@ try {
   out(`${JOBS} jobs on the devchain: lock ${LOCK / 1e6}, bond ${BOND / 1e6}, fee ${FEE_BPS / 100}%\n`)
   out(`${'step'.padEnd(34)}${'tx/job'.padStart(8)}${'median ms'.padStart(12)}${'max ms'.padStart(10)}`)
   const label: Record<Step, string> = {
-    vault: 'vault (+ multisig on first job)', lock: "client's lock", bond: "provider's bond", settle: 'settle: verified → confirmed',
+    vault: 'vault (+ multisig on first job)',
+    lock: "client's lock",
+    bond: "provider's bond",
+    settle: 'settle: verified → confirmed',
   }
   let total = 0
   for (const s of STEPS) {
     const n = conn.sent.get(s)?.size ?? 0
     total += n
     const ts = times.get(s) ?? []
-    out(`${label[s].padEnd(34)}${(n / JOBS).toFixed(2).padStart(8)}${median(ts).toFixed(1).padStart(12)}${Math.max(...ts).toFixed(1).padStart(10)}`)
+    out(
+      `${label[s].padEnd(34)}${(n / JOBS).toFixed(2).padStart(8)}${median(ts).toFixed(1).padStart(12)}${Math.max(...ts)
+        .toFixed(1)
+        .padStart(10)}`,
+    )
   }
   out(`${'total'.padEnd(34)}${(total / JOBS).toFixed(2).padStart(8)}`)
-  out('\nsettle = read the vault on chain, build, provider co-signs, submit, wait for confirmation (one transaction that pays provider, client and fee and closes the vault).')
-  out(`settlement: tx_per_job=${Number((total / JOBS).toFixed(2))} settle_ms=${median(times.get('settle') ?? []).toFixed(0)}`)
+  out(
+    '\nsettle = read the vault on chain, build, provider co-signs, submit, wait for confirmation (one transaction that pays provider, client and fee and closes the vault).',
+  )
+  out(
+    `settlement: tx_per_job=${Number((total / JOBS).toFixed(2))} settle_ms=${median(times.get('settle') ?? []).toFixed(0)}`,
+  )
 } finally {
   await chain.stop()
 }

@@ -27,7 +27,13 @@ function duration(rand: () => number): number {
   return Math.min(3_600, Math.max(1, 300 * Math.exp(z)))
 }
 
-interface Provider { id: string; cheater: boolean; cheats: number; caughtAtCheat: number | null; banned: boolean }
+interface Provider {
+  id: string
+  cheater: boolean
+  cheats: number
+  caughtAtCheat: number | null
+  banned: boolean
+}
 
 interface Result {
   label: string
@@ -44,16 +50,44 @@ interface Result {
   inconclusive: number
 }
 
-interface Counts { jobs: number; useful: number; total: number; replicas: number; tiebreaks: number; cheatRuns: number; checkedCheats: number; acceptedBad: number; honestCaught: number; inconclusive: number; known: number; detected: number }
+interface Counts {
+  jobs: number
+  useful: number
+  total: number
+  replicas: number
+  tiebreaks: number
+  cheatRuns: number
+  checkedCheats: number
+  acceptedBad: number
+  honestCaught: number
+  inconclusive: number
+  known: number
+  detected: number
+}
 
 /** One population under one policy, until every cheater's first K cheats are decided. */
 function population(p: number, seed: number): Counts {
   const rand = prng(seed)
   const secret = createHash('sha256').update(`bench-secret-${seed}`).digest()
-  const providers: Provider[] = Array.from({ length: PROVIDERS }, (_, i) => ({ id: `prov${i}`, cheater: rand() < CHEATER_SHARE, cheats: 0, caughtAtCheat: null, banned: false }))
+  const providers: Provider[] = Array.from({ length: PROVIDERS }, (_, i) => ({
+    id: `prov${i}`,
+    cheater: rand() < CHEATER_SHARE,
+    cheats: 0,
+    caughtAtCheat: null,
+    banned: false,
+  }))
   const byId = new Map(providers.map((pr) => [pr.id, pr]))
   const active = [...providers]
-  let useful = 0, total = 0, replicas = 0, tiebreaks = 0, cheatRuns = 0, checkedCheats = 0, acceptedBad = 0, honestCaught = 0, inconclusive = 0, runCounter = 0
+  let useful = 0,
+    total = 0,
+    replicas = 0,
+    tiebreaks = 0,
+    cheatRuns = 0,
+    checkedCheats = 0,
+    acceptedBad = 0,
+    honestCaught = 0,
+    inconclusive = 0,
+    runCounter = 0
 
   const pick = (exclude: readonly string[]): Provider => {
     for (;;) {
@@ -85,7 +119,7 @@ function population(p: number, seed: number): Counts {
   const cheaters = providers.filter((pr) => pr.cheater)
   const undecided = () => cheaters.some((pr) => pr.caughtAtCheat === null && pr.cheats < K)
   let j = 0
-  for (; j < MIN_JOBS || (j % 1_000 !== 0 || undecided()); j++) {
+  for (; j < MIN_JOBS || j % 1_000 !== 0 || undecided(); j++) {
     const seconds = duration(rand)
     useful += seconds
     const primary = run(pick([]), seconds)
@@ -110,31 +144,81 @@ function population(p: number, seed: number): Counts {
   }
 
   const detected = cheaters.filter((pr) => pr.caughtAtCheat !== null && pr.caughtAtCheat <= K).length
-  return { jobs: j, useful, total, replicas, tiebreaks, cheatRuns, checkedCheats, acceptedBad, honestCaught, inconclusive, known: cheaters.length, detected }
+  return {
+    jobs: j,
+    useful,
+    total,
+    replicas,
+    tiebreaks,
+    cheatRuns,
+    checkedCheats,
+    acceptedBad,
+    honestCaught,
+    inconclusive,
+    known: cheaters.length,
+    detected,
+  }
 }
 
 function simulate(label: string, p: number): Result {
   const ts = Array.from({ length: POPULATIONS }, (_, i) => population(p, SEED + i))
   const sum = (k: keyof Counts) => ts.reduce((n, t) => n + t[k], 0)
   return {
-    label, p, jobs: sum('jobs'), overhead: sum('total') / sum('useful'), replicas: sum('replicas'), tiebreaks: sum('tiebreaks'),
-    detect: sum('detected') / sum('known'), cheaters: sum('known'),
+    label,
+    p,
+    jobs: sum('jobs'),
+    overhead: sum('total') / sum('useful'),
+    replicas: sum('replicas'),
+    tiebreaks: sum('tiebreaks'),
+    detect: sum('detected') / sum('known'),
+    cheaters: sum('known'),
     checkedCheatShare: sum('cheatRuns') ? sum('checkedCheats') / sum('cheatRuns') : 0,
-    acceptedBadResults: sum('acceptedBad'), honestCaught: sum('honestCaught'), inconclusive: sum('inconclusive'),
+    acceptedBadResults: sum('acceptedBad'),
+    honestCaught: sum('honestCaught'),
+    inconclusive: sum('inconclusive'),
   }
 }
 
 const started = performance.now()
-const results = [simulate('p=0.05', 0.05), simulate('p=0.1', 0.1), simulate('p=0.2', 0.2), simulate('full replication', 1)]
+const results = [
+  simulate('p=0.05', 0.05),
+  simulate('p=0.1', 0.1),
+  simulate('p=0.2', 0.2),
+  simulate('full replication', 1),
+]
 const ms = performance.now() - started
 
 const out = (s: string) => process.stdout.write(`${s}\n`)
-out(`${POPULATIONS} populations of ${PROVIDERS} providers (${CHEATER_SHARE * 100}% cheaters, each cheating on ${CHEAT_PROBABILITY * 100}% of its runs), seed ${SEED}, ${(ms / 1000).toFixed(1)} s\n`)
-const head = ['policy', 'jobs', 'overhead', 'replicas', 'tie-breaks', `detect_${K}`, `1-(1-p)^${K}`, 'cheats checked', `1-(1-q)^${K}`, 'bad accepted', 'honest caught', 'inconclusive']
+out(
+  `${POPULATIONS} populations of ${PROVIDERS} providers (${CHEATER_SHARE * 100}% cheaters, each cheating on ${CHEAT_PROBABILITY * 100}% of its runs), seed ${SEED}, ${(ms / 1000).toFixed(1)} s\n`,
+)
+const head = [
+  'policy',
+  'jobs',
+  'overhead',
+  'replicas',
+  'tie-breaks',
+  `detect_${K}`,
+  `1-(1-p)^${K}`,
+  'cheats checked',
+  `1-(1-q)^${K}`,
+  'bad accepted',
+  'honest caught',
+  'inconclusive',
+]
 const rows = results.map((r) => [
-  r.label, String(r.jobs), `${r.overhead.toFixed(3)}x`, String(r.replicas), String(r.tiebreaks), `${r.detect.toFixed(3)} (${r.cheaters})`,
-  (1 - (1 - r.p) ** K).toFixed(3), `q=${r.checkedCheatShare.toFixed(3)}`, (1 - (1 - r.checkedCheatShare) ** K).toFixed(3),
-  String(r.acceptedBadResults), String(r.honestCaught), String(r.inconclusive),
+  r.label,
+  String(r.jobs),
+  `${r.overhead.toFixed(3)}x`,
+  String(r.replicas),
+  String(r.tiebreaks),
+  `${r.detect.toFixed(3)} (${r.cheaters})`,
+  (1 - (1 - r.p) ** K).toFixed(3),
+  `q=${r.checkedCheatShare.toFixed(3)}`,
+  (1 - (1 - r.checkedCheatShare) ** K).toFixed(3),
+  String(r.acceptedBadResults),
+  String(r.honestCaught),
+  String(r.inconclusive),
 ])
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)))
 for (const r of [head, ...rows]) out(r.map((c, i) => c.padEnd(widths[i] as number)).join('  '))
@@ -148,4 +232,6 @@ out(`\nquote at p=0.1, bond 1.00, price 0.10:\n  ${g.quoteLines.join('\n  ')}\n`
 
 const at = results[1] as Result
 const full = results[3] as Result
-out(`verification: p=0.1 overhead=${at.overhead.toFixed(3)} detect_20=${at.detect.toFixed(3)} full_replication_overhead=${full.overhead.toFixed(1)}`)
+out(
+  `verification: p=0.1 overhead=${at.overhead.toFixed(3)} detect_20=${at.detect.toFixed(3)} full_replication_overhead=${full.overhead.toFixed(1)}`,
+)

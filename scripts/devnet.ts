@@ -17,16 +17,22 @@ const dataDir = join(root, '.kiln', 'devnet')
 const webBuilt = existsSync(join(root, 'apps', 'marketplace', '.next', 'BUILD_ID'))
 
 const t0 = Date.now()
-const say = (msg: string) => process.stdout.write(`[devnet ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`)
+const say = (msg: string) =>
+  process.stdout.write(`[devnet ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`)
 
 rmSync(dataDir, { recursive: true, force: true })
 mkdirSync(dataDir, { recursive: true })
 say(`starting a local network in ${dataDir} (logs in ${join(dataDir, 'logs')})`)
 const net = await startNetwork({
-  providers, dataDir, web: webBuilt,
+  providers,
+  dataDir,
+  web: webBuilt,
   // The marketplace's own defaults (tests turn spot-checks off): one job in ten is re-run on the other provider.
   marketEnv: { KILN_SPOT_CHECK_P: '0.1' },
-  onReady: (part, info) => say(`${part.padEnd(12)} ready  ${part === 'devchain' ? `rpc ${String(info.rpcUrl)}  mint ${String(info.mint)}` : part === 'marketplace' ? `api+web ${String(info.api)}  arbiter ${String(info.arbiter)}` : `address ${String(info.address)}`}`),
+  onReady: (part, info) =>
+    say(
+      `${part.padEnd(12)} ready  ${part === 'devchain' ? `rpc ${String(info.rpcUrl)}  mint ${String(info.mint)}` : part === 'marketplace' ? `api+web ${String(info.api)}  arbiter ${String(info.arbiter)}` : `address ${String(info.address)}`}`,
+    ),
 })
 const stop = async () => {
   say('stopping')
@@ -45,7 +51,16 @@ await net.fund(client.address, { lamports: 2_000_000_000, tokens })
 say(`client ${client.address} funded with ${formatAmount(tokens, TEST_TOKEN)} (the devchain's test stablecoin)`)
 say('running the sample job: kiln submit examples/matmul.yaml')
 process.stdout.write('\n')
-const code = await run(['--api', net.api, '--keypair', keypair, 'submit', join(root, 'examples', 'matmul.yaml'), '--out', join(dataDir, 'out')])
+const code = await run([
+  '--api',
+  net.api,
+  '--keypair',
+  keypair,
+  'submit',
+  join(root, 'examples', 'matmul.yaml'),
+  '--out',
+  join(dataDir, 'out'),
+])
 process.stdout.write('\n')
 say(code === 0 ? 'sample job done end to end' : `sample job FAILED (exit ${code}); see ${join(dataDir, 'logs')}`)
 

@@ -17,7 +17,10 @@ export interface Base {
 
 async function listening(port: number): Promise<boolean> {
   return new Promise((ok) => {
-    const s = connect(port, '127.0.0.1', () => { s.destroy(); ok(true) })
+    const s = connect(port, '127.0.0.1', () => {
+      s.destroy()
+      ok(true)
+    })
     s.once('error', () => ok(false))
   })
 }
@@ -27,20 +30,38 @@ export async function startBase(): Promise<Base> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-bench-mesh-'))
   const logDir = join(dir, 'logs')
   const port = await freePort()
-  const redis = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' }))
-  const stopRedis = () => new Promise<void>((done) => {
-    if (redis.exitCode !== null || redis.signalCode !== null) return done()
-    redis.once('exit', () => done())
-    redis.kill('SIGTERM')
-  })
+  const redis = track(
+    spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      { stdio: 'ignore' },
+    ),
+  )
+  const stopRedis = () =>
+    new Promise<void>((done) => {
+      if (redis.exitCode !== null || redis.signalCode !== null) return done()
+      redis.once('exit', () => done())
+      redis.kill('SIGTERM')
+    })
   try {
     for (let t = Date.now(); !(await listening(port)); await new Promise((r) => setTimeout(r, 50))) {
-      if (redis.exitCode !== null) throw new Error(`redis-server exited with ${redis.exitCode}; is it installed (npm run setup)?`)
+      if (redis.exitCode !== null)
+        throw new Error(`redis-server exited with ${redis.exitCode}; is it installed (npm run setup)?`)
       if (Date.now() - t > 10_000) throw new Error('redis-server did not listen in 10 s')
     }
-    const chain = await spawnTsx('devchain', 'packages/devchain/src/bin.ts', ['--port', '0', '--data', join(dir, 'devchain')], {}, logDir)
+    const chain = await spawnTsx(
+      'devchain',
+      'packages/devchain/src/bin.ts',
+      ['--port', '0', '--data', join(dir, 'devchain')],
+      {},
+      logDir,
+    )
     return {
-      dir, logDir, redisUrl: `redis://127.0.0.1:${port}`, rpcUrl: String(chain.info.rpcUrl), mint: String(chain.info.mint),
+      dir,
+      logDir,
+      redisUrl: `redis://127.0.0.1:${port}`,
+      rpcUrl: String(chain.info.rpcUrl),
+      mint: String(chain.info.mint),
       async stop() {
         await chain.stop()
         await stopRedis()
@@ -60,12 +81,23 @@ export interface Market {
 }
 
 export async function startMarket(base: Base, round: string): Promise<Market> {
-  const part = await spawnTsx(`${round}-marketplace`, 'apps/marketplace/src/bin.ts', [], {
-    KILN_DATA_DIR: join(base.dir, round, 'marketplace'), KILN_PORT: '0', KILN_MESH_LISTEN: '/ip4/127.0.0.1/tcp/0',
-    REDIS_URL: base.redisUrl, SOLANA_RPC_URL: base.rpcUrl, KILN_MINT: base.mint, KILN_WEB: 'off',
-    // A queue prefix per round, so that rounds sharing one Redis cannot see each other's jobs.
-    KILN_QUEUE_PREFIX: `bench-${round}`,
-  }, base.logDir)
+  const part = await spawnTsx(
+    `${round}-marketplace`,
+    'apps/marketplace/src/bin.ts',
+    [],
+    {
+      KILN_DATA_DIR: join(base.dir, round, 'marketplace'),
+      KILN_PORT: '0',
+      KILN_MESH_LISTEN: '/ip4/127.0.0.1/tcp/0',
+      REDIS_URL: base.redisUrl,
+      SOLANA_RPC_URL: base.rpcUrl,
+      KILN_MINT: base.mint,
+      KILN_WEB: 'off',
+      // A queue prefix per round, so that rounds sharing one Redis cannot see each other's jobs.
+      KILN_QUEUE_PREFIX: `bench-${round}`,
+    },
+    base.logDir,
+  )
   return { part, api: String(part.info.api), arbiter: String(part.info.arbiter), mesh: part.info.mesh as string[] }
 }
 
@@ -75,13 +107,36 @@ export async function startMarket(base: Base, round: string): Promise<Market> {
  * every later one is handed the marketplace and the seeds, as a real network hands out several
  * bootstrap addresses. `onReady` fires as each one prints its ready line.
  */
-export async function startProviders(base: Base, market: Market, round: string, n: number, opts: { batch: number; seeds: number; onReady?: (p: Part) => void }): Promise<Part[]> {
+export async function startProviders(
+  base: Base,
+  market: Market,
+  round: string,
+  n: number,
+  opts: { batch: number; seeds: number; onReady?: (p: Part) => void },
+): Promise<Part[]> {
   const out: Part[] = []
   const one = async (i: number, bootstrap: string[]) => {
-    const p = await spawnTsx(`${round}-provider-${i}`, 'apps/provider/src/bin.ts', [
-      'start', '--data', join(base.dir, round, `provider-${i}`), '--marketplace', market.arbiter, '--bootstrap', ...bootstrap,
-      '--rpc', base.rpcUrl, '--mint', base.mint, '--region', 'local',
-    ], {}, base.logDir)
+    const p = await spawnTsx(
+      `${round}-provider-${i}`,
+      'apps/provider/src/bin.ts',
+      [
+        'start',
+        '--data',
+        join(base.dir, round, `provider-${i}`),
+        '--marketplace',
+        market.arbiter,
+        '--bootstrap',
+        ...bootstrap,
+        '--rpc',
+        base.rpcUrl,
+        '--mint',
+        base.mint,
+        '--region',
+        'local',
+      ],
+      {},
+      base.logDir,
+    )
     out[i] = p
     opts.onReady?.(p)
     return p
@@ -90,9 +145,11 @@ export async function startProviders(base: Base, market: Market, round: string, 
   const list = [...market.mesh, ...seeds.flatMap((s) => s.info.mesh as string[])]
   let next = seeds.length
   // A pool of `batch` slots rather than lock-step batches: a slow start does not hold up the rest.
-  await Promise.all(Array.from({ length: opts.batch }, async () => {
-    while (next < n) await one(next++, list)
-  }))
+  await Promise.all(
+    Array.from({ length: opts.batch }, async () => {
+      while (next < n) await one(next++, list)
+    }),
+  )
   return out
 }
 
@@ -113,7 +170,10 @@ export class InventoryWatch {
   readonly #done: Promise<void>
   readonly #waiters = new Set<() => void>()
 
-  constructor(readonly api: string, readonly everyMs = 50) {
+  constructor(
+    readonly api: string,
+    readonly everyMs = 50,
+  ) {
     this.#done = this.#loop()
   }
 
@@ -151,7 +211,11 @@ export class InventoryWatch {
       const timer = setTimeout(() => {
         this.#waiters.delete(check)
         const last = this.lastOkAt ? `${Math.round(performance.now() - this.lastOkAt)} ms ago` : 'never'
-        fail(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${this.polls} polls, last answer ${last}, ${this.failures} failed${this.lastError ? `: ${this.lastError}` : ''}; ${this.current.size} in the inventory)`))
+        fail(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what} (${this.polls} polls, last answer ${last}, ${this.failures} failed${this.lastError ? `: ${this.lastError}` : ''}; ${this.current.size} in the inventory)`,
+          ),
+        )
       }, timeoutMs)
       this.#waiters.add(check)
       check()

@@ -36,7 +36,9 @@ export function killAll(): void {
     try {
       c.kill('SIGCONT')
       c.kill('SIGKILL')
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
   }
   live.clear()
 }
@@ -55,23 +57,39 @@ export interface Part {
 }
 
 /** Spawns a command, tracks it for cleanup at once, and resolves on its first JSON stdout line. */
-export async function spawnReady(name: string, cmd: string, args: string[], env: Record<string, string>, logDir: string, timeoutMs = 120_000): Promise<Part> {
+export async function spawnReady(
+  name: string,
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  logDir: string,
+  timeoutMs = 120_000,
+): Promise<Part> {
   hookExit()
   mkdirSync(logDir, { recursive: true })
   const spawnedAt = performance.now()
-  const child = track(spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = track(
+    spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }),
+  )
   const log = createWriteStream(join(logDir, `${name}.log`))
   child.stderr?.pipe(log)
-  const stop = (graceMs = 3_000) => new Promise<void>((done) => {
-    if (child.exitCode !== null || child.signalCode !== null) return done()
-    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs)
-    child.once('exit', () => { clearTimeout(kill); done() })
-    child.kill('SIGCONT')
-    child.kill('SIGTERM')
-  })
+  const stop = (graceMs = 3_000) =>
+    new Promise<void>((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) return done()
+      const kill = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      child.once('exit', () => {
+        clearTimeout(kill)
+        done()
+      })
+      child.kill('SIGCONT')
+      child.kill('SIGTERM')
+    })
   try {
     const { info, readyAt } = await new Promise<{ info: Record<string, unknown>; readyAt: number }>((ok, fail) => {
-      const timer = setTimeout(() => fail(new Error(`${name} was not ready in ${timeoutMs} ms; see ${join(logDir, `${name}.log`)}`)), timeoutMs)
+      const timer = setTimeout(
+        () => fail(new Error(`${name} was not ready in ${timeoutMs} ms; see ${join(logDir, `${name}.log`)}`)),
+        timeoutMs,
+      )
       const rl = createInterface({ input: child.stdout! })
       rl.on('line', (line) => {
         log.write(`[stdout] ${line}\n`)
@@ -80,7 +98,9 @@ export async function spawnReady(name: string, cmd: string, args: string[], env:
           const parsed = JSON.parse(line) as Record<string, unknown>
           clearTimeout(timer)
           ok({ info: parsed, readyAt: performance.now() })
-        } catch { /* not the ready line */ }
+        } catch {
+          /* not the ready line */
+        }
       })
       child.once('exit', (code, sig) => {
         clearTimeout(timer)
@@ -95,6 +115,13 @@ export async function spawnReady(name: string, cmd: string, args: string[], env:
 }
 
 /** `node --import tsx <script>` with the same Node as this process. */
-export function spawnTsx(name: string, script: string, args: string[], env: Record<string, string>, logDir: string, timeoutMs?: number): Promise<Part> {
+export function spawnTsx(
+  name: string,
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  logDir: string,
+  timeoutMs?: number,
+): Promise<Part> {
   return spawnReady(name, process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], env, logDir, timeoutMs)
 }

@@ -20,9 +20,20 @@ const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 function advert(id: Identity, seq: number): CapacityAdvert {
   const peerId = addressToPeerId(id.address).toString()
   return {
-    peerId, addrs: [`/ip4/127.0.0.1/tcp/${40_000 + (seq % 20_000)}/p2p/${peerId}`], seq,
-    hardware: { cpuCores: 16, memoryMb: 65_536, diskMb: 1_000_000, gpus: [{ index: 0, model: 'NVIDIA GeForce RTX 4090', vramMb: 24_564 }] },
-    free: { cpu: 16, memoryMb: 60_000, gpus: 1 }, pricePerHour: 450_000, region: 'eu-west', version: '0.1.0', available: true,
+    peerId,
+    addrs: [`/ip4/127.0.0.1/tcp/${40_000 + (seq % 20_000)}/p2p/${peerId}`],
+    seq,
+    hardware: {
+      cpuCores: 16,
+      memoryMb: 65_536,
+      diskMb: 1_000_000,
+      gpus: [{ index: 0, model: 'NVIDIA GeForce RTX 4090', vramMb: 24_564 }],
+    },
+    free: { cpu: 16, memoryMb: 60_000, gpus: 1 },
+    pricePerHour: 450_000,
+    region: 'eu-west',
+    version: '0.1.0',
+    available: true,
   }
 }
 
@@ -65,7 +76,8 @@ export function measureVerifyRate(count = 20_000, signers = 200): VerifyRate {
   if (good !== count) throw new Error(`raw verify accepted ${good} of ${count}: the signing-bytes layout changed`)
 
   return {
-    adverts: count, signers,
+    adverts: count,
+    signers,
     gatePerSec: Math.round(count / (gateMs / 1000)),
     rawPerSec: Math.round(count / (rawMs / 1000)),
     bytesPerAdvert: Math.round(wire.reduce((s, w) => s + w.byteLength, 0) / count),

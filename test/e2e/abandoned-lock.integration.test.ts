@@ -22,21 +22,37 @@ const PARK_AFTER = 3
  */
 describe('a job its owner never locks', () => {
   // Postgres, so that this test can tell the coordinator the owner is back (the API does it for kiln watch).
-  const fx = useNetwork({ providers: 1, lockWindowMs: LOCK_WINDOW_MS, postgres: true, marketEnv: { KILN_PARK_AFTER_LAPSES: String(PARK_AFTER) } })
+  const fx = useNetwork({
+    providers: 1,
+    lockWindowMs: LOCK_WINDOW_MS,
+    postgres: true,
+    marketEnv: { KILN_PARK_AFTER_LAPSES: String(PARK_AFTER) },
+  })
 
   const cli = async (dir: string, ...args: string[]) => {
     const out: string[] = []
-    const code = await run(['--api', fx.net.api, '--keypair', join(dir, 'id.json'), ...args], { out: (l) => out.push(l), err: (l) => out.push(l) })
+    const code = await run(['--api', fx.net.api, '--keypair', join(dir, 'id.json'), ...args], {
+      out: (l) => out.push(l),
+      err: (l) => out.push(l),
+    })
     return { code, text: stripVTControlCharacters(out.join('\n')), out }
   }
 
   it(`stops being placed after ${PARK_AFTER} lapses, says so, leaves no vault, stays parked across a restart, and runs once its owner is back`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-parked-'))
     saveIdentity(join(dir, 'id.json'), fx.client)
-    writeFileSync(join(dir, 'job.json'), JSON.stringify({
-      name: 'parked', image: 'kiln/busybox:1', command: ['sh', '-c', 'echo back > /out/answer.txt'],
-      resources: { cpu: 0.5, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 30, verification: { p: 0 },
-    }))
+    writeFileSync(
+      join(dir, 'job.json'),
+      JSON.stringify({
+        name: 'parked',
+        image: 'kiln/busybox:1',
+        command: ['sh', '-c', 'echo back > /out/answer.txt'],
+        resources: { cpu: 0.5, memoryMb: 64 },
+        maxPricePerHour: 1_000_000,
+        timeoutSec: 30,
+        verification: { p: 0 },
+      }),
+    )
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const conn = new Connection(fx.net.rpcUrl, 'confirmed')
     const arbiter = new PublicKey(fx.net.arbiter)
@@ -49,11 +65,15 @@ describe('a job its owner never locks', () => {
     // Every placement names a vault for the client to lock; nobody does.
     const vaults = new Set<string>()
     const parked = new RegExp(`waiting for your lock: run kiln watch ${jobId}`)
-    await waitFor(async () => {
-      const job = await kiln.get(jobId)
-      if (job.lock) vaults.add(job.lock.vault)
-      return job.state === 'queued' && parked.test(job.waiting ?? '')
-    }, PARK_AFTER * LOCK_WINDOW_MS + 30_000, 'the job to be parked')
+    await waitFor(
+      async () => {
+        const job = await kiln.get(jobId)
+        if (job.lock) vaults.add(job.lock.vault)
+        return job.state === 'queued' && parked.test(job.waiting ?? '')
+      },
+      PARK_AFTER * LOCK_WINDOW_MS + 30_000,
+      'the job to be parked',
+    )
     expect((await kiln.get(jobId)).attempt).toBe(PARK_AFTER)
     expect(vaults.size).toBe(PARK_AFTER)
 
@@ -71,9 +91,17 @@ describe('a job its owner never locks', () => {
 
     // A restarted coordinator keeps it parked, even with the provider free and known again.
     await fx.net.restartMarketplace(0)
-    await waitFor(async () => (await kiln.providers()).some((p) => p.address === fx.net.providers[0]!.info.address), 30_000, 'the provider to be seen again')
+    await waitFor(
+      async () => (await kiln.providers()).some((p) => p.address === fx.net.providers[0]!.info.address),
+      30_000,
+      'the provider to be seen again',
+    )
     await new Promise((r) => setTimeout(r, LOCK_WINDOW_MS))
-    expect(await kiln.get(jobId)).toMatchObject({ state: 'queued', attempt: PARK_AFTER, waiting: expect.stringMatching(parked) })
+    expect(await kiln.get(jobId)).toMatchObject({
+      state: 'queued',
+      attempt: PARK_AFTER,
+      waiting: expect.stringMatching(parked),
+    })
 
     // The owner is back: kiln watch's first read (watch: true) places it again; it is locked and run.
     const w = await cli(dir, 'watch', jobId, '--out', dir)

@@ -19,7 +19,9 @@ describe('10,000 jobs in a burst', () => {
     net = await startNetwork({ providers: 0 })
     for (const c of clients) await net.fund(c.address, { lamports: 1_000_000_000, tokens: affordable * perJob })
   })
-  afterAll(async () => { await net?.stop() })
+  afterAll(async () => {
+    await net?.stop()
+  })
 
   it('accepts what the wallets cover, refuses the rest with INSUFFICIENT_FUNDS, and loses none', async () => {
     const kilns = clients.map((identity) => createKilnClient({ url: net.api, identity }))
@@ -27,29 +29,35 @@ describe('10,000 jobs in a burst', () => {
     const rejected: string[] = []
     let next = 0
     const t0 = Date.now()
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (next < JOBS) {
-        const i = next++
-        try {
-          accepted.push((await kilns[i % CLIENTS]!.submit(spec)).jobId)
-        } catch (e) {
-          rejected.push(isKilnError(e) ? e.kind : `unexpected: ${String(e)}`)
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < JOBS) {
+          const i = next++
+          try {
+            accepted.push((await kilns[i % CLIENTS]!.submit(spec)).jobId)
+          } catch (e) {
+            rejected.push(isKilnError(e) ? e.kind : `unexpected: ${String(e)}`)
+          }
         }
-      }
-    }))
+      }),
+    )
     const seconds = (Date.now() - t0) / 1000
-    process.stdout.write(`burst: ${JOBS} submissions in ${seconds.toFixed(1)} s (${(JOBS / seconds).toFixed(0)}/s), ${accepted.length} accepted, ${rejected.length} rejected\n`)
+    process.stdout.write(
+      `burst: ${JOBS} submissions in ${seconds.toFixed(1)} s (${(JOBS / seconds).toFixed(0)}/s), ${accepted.length} accepted, ${rejected.length} rejected\n`,
+    )
     expect(accepted.length + rejected.length).toBe(JOBS)
     expect(new Set(rejected)).toEqual(new Set(['INSUFFICIENT_FUNDS']))
     expect(accepted).toHaveLength(affordable * CLIENTS)
     expect(new Set(accepted).size).toBe(accepted.length)
     // Every accepted job is stored and waiting (no provider is online), none vanished (the public view: they are several clients' jobs).
     let checked = 0
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (checked < accepted.length) {
-        const id = accepted[checked++]!
-        expect((await kilns[0]!.publicJob(id)).state).toBe('queued')
-      }
-    }))
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (checked < accepted.length) {
+          const id = accepted[checked++]!
+          expect((await kilns[0]!.publicJob(id)).state).toBe('queued')
+        }
+      }),
+    )
   }, 600_000)
 })

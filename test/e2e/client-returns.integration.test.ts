@@ -12,8 +12,14 @@ import { waitFor } from '../support/network.ts'
 import { cheaterAmong, useNetwork } from '../support/use-network.ts'
 
 const spec = (i: number, p: number) => ({
-  name: `answer-${i}`, image: 'kiln/busybox:1', command: ['sh', '-c', 'echo "answer $((6*7)) for $SEED" > /out/answer.txt'],
-  env: { SEED: String(i) }, resources: { cpu: 0.5, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 30, verification: { p },
+  name: `answer-${i}`,
+  image: 'kiln/busybox:1',
+  command: ['sh', '-c', 'echo "answer $((6*7)) for $SEED" > /out/answer.txt'],
+  env: { SEED: String(i) },
+  resources: { cpu: 0.5, memoryMb: 64 },
+  maxPricePerHour: 1_000_000,
+  timeoutSec: 30,
+  verification: { p },
 })
 
 /**
@@ -28,11 +34,14 @@ describe('a client that walks away and comes back with kiln watch', () => {
 
   const cli = async (dir: string, ...args: string[]) => {
     const out: string[] = []
-    const code = await run(['--api', fx.net.api, '--keypair', join(dir, 'id.json'), ...args], { out: (l) => out.push(l), err: (l) => out.push(l) })
+    const code = await run(['--api', fx.net.api, '--keypair', join(dir, 'id.json'), ...args], {
+      out: (l) => out.push(l),
+      err: (l) => out.push(l),
+    })
     return { code, text: stripVTControlCharacters(out.join('\n')), out }
   }
 
-  it('collects a caught provider\'s bond when it comes back after the verdict', async () => {
+  it("collects a caught provider's bond when it comes back after the verdict", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-watch-'))
     saveIdentity(join(dir, 'id.json'), fx.client)
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
@@ -41,16 +50,25 @@ describe('a client that walks away and comes back with kiln watch', () => {
     const { jobId } = await kiln.submit(spec(6, 1))
     // A client that locks its runs and then leaves: it never co-signs.
     const locked = new Set<string>()
-    await waitFor(async () => {
-      const job = await kiln.get(jobId)
-      const runs = await kiln.runs(jobId)
-      for (const r of runs) {
-        if (r.state === 'matched' && r.lock && !locked.has(r.lock.vault)) { locked.add(r.lock.vault); await kiln.lockRun(job, r) }
-      }
-      // Every other run settled (their refunds are in the balance below); the slash alone waits for us.
-      return runs.some((r) => r.settleOutcome === 'caught' && r.pendingCosign?.action === 'slash') &&
-        runs.every((r) => r.settleOutcome === 'caught' || r.settlementSignature !== null)
-    }, 120_000, 'the slash to wait for the client')
+    await waitFor(
+      async () => {
+        const job = await kiln.get(jobId)
+        const runs = await kiln.runs(jobId)
+        for (const r of runs) {
+          if (r.state === 'matched' && r.lock && !locked.has(r.lock.vault)) {
+            locked.add(r.lock.vault)
+            await kiln.lockRun(job, r)
+          }
+        }
+        // Every other run settled (their refunds are in the balance below); the slash alone waits for us.
+        return (
+          runs.some((r) => r.settleOutcome === 'caught' && r.pendingCosign?.action === 'slash') &&
+          runs.every((r) => r.settleOutcome === 'caught' || r.settlementSignature !== null)
+        )
+      },
+      120_000,
+      'the slash to wait for the client',
+    )
     const waiting = (await kiln.runs(jobId)).find((r) => r.settleOutcome === 'caught')!
     expect(waiting.provider).toBe(cheater)
     expect(waiting.settlementSignature).toBeNull()

@@ -13,8 +13,11 @@ describe('coordinator killed mid-flight', () => {
   it('recovers the result from the provider and settles it once', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const { jobId } = await kiln.submit({
-      image: 'kiln/busybox:1', command: ['sh', '-c', 'echo started; sleep 4; echo result > /out/result.txt; echo finished'],
-      resources: { cpu: 1, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 60,
+      image: 'kiln/busybox:1',
+      command: ['sh', '-c', 'echo started; sleep 4; echo result > /out/result.txt; echo finished'],
+      resources: { cpu: 1, memoryMb: 64 },
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
     })
     const watching = kiln.watch(jobId)
     await waitFor(async () => (await kiln.get(jobId)).state === 'running', 30_000, 'the job to run')
@@ -30,7 +33,11 @@ describe('coordinator killed mid-flight', () => {
     const paid = job.paidToProvider!
     expect(paid - job.bond!).toBeGreaterThan(0)
     const conn = new Connection(fx.net.rpcUrl, 'confirmed')
-    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - (job.lock!.amount - job.refundedToClient!))
-    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(PROVIDER_FUNDS + paid - job.bond!)
+    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(
+      fx.funds - (job.lock!.amount - job.refundedToClient!),
+    )
+    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(
+      PROVIDER_FUNDS + paid - job.bond!,
+    )
   })
 })

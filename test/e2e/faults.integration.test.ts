@@ -1,7 +1,17 @@
 import { Connection, PublicKey } from '@solana/web3.js'
 import { describe, expect, it } from 'vitest'
 import { createMeshNode } from '@kiln/mesh'
-import { CoordinatorFrame, Identity, JobSpec, Kind, Protocol, ProviderFrame, seal, type Address, type Lease } from '@kiln/protocol'
+import {
+  CoordinatorFrame,
+  Identity,
+  JobSpec,
+  Kind,
+  Protocol,
+  ProviderFrame,
+  seal,
+  type Address,
+  type Lease,
+} from '@kiln/protocol'
 import { createKilnClient } from '@kiln/sdk'
 import { waitFor } from '../support/network.ts'
 import { useNetwork } from '../support/use-network.ts'
@@ -12,7 +22,12 @@ describe('faults', () => {
 
   it('keeps a job queued while no provider is online, says why, and runs it when one comes', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
-    const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['64'], maxPricePerHour: 1_000_000, timeoutSec: 60 })
+    const { jobId } = await kiln.submit({
+      image: 'kiln/matmul:1',
+      command: ['64'],
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
+    })
     await waitFor(async () => (await kiln.get(jobId)).waiting !== null, 10_000, 'the waiting reason')
     const waiting = await kiln.get(jobId)
     expect(waiting.state).toBe('queued')
@@ -34,10 +49,24 @@ describe('faults', () => {
       const addr = provider.info.address as Address
       const ch = await node.open(addr, Protocol.job, { addrs: provider.info.mesh as string[] })
       const lease: Lease = {
-        jobId: 'job_0000000000forged', client: fx.client.address, provider: addr, arbiter: mallory.address,
-        spec: JobSpec.parse({ image: 'kiln/busybox:1', command: ['sh', '-c', 'echo pwned > /out/x'], maxPricePerHour: 1 }),
-        pricePerHour: 1_000_000, lockAmount: 1, mint: fx.net.mint as Address, multisig: mallory.address, vault: mallory.address,
-        escrowId: 'job_0000000000forgeda1', startBy: Date.now() + 60_000, bond: 0, feeBps: 0,
+        jobId: 'job_0000000000forged',
+        client: fx.client.address,
+        provider: addr,
+        arbiter: mallory.address,
+        spec: JobSpec.parse({
+          image: 'kiln/busybox:1',
+          command: ['sh', '-c', 'echo pwned > /out/x'],
+          maxPricePerHour: 1,
+        }),
+        pricePerHour: 1_000_000,
+        lockAmount: 1,
+        mint: fx.net.mint as Address,
+        multisig: mallory.address,
+        vault: mallory.address,
+        escrowId: 'job_0000000000forgeda1',
+        startBy: Date.now() + 60_000,
+        bond: 0,
+        feeBps: 0,
       }
       await ch.sendJson(CoordinatorFrame.parse({ t: 'lease', envelope: seal(mallory, Kind.lease, lease) }))
       const reply = ProviderFrame.parse(await ch.nextJson(10_000))
@@ -55,7 +84,11 @@ describe('Redis restarted and emptied', () => {
   it('loses no job: queued work is rebuilt from the database and runs once a provider comes', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const ids: string[] = []
-    for (let i = 0; i < 3; i++) ids.push((await kiln.submit({ image: 'kiln/matmul:1', command: ['32'], maxPricePerHour: 1_000_000, timeoutSec: 30 })).jobId)
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (await kiln.submit({ image: 'kiln/matmul:1', command: ['32'], maxPricePerHour: 1_000_000, timeoutSec: 30 }))
+          .jobId,
+      )
     await fx.net.redis.crashAndRestart()
     await fx.net.startProvider(0)
     const jobs = await Promise.all(ids.map((id) => kiln.watch(id)))
@@ -69,7 +102,13 @@ describe('cancellation', () => {
 
   it('stops a running job: the provider is paid for the seconds it ran, the rest is refunded, the job ends cancelled', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
-    const { jobId } = await kiln.submit({ image: 'kiln/busybox:1', command: ['sh', '-c', 'echo working; sleep 30'], resources: { cpu: 1, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 60 })
+    const { jobId } = await kiln.submit({
+      image: 'kiln/busybox:1',
+      command: ['sh', '-c', 'echo working; sleep 30'],
+      resources: { cpu: 1, memoryMb: 64 },
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
+    })
     const watching = kiln.watch(jobId)
     await waitFor(async () => (await kiln.get(jobId)).state === 'running', 30_000, 'the job to run')
     await new Promise((r) => setTimeout(r, 1500))
@@ -89,17 +128,33 @@ describe('cancellation', () => {
   it('cancels a queued job at once, and a finished one not at all', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const other = createKilnClient({ url: fx.net.api, identity: Identity.generate() })
-    const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['16'], maxPricePerHour: 1_000_000, timeoutSec: 30, resources: { memoryMb: 1_000_000 } })
+    const { jobId } = await kiln.submit({
+      image: 'kiln/matmul:1',
+      command: ['16'],
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 30,
+      resources: { memoryMb: 1_000_000 },
+    })
     await expect(other.cancel(jobId)).rejects.toMatchObject({ kind: 'NOT_JOB_OWNER' })
     expect((await kiln.cancel(jobId)).state).toBe('cancelled')
-    const { jobId: quick } = await kiln.submit({ image: 'kiln/matmul:1', command: ['16'], maxPricePerHour: 1_000_000, timeoutSec: 30 })
+    const { jobId: quick } = await kiln.submit({
+      image: 'kiln/matmul:1',
+      command: ['16'],
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 30,
+    })
     expect((await kiln.watch(quick)).state).toBe('done')
     expect((await kiln.cancel(quick)).state).toBe('done')
   })
 
   it('cancels a matched job whose funds were never locked: it ends, and no vault is left', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
-    const { jobId } = await kiln.submit({ image: 'kiln/busybox:1', command: ['true'], maxPricePerHour: 1_000_000, timeoutSec: 30 })
+    const { jobId } = await kiln.submit({
+      image: 'kiln/busybox:1',
+      command: ['true'],
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 30,
+    })
     await waitFor(async () => (await kiln.get(jobId)).state === 'matched', 30_000, 'the job to be matched')
     const vault = (await kiln.get(jobId)).lock!.vault
     expect((await kiln.cancel(jobId)).state).toBe('cancelled')

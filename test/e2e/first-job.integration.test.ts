@@ -22,31 +22,54 @@ describe('a first job, end to end', () => {
     const mint = fx.net.mint as Address
     const states: string[] = []
     const logs: string[] = []
-    const { jobId, maxCost } = await kiln.submit({ image: 'kiln/matmul:1', command: ['128'], resources: { cpu: 1, memoryMb: 256 }, maxPricePerHour: 1_000_000, timeoutSec: 60 })
-    expect(maxCost).toBe(Math.ceil(1_000_000 * 60 / 3600))
+    const { jobId, maxCost } = await kiln.submit({
+      image: 'kiln/matmul:1',
+      command: ['128'],
+      resources: { cpu: 1, memoryMb: 256 },
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
+    })
+    expect(maxCost).toBe(Math.ceil((1_000_000 * 60) / 3600))
     let vault: string | undefined
     let vaultDuringRun: Promise<number> | undefined
     expect(await tokenBalance(conn, mint, fx.client.address)).toBe(fx.funds)
     const job = await kiln.watch(jobId, {
-      onState: (j) => { states.push(j.state) },
+      onState: (j) => {
+        states.push(j.state)
+      },
       // The lock this client made: the job as last read may not show it yet.
       onLocked: (_sig, _j, lock) => {
         vault = lock.vault
         // Once locked, the vault holds the whole lock until settlement.
         vaultDuringRun = conn.getTokenAccountBalance(new PublicKey(vault!)).then((b) => Number(b.value.amount))
       },
-      onLog: (l) => { logs.push(l.text) },
+      onLog: (l) => {
+        logs.push(l.text)
+      },
     })
     expect(job.state).toBe('done')
     expect(states.at(-1)).toBe('done')
     // The durable history: every state once, in order.
-    expect(job.events.map((e) => e.to)).toEqual(['queued', 'matched', 'locked', 'running', 'verifying', 'settling', 'done'])
+    expect(job.events.map((e) => e.to)).toEqual([
+      'queued',
+      'matched',
+      'locked',
+      'running',
+      'verifying',
+      'settling',
+      'done',
+    ])
     expect(logs.join('')).toMatch(/matmul/i)
 
     // The receipt is signed by the provider that ran it and names the output we download.
     const provider = job.provider as Address
     expect(fx.net.providers.map((p) => p.info.address)).toContain(provider)
-    const receipt = open(job.receipt, { kind: Kind.receipt, schema: ResultReceipt, signer: provider, now: job.receipt!.issuedAt + 1 }).payload
+    const receipt = open(job.receipt, {
+      kind: Kind.receipt,
+      schema: ResultReceipt,
+      signer: provider,
+      now: job.receipt!.issuedAt + 1,
+    }).payload
     expect(receipt.status).toBe('succeeded')
     expect(receipt.exitCode).toBe(0)
     const tar = await kiln.download(job.outputDigest!)
@@ -101,10 +124,16 @@ describe('a first job, end to end', () => {
   it('rejects a malformed spec naming the field, and a client without funds, before queueing', async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const before = (await kiln.list({ limit: 500 })).length
-    await expect(kiln.submit({ image: 'kiln/matmul:1', maxPricePerHour: 1_000_000, resources: { memoryMb: 1 } }))
-      .rejects.toMatchObject({ kind: 'PAYLOAD_INVALID', context: { issues: [expect.objectContaining({ path: 'resources.memoryMb' })] } })
+    await expect(
+      kiln.submit({ image: 'kiln/matmul:1', maxPricePerHour: 1_000_000, resources: { memoryMb: 1 } }),
+    ).rejects.toMatchObject({
+      kind: 'PAYLOAD_INVALID',
+      context: { issues: [expect.objectContaining({ path: 'resources.memoryMb' })] },
+    })
     const poor = createKilnClient({ url: fx.net.api, identity: Identity.generate() })
-    await expect(poor.submit({ image: 'kiln/matmul:1', maxPricePerHour: 1_000_000 })).rejects.toMatchObject({ kind: 'INSUFFICIENT_FUNDS' })
+    await expect(poor.submit({ image: 'kiln/matmul:1', maxPricePerHour: 1_000_000 })).rejects.toMatchObject({
+      kind: 'INSUFFICIENT_FUNDS',
+    })
     expect((await kiln.list({ limit: 500 })).length).toBe(before)
     expect(existsSync(fx.net.dataDir)).toBe(true)
   })

@@ -37,16 +37,32 @@ describe('jobs with network access', () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const p0 = String(fx.net.providers[0]!.info.address)
     expect(await kiln.providers()).toMatchObject([{ address: p0, available: true, network: false }])
-    expect((await dashboardClient(join(dataDir, 'provider-0')).get<StatusView>('/api/status')).network)
-      .toEqual({ accepted: false, problem: 'acceptNetworkJobs is off in its config' })
+    expect((await dashboardClient(join(dataDir, 'provider-0')).get<StatusView>('/api/status')).network).toEqual({
+      accepted: false,
+      problem: 'acceptNetworkJobs is off in its config',
+    })
 
-    const job = { image: 'kiln/busybox:1', resources: { cpu: 0.5, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 60, network: true }
+    const job = {
+      image: 'kiln/busybox:1',
+      resources: { cpu: 0.5, memoryMb: 64 },
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
+      network: true,
+    }
     const { jobId: first } = await kiln.submit({ ...job, command: ['sh', '-c', 'echo networked'] })
-    await waitFor(async () => /1 network \(they take no jobs with network access\)/.test((await kiln.get(first)).waiting ?? ''), 15_000, 'the network job to wait')
+    await waitFor(
+      async () => /1 network \(they take no jobs with network access\)/.test((await kiln.get(first)).waiting ?? ''),
+      15_000,
+      'the network job to wait',
+    )
     expect((await kiln.get(first)).state).toBe('queued')
 
     const p1 = String((await fx.net.startProvider(1)).info.address)
-    await waitFor(async () => (await kiln.providers()).some((p) => p.address === p1 && p.network), 20_000, 'provider 1 advertising network jobs')
+    await waitFor(
+      async () => (await kiln.providers()).some((p) => p.address === p1 && p.network),
+      20_000,
+      'provider 1 advertising network jobs',
+    )
     const placed = await kiln.watch(first, { pollMs: 500 })
     expect(placed).toMatchObject({ state: 'done', provider: p1 })
 
@@ -55,7 +71,12 @@ describe('jobs with network access', () => {
     const before = host.connections()
     const logs: string[] = []
     const { jobId: probing } = await kiln.submit({ ...job, command: ['sh', '-c', probeScript(targets, host.port)] })
-    const probed = await kiln.watch(probing, { pollMs: 500, onLog: (l) => { logs.push(l.text) } })
+    const probed = await kiln.watch(probing, {
+      pollMs: 500,
+      onLog: (l) => {
+        logs.push(l.text)
+      },
+    })
     expect(probed).toMatchObject({ state: 'done', provider: p1 })
     const log = logs.join('')
     expect(log.match(/reach /g)).toHaveLength(targets.length)

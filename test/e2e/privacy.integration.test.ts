@@ -26,12 +26,22 @@ describe('a job is private to its owner', () => {
     return { status: res.status, body }
   }
   const query = (proc: string, input: unknown) => `/trpc/${proc}?input=${encodeURIComponent(JSON.stringify(input))}`
-  const codeOf = async (p: Promise<unknown>) => p.then(() => 'no error', (e: unknown) => (isKilnError(e) ? e.kind : String(e)))
+  const codeOf = async (p: Promise<unknown>) =>
+    p.then(
+      () => 'no error',
+      (e: unknown) => (isKilnError(e) ? e.kind : String(e)),
+    )
 
   it('the owner reads everything: env, command, logs, runs, output', async () => {
     const owner = createKilnClient({ url: fx.net.api, identity: fx.client })
     const { jobId } = await owner.submit({
-      name: 'secret-project', image: 'kiln/busybox:1', command, env: { API_TOKEN: secret }, maxPricePerHour: 1_000_000, timeoutSec: 60, verification: { p: 0 },
+      name: 'secret-project',
+      image: 'kiln/busybox:1',
+      command,
+      env: { API_TOKEN: secret },
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
+      verification: { p: 0 },
     })
     job = await owner.watch(jobId)
     expect(job.state).toBe('done')
@@ -63,7 +73,9 @@ describe('a job is private to its owner', () => {
     for (const proc of ['jobs.get', 'jobs.logs']) {
       const r = await raw(query(proc, { jobId: job.id }))
       expect(r.status).toBe(401)
-      expect(JSON.parse(r.body)).toMatchObject({ error: { data: { kiln: { code: 'KILN_3005', kind: 'AUTH_REQUIRED' } } } })
+      expect(JSON.parse(r.body)).toMatchObject({
+        error: { data: { kiln: { code: 'KILN_3005', kind: 'AUTH_REQUIRED' } } },
+      })
     }
     const art = await raw(`/artifacts/${job.outputDigest}`)
     expect(art.status).toBe(401)
@@ -71,7 +83,9 @@ describe('a job is private to its owner', () => {
 
     const elsewhere = authorizationHeader(sealReadToken(fx.client, Identity.generate().address))
     expect((await raw(query('jobs.get', { jobId: job.id }), { authorization: elsewhere })).body).toContain('KILN_1008')
-    const expired = authorizationHeader(sealReadToken(fx.client, fx.net.arbiter as Address, { now: Date.now() - 10 * 60_000 }))
+    const expired = authorizationHeader(
+      sealReadToken(fx.client, fx.net.arbiter as Address, { now: Date.now() - 10 * 60_000 }),
+    )
     expect((await raw(query('jobs.get', { jobId: job.id }), { authorization: expired })).body).toContain('KILN_1004')
     // The owner's token with a stranger's name on it: the signature no longer verifies.
     const token = sealReadToken(fx.client, fx.net.arbiter as Address)
@@ -86,21 +100,38 @@ describe('a job is private to its owner', () => {
     const providers = await raw('/trpc/network.providers')
     for (const r of [list, one, providers]) expect(r.status).toBe(200)
     const shown = (JSON.parse(one.body) as { result: { data: Record<string, unknown> } }).result.data
-    expect(shown).toMatchObject({ id: job.id, state: 'done', image: 'kiln/busybox:1', provider: job.provider, settlement: { signature: job.settlementSignature } })
+    expect(shown).toMatchObject({
+      id: job.id,
+      state: 'done',
+      image: 'kiln/busybox:1',
+      provider: job.provider,
+      settlement: { signature: job.settlementSignature },
+    })
     expect(shown.resources).toEqual(job.spec.resources)
-    for (const field of ['spec', 'name', 'env', 'command', 'outputDigest', 'receipt', 'lock', 'pendingCosign', 'error']) expect(shown).not.toHaveProperty(field)
+    for (const field of ['spec', 'name', 'env', 'command', 'outputDigest', 'receipt', 'lock', 'pendingCosign', 'error'])
+      expect(shown).not.toHaveProperty(field)
   })
 
   it('no answer to a stranger and no log file holds the secret, the command, the logs or the output digest; no answer carries a stack', async () => {
     // Bad input and an unknown job: errors keep their code and say nothing of the server's insides.
     const bad = await raw(query('jobs.public', { jobId: 'job_nope' }))
     expect(bad.status).toBe(400)
-    expect(JSON.parse(bad.body)).toMatchObject({ error: { data: { kiln: { kind: 'PAYLOAD_INVALID', context: { issues: [{ path: 'jobId' }] } } } } })
+    expect(JSON.parse(bad.body)).toMatchObject({
+      error: { data: { kiln: { kind: 'PAYLOAD_INVALID', context: { issues: [{ path: 'jobId' }] } } } },
+    })
     const missing = await raw(query('jobs.public', { jobId: 'job_0000000000000000000000000' }))
     expect(missing.body).toContain('KILN_3001')
     for (const { path, body } of seen) {
       // An answer may name what the stranger asked for (the digest in its own URL), nothing more.
-      const needles = [secret, logLine, 'secret-project', '"stack"', 'node_modules', '/src/', ...(path.includes(job.outputDigest!) ? [] : [job.outputDigest!])]
+      const needles = [
+        secret,
+        logLine,
+        'secret-project',
+        '"stack"',
+        'node_modules',
+        '/src/',
+        ...(path.includes(job.outputDigest!) ? [] : [job.outputDigest!]),
+      ]
       for (const needle of needles) expect(body, path).not.toContain(needle)
     }
     const logs = filesUnder(fx.net.dataDir).filter((f) => f.endsWith('.log'))

@@ -12,21 +12,29 @@ describe('provider lost mid-job', () => {
   const fx = useNetwork({ providers: 2 })
   afterAll(async () => {
     // The killed provider could not clean up its container; remove what it left.
-    const left = execFileSync('docker', ['ps', '-aq', '--filter', 'label=kiln.managed=1']).toString().split('\n').filter(Boolean)
+    const left = execFileSync('docker', ['ps', '-aq', '--filter', 'label=kiln.managed=1'])
+      .toString()
+      .split('\n')
+      .filter(Boolean)
     if (left.length) execFileSync('docker', ['rm', '-f', ...left])
   })
 
-  it('refunds the first vault with the client\'s co-signature, re-places the job, and pays only the second provider', async () => {
+  it("refunds the first vault with the client's co-signature, re-places the job, and pays only the second provider", async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
     const conn = new Connection(fx.net.rpcUrl, 'confirmed')
     const { jobId } = await kiln.submit({
-      image: 'kiln/busybox:1', command: ['sh', '-c', 'echo started; sleep 4; echo finished > /out/result.txt'],
-      resources: { cpu: 1, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 60,
+      image: 'kiln/busybox:1',
+      command: ['sh', '-c', 'echo started; sleep 4; echo finished > /out/result.txt'],
+      resources: { cpu: 1, memoryMb: 64 },
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
     })
     const vaults: string[] = []
     let killed: string | undefined
     const job = await kiln.watch(jobId, {
-      onLocked: (_sig, j) => { vaults.push(j.lock!.vault) },
+      onLocked: (_sig, j) => {
+        vaults.push(j.lock!.vault)
+      },
       onState: (j: JobDetails) => {
         if (j.state === 'running' && !killed) {
           killed = j.provider!
@@ -44,10 +52,14 @@ describe('provider lost mid-job', () => {
     for (const v of vaults) expect(await conn.getAccountInfo(new PublicKey(v))).toBeNull()
     const paid = job.paidToProvider!
     expect(paid - job.bond!).toBeGreaterThan(0)
-    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(fx.funds - (job.lock!.amount - job.refundedToClient!))
+    expect(await tokenBalance(conn, fx.net.mint as Address, fx.client.address)).toBe(
+      fx.funds - (job.lock!.amount - job.refundedToClient!),
+    )
     // The lost provider is paid nothing, and the refund gave its bond back.
     expect(await tokenBalance(conn, fx.net.mint as Address, killed as Address)).toBe(PROVIDER_FUNDS)
-    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(PROVIDER_FUNDS + paid - job.bond!)
+    expect(await tokenBalance(conn, fx.net.mint as Address, job.provider as Address)).toBe(
+      PROVIDER_FUNDS + paid - job.bond!,
+    )
     const events = (await kiln.get(jobId)).events.map((e) => e.reason).join('\n')
     expect(events).toMatch(/placing the job again/)
   })

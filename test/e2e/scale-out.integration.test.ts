@@ -14,7 +14,12 @@ describe('scale-out: three coordinators', () => {
     const kilns = fx.net.apis.map((url) => createKilnClient({ url, identity: fx.client }))
     const ids: string[] = []
     for (let i = 0; i < 9; i++) {
-      const { jobId } = await kilns[i % kilns.length]!.submit({ image: 'kiln/matmul:1', command: ['48'], maxPricePerHour: 1_000_000, timeoutSec: 30 })
+      const { jobId } = await kilns[i % kilns.length]!.submit({
+        image: 'kiln/matmul:1',
+        command: ['48'],
+        maxPricePerHour: 1_000_000,
+        timeoutSec: 30,
+      })
       ids.push(jobId)
     }
     // Each job is followed through a different coordinator than the one that took it.

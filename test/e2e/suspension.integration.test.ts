@@ -11,8 +11,14 @@ import { waitFor } from '../support/network.ts'
 import { cheaterAmong, useNetwork } from '../support/use-network.ts'
 
 const spec = (i: number, maxPricePerHour: number, p: number) => ({
-  name: `answer-${i}`, image: 'kiln/busybox:1', command: ['sh', '-c', 'echo "answer $((6*7)) for $SEED" > /out/answer.txt'],
-  env: { SEED: String(i) }, resources: { cpu: 0.5, memoryMb: 64 }, maxPricePerHour, timeoutSec: 30, verification: { p },
+  name: `answer-${i}`,
+  image: 'kiln/busybox:1',
+  command: ['sh', '-c', 'echo "answer $((6*7)) for $SEED" > /out/answer.txt'],
+  env: { SEED: String(i) },
+  resources: { cpu: 0.5, memoryMb: 64 },
+  maxPricePerHour,
+  timeoutSec: 30,
+  verification: { p },
 })
 
 /**
@@ -34,14 +40,20 @@ describe('a provider caught cheating is suspended', () => {
     const { jobId: first } = await kiln.submit(spec(1, 1_000_000, 1))
     const done = await kiln.watch(first, { pollMs: 500 })
     expect(done.verification?.verdict).toBe('decided')
-    expect((await kiln.runs(first)).filter((r) => r.settleOutcome === 'caught').map((r) => r.provider)).toEqual([cheater])
+    expect((await kiln.runs(first)).filter((r) => r.settleOutcome === 'caught').map((r) => r.provider)).toEqual([
+      cheater,
+    ])
     const after = await listed()
     expect(after?.suspended).toBe(true)
     expect(after?.reputation).toBeLessThan(0.15)
 
     // Only the cheater's price fits this job: it waits, and says why, instead of going to the cheater.
     const { jobId: capped } = await kiln.submit(spec(2, 330_000, 0))
-    await waitFor(async () => /reputation/.test((await kiln.get(capped)).waiting ?? ''), 15_000, 'the capped job to wait')
+    await waitFor(
+      async () => /reputation/.test((await kiln.get(capped)).waiting ?? ''),
+      15_000,
+      'the capped job to wait',
+    )
     const waiting = await kiln.get(capped)
     expect(waiting.state).toBe('queued')
     expect(waiting.waiting).toMatch(/1 reputation/)
@@ -50,7 +62,11 @@ describe('a provider caught cheating is suspended', () => {
 
     // A client may ask for more than the marketplace's floor: nobody here has a record that good yet.
     const { jobId: picky } = await kiln.submit({ ...spec(4, 1_000_000, 0), minReputation: 0.95 })
-    await waitFor(async () => /3 reputation/.test((await kiln.get(picky)).waiting ?? ''), 15_000, 'the picky job to wait')
+    await waitFor(
+      async () => /3 reputation/.test((await kiln.get(picky)).waiting ?? ''),
+      15_000,
+      'the picky job to wait',
+    )
     await kiln.cancel(picky)
 
     // Open to anyone: an honest provider takes it, though the cheater is cheaper and idle.
@@ -63,8 +79,15 @@ describe('a provider caught cheating is suspended', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-suspended-'))
     saveIdentity(join(dir, 'id.json'), fx.client)
     const out: string[] = []
-    expect(await run(['--api', fx.net.api, '--keypair', join(dir, 'id.json'), 'providers'], { out: (l) => out.push(l), err: (l) => out.push(l) })).toBe(0)
-    const row = stripVTControlCharacters(out.join('\n')).split('\n').find((l) => l.includes(cheater.slice(0, 8)))
+    expect(
+      await run(['--api', fx.net.api, '--keypair', join(dir, 'id.json'), 'providers'], {
+        out: (l) => out.push(l),
+        err: (l) => out.push(l),
+      }),
+    ).toBe(0)
+    const row = stripVTControlCharacters(out.join('\n'))
+      .split('\n')
+      .find((l) => l.includes(cheater.slice(0, 8)))
     expect(row).toMatch(/suspended/)
 
     // And the web app, in real Chromium, marks its row.

@@ -36,8 +36,13 @@ async function answer(kiln: KilnClient, digest: string): Promise<string> {
 }
 
 const spec = (i: number) => ({
-  name: `answer-${i}`, image: 'kiln/busybox:1', command: ['sh', '-c', 'echo "answer $((6*7)) for $SEED" > /out/answer.txt'],
-  env: { SEED: String(i) }, resources: { cpu: 0.5, memoryMb: 64 }, maxPricePerHour: 1_000_000, timeoutSec: 30,
+  name: `answer-${i}`,
+  image: 'kiln/busybox:1',
+  command: ['sh', '-c', 'echo "answer $((6*7)) for $SEED" > /out/answer.txt'],
+  env: { SEED: String(i) },
+  resources: { cpu: 0.5, memoryMb: 64 },
+  maxPricePerHour: 1_000_000,
+  timeoutSec: 30,
   verification: { p: P },
 })
 
@@ -49,9 +54,12 @@ const spec = (i: number) => ({
 describe('verification catches a cheating provider', () => {
   // The cheater is the cheapest, so it gets the job's own run whenever it is free.
   // No reputation floor here: the catch rate is measured over every job, not just until the first catch.
-  const fx = useNetwork(cheaterAmong(3, 'alter', {
-    marketEnv: { KILN_VERIFY_SECRET: 'ab'.repeat(32), KILN_FEE_BPS: '100', KILN_MIN_REPUTATION: '0' },
-  }), 10_000_000)
+  const fx = useNetwork(
+    cheaterAmong(3, 'alter', {
+      marketEnv: { KILN_VERIFY_SECRET: 'ab'.repeat(32), KILN_FEE_BPS: '100', KILN_MIN_REPUTATION: '0' },
+    }),
+    10_000_000,
+  )
 
   it(`over ${JOBS} jobs at p=${P}: caught exactly when checked, slashed to the client, outvoted result replaced`, async () => {
     const kiln = createKilnClient({ url: fx.net.api, identity: fx.client })
@@ -101,16 +109,33 @@ describe('verification catches a cheating provider', () => {
 
     // Money adds up to the unit: the client paid for what was honestly run and got every slashed bond.
     expect(await tokenBalance(conn, mint, fx.client.address)).toBe(expectedClient)
-    const slashed = runs.flat().filter((r) => r.settleOutcome === 'caught').reduce((a, r) => a + (r.bond ?? 0), 0)
-    const cheaterEarned = runs.flat().filter((r) => r.provider === cheater && r.settleOutcome !== 'caught').reduce((a, r) => a + (r.paidToProvider ?? 0) - (r.bond ?? 0), 0)
+    const slashed = runs
+      .flat()
+      .filter((r) => r.settleOutcome === 'caught')
+      .reduce((a, r) => a + (r.bond ?? 0), 0)
+    const cheaterEarned = runs
+      .flat()
+      .filter((r) => r.provider === cheater && r.settleOutcome !== 'caught')
+      .reduce((a, r) => a + (r.paidToProvider ?? 0) - (r.bond ?? 0), 0)
     expect(await tokenBalance(conn, mint, cheater as Address)).toBe(PROVIDER_FUNDS - slashed + cheaterEarned)
 
     // The cheater signed none of its slashes, and was told of each: its own journal shows them.
     const slashedJobs = ids.filter((_, i) => (runs[i] as RunDetails[]).some((r) => r.settleOutcome === 'caught'))
-    const journal = (id: string) => JSON.parse(readFileSync(join(fx.net.dataDir, 'provider-0', 'jobs', `${id}.json`), 'utf8')) as { settlement?: { action: string; toProvider: number; signature?: string } }
-    await waitFor(async () => slashedJobs.every((id) => journal(id).settlement?.action === 'slash'), 15_000, 'the cheater to record its slashes')
+    const journal = (id: string) =>
+      JSON.parse(readFileSync(join(fx.net.dataDir, 'provider-0', 'jobs', `${id}.json`), 'utf8')) as {
+        settlement?: { action: string; toProvider: number; signature?: string }
+      }
+    await waitFor(
+      async () => slashedJobs.every((id) => journal(id).settlement?.action === 'slash'),
+      15_000,
+      'the cheater to record its slashes',
+    )
     // It believed each notice only once it found the slashing transaction on chain, and kept its signature.
-    for (const id of slashedJobs) expect(journal(id).settlement).toMatchObject({ toProvider: 0, signature: expect.stringMatching(/^[1-9A-HJ-NP-Za-km-z]{80,90}$/) as unknown })
+    for (const id of slashedJobs)
+      expect(journal(id).settlement).toMatchObject({
+        toProvider: 0,
+        signature: expect.stringMatching(/^[1-9A-HJ-NP-Za-km-z]{80,90}$/) as unknown,
+      })
 
     // Reputation: caught is worse than any amount of honest work.
     const listed = await kiln.providers()
@@ -126,12 +151,19 @@ describe('verification catches a cheating provider', () => {
     writeFileSync(file, JSON.stringify(spec(99)))
     const cli = async (...args: string[]) => {
       const out: string[] = []
-      const code = await run(['--api', fx.net.api, '--keypair', keypair, ...args], { out: (l) => out.push(l), err: (l) => out.push(l) })
+      const code = await run(['--api', fx.net.api, '--keypair', keypair, ...args], {
+        out: (l) => out.push(l),
+        err: (l) => out.push(l),
+      })
       return { code, out }
     }
     const q = await cli('--json', 'quote', file)
     expect(q.code).toBe(0)
-    const quote = (JSON.parse(q.out[0]!) as { quote: { p: number; detectK: number; cheatingPays: boolean; required: number; maxCost: number; feeBps: number } }).quote
+    const quote = (
+      JSON.parse(q.out[0]!) as {
+        quote: { p: number; detectK: number; cheatingPays: boolean; required: number; maxCost: number; feeBps: number }
+      }
+    ).quote
     expect(quote).toMatchObject({ p: P, cheatingPays: false, feeBps: 100 })
     expect(quote.detectK).toBeCloseTo(1 - (1 - P) ** 20, 12)
     expect(quote.required).toBe(2 * quote.maxCost)
@@ -145,15 +177,26 @@ describe('verification catches a cheating provider', () => {
     expect(text).toMatch(/cheating does not pay/)
     const jobId = /submitted (job_[0-9a-z]+)/.exec(text)![1]!
     const st = await cli('--json', 'status', jobId)
-    const shown = JSON.parse(st.out[0]!) as { verification: { verdict: string }; runs: { role: string }[]; fee: number; bond: number }
+    const shown = JSON.parse(st.out[0]!) as {
+      verification: { verdict: string }
+      runs: { role: string }[]
+      fee: number
+      bond: number
+    }
     expect(shown.runs[0]!.role).toBe('primary')
     expect(shown.verification.verdict).toMatch(shown.runs.length > 1 ? /^(agree|decided)$/ : /^unchecked$/)
     expect(shown.bond).toBeGreaterThan(0)
     // Somebody else asking sees the job, but not its runs.
-    const other = await run(['--api', fx.net.api, '--keypair', join(dir, 'other.json'), 'keygen'], { out: () => {}, err: () => {} })
+    const other = await run(['--api', fx.net.api, '--keypair', join(dir, 'other.json'), 'keygen'], {
+      out: () => {},
+      err: () => {},
+    })
     expect(other).toBe(0)
     const theirs: string[] = []
-    await run(['--api', fx.net.api, '--keypair', join(dir, 'other.json'), '--json', 'status', jobId], { out: (l) => theirs.push(l), err: () => {} })
+    await run(['--api', fx.net.api, '--keypair', join(dir, 'other.json'), '--json', 'status', jobId], {
+      out: (l) => theirs.push(l),
+      err: () => {},
+    })
     expect(JSON.parse(theirs[0]!)).not.toHaveProperty('runs')
   }, 120_000)
 })

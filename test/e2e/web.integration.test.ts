@@ -14,7 +14,8 @@ describe('marketplace web app', () => {
   let net: Network
   let browser: Browser
   beforeAll(async () => {
-    if (!existsSync(join(ROOT, 'apps/marketplace/.next/BUILD_ID'))) throw new Error('web app not built: run npm run setup (or npm run build -w @kiln/marketplace)')
+    if (!existsSync(join(ROOT, 'apps/marketplace/.next/BUILD_ID')))
+      throw new Error('web app not built: run npm run setup (or npm run build -w @kiln/marketplace)')
     net = await startNetwork({ providers: 2, web: true })
     browser = await launchChromium()
   })
@@ -35,11 +36,16 @@ describe('marketplace web app', () => {
     await page.screenshot({ path: join(net.dataDir, 'marketplace.png') })
   })
 
-  it('lists a finished job with what the client paid for the work, the fee, the bond apart and whether it was checked, in the CLI\'s words', async () => {
+  it("lists a finished job with what the client paid for the work, the fee, the bond apart and whether it was checked, in the CLI's words", async () => {
     const client = Identity.generate()
     await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
     const kiln = createKilnClient({ url: net.api, identity: client })
-    const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['64'], maxPricePerHour: 1_000_000, timeoutSec: 60 })
+    const { jobId } = await kiln.submit({
+      image: 'kiln/matmul:1',
+      command: ['64'],
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
+    })
     const job = await kiln.watch(jobId)
     expect(job.state).toBe('done')
     const page = await browser.newPage()

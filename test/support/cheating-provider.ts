@@ -18,7 +18,14 @@ import { Identity, Kind } from '@kiln/protocol'
 function tamper(tar: Buffer): Buffer {
   const out = Buffer.from(tar)
   for (let pos = 0; pos + 512 <= out.length && out[pos] !== 0;) {
-    const size = parseInt(out.subarray(pos + 124, pos + 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8)
+    const size = parseInt(
+      out
+        .subarray(pos + 124, pos + 136)
+        .toString('latin1')
+        .replace(/\0.*$/, '')
+        .trim() || '0',
+      8,
+    )
     const type = String.fromCharCode(out[pos + 156] ?? 0)
     if ((type === '0' || type === '\0') && size > 0) {
       out[pos + 512] = (out[pos + 512] ?? 0) ^ 0x01
@@ -72,5 +79,9 @@ const stopSignal = new Promise<void>((resolve) => {
   process.once('SIGINT', () => resolve())
   process.once('SIGTERM', () => resolve())
 })
-const code = await run(process.argv.slice(2), { dataDir: join(process.env.HOME ?? '.', '.kiln', 'cheater'), stopSignal, wrapRuntime })
+const code = await run(process.argv.slice(2), {
+  dataDir: join(process.env.HOME ?? '.', '.kiln', 'cheater'),
+  stopSignal,
+  wrapRuntime,
+})
 process.exit(code)

@@ -24,7 +24,10 @@ export async function listenOnHost(): Promise<{ port: number; connections: () =>
  * Node lists only interfaces that are up, and a bridge with no container attached is down.
  */
 export function hostAddresses(): string[] {
-  return execFileSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' }).split('\n').map((l) => /inet (\S+)\//.exec(l)?.[1]).filter((a): a is string => a !== undefined)
+  return execFileSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => /inet (\S+)\//.exec(l)?.[1])
+    .filter((a): a is string => a !== undefined)
 }
 
 /** A shell script that tries each target on `port` and prints `reach <target>=<nc's exit code>`. */
@@ -43,13 +46,21 @@ export function reachedIn(log: string): string[] {
  * host's firewall as it found it.
  */
 export async function removeEgress(docker: Dockerode, network: string, bridge: string): Promise<void> {
-  await docker.getNetwork(network).remove().catch(() => {})
+  await docker
+    .getNetwork(network)
+    .remove()
+    .catch(() => {})
   const ipt = (...args: string[]) => {
     try {
       execFileSync('iptables', ['-w', ...args], { stdio: 'pipe' })
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
   }
-  for (const [chain, hook] of [[`KILN-FWD-${bridge}`, 'DOCKER-USER'], [`KILN-IN-${bridge}`, 'INPUT']] as const) {
+  for (const [chain, hook] of [
+    [`KILN-FWD-${bridge}`, 'DOCKER-USER'],
+    [`KILN-IN-${bridge}`, 'INPUT'],
+  ] as const) {
     ipt('-D', hook, '-i', bridge, '-j', chain)
     ipt('-F', chain)
     ipt('-X', chain)

@@ -67,15 +67,27 @@ export interface Network {
 }
 
 /** Spawns `node --import tsx <script>` and resolves with the first JSON line it prints. */
-export async function spawnPart(name: string, script: string, args: string[], env: Record<string, string>, logDir: string, timeoutMs = 60_000): Promise<Proc> {
+export async function spawnPart(
+  name: string,
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  logDir: string,
+  timeoutMs = 60_000,
+): Promise<Proc> {
   mkdirSync(logDir, { recursive: true })
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
-    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   })
   const log = createWriteStream(join(logDir, `${name}.log`))
   child.stderr?.pipe(log)
   const info = await new Promise<Record<string, unknown>>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not become ready in ${timeoutMs} ms; see ${join(logDir, `${name}.log`)}`)), timeoutMs)
+    const timer = setTimeout(
+      () => reject(new Error(`${name} did not become ready in ${timeoutMs} ms; see ${join(logDir, `${name}.log`)}`)),
+      timeoutMs,
+    )
     const rl = createInterface({ input: child.stdout! })
     rl.on('line', (line) => {
       log.write(`[stdout] ${line}\n`)
@@ -83,23 +95,38 @@ export async function spawnPart(name: string, script: string, args: string[], en
       try {
         clearTimeout(timer)
         resolveReady(JSON.parse(line) as Record<string, unknown>)
-      } catch { /* not the ready line */ }
+      } catch {
+        /* not the ready line */
+      }
     })
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code} before it was ready; see ${join(logDir, `${name}.log`)}`)) })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited with ${code} before it was ready; see ${join(logDir, `${name}.log`)}`))
+    })
   })
   return {
-    name, child, info,
-    stop: () => new Promise<void>((done) => {
-      if (child.exitCode !== null || child.signalCode !== null) return done()
-      const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
-      child.once('exit', () => { clearTimeout(kill); done() })
-      child.kill('SIGTERM')
-    }),
+    name,
+    child,
+    info,
+    stop: () =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null || child.signalCode !== null) return done()
+        const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
+        child.once('exit', () => {
+          clearTimeout(kill)
+          done()
+        })
+        child.kill('SIGTERM')
+      }),
   }
 }
 
 async function rpc(url: string, method: string, params: unknown[]): Promise<unknown> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  })
   const body = (await res.json()) as { result?: unknown; error?: { message: string } }
   if (body.error) throw new Error(`${method}: ${body.error.message}`)
   return body.result
@@ -118,21 +145,38 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
   let pg: PostgresServer | undefined
   try {
     if (nMarkets > 1 || init.postgres) pg = await startPostgres()
-    const chain = await spawnPart('devchain', 'packages/devchain/src/bin.ts', ['--port', '0', '--data', join(dataDir, 'devchain')], {}, logDir)
+    const chain = await spawnPart(
+      'devchain',
+      'packages/devchain/src/bin.ts',
+      ['--port', '0', '--data', join(dataDir, 'devchain')],
+      {},
+      logDir,
+    )
     procs.push(chain)
     init.onReady?.('devchain', chain.info)
     const rpcUrl = String(chain.info.rpcUrl)
     const mint = String(chain.info.mint)
-    const fund = async (address: string, opts: { lamports?: number; tokens?: number }) => { await rpc(rpcUrl, 'kiln_fund', [address, opts]) }
+    const fund = async (address: string, opts: { lamports?: number; tokens?: number }) => {
+      await rpc(rpcUrl, 'kiln_fund', [address, opts])
+    }
 
     const ports: string[] = []
     const marketEnv = (i: number, bootstrap: string[]) => ({
-      KILN_DATA_DIR: join(dataDir, 'marketplace'), KILN_PORT: ports[i] ?? '0', KILN_MESH_LISTEN: '/ip4/127.0.0.1/tcp/0',
-      REDIS_URL: redis.url, SOLANA_RPC_URL: rpcUrl, KILN_MINT: mint, KILN_WEB: init.web && i === 0 ? 'on' : 'off',
-      KILN_LOCK_WINDOW_MS: String(init.lockWindowMs ?? 30_000), KILN_LOG_LEVEL: 'info', KILN_INSTANCE: String(i),
-      KILN_BOOTSTRAP: bootstrap.join(','), ...(pg ? { DATABASE_URL: pg.url } : {}),
+      KILN_DATA_DIR: join(dataDir, 'marketplace'),
+      KILN_PORT: ports[i] ?? '0',
+      KILN_MESH_LISTEN: '/ip4/127.0.0.1/tcp/0',
+      REDIS_URL: redis.url,
+      SOLANA_RPC_URL: rpcUrl,
+      KILN_MINT: mint,
+      KILN_WEB: init.web && i === 0 ? 'on' : 'off',
+      KILN_LOCK_WINDOW_MS: String(init.lockWindowMs ?? 30_000),
+      KILN_LOG_LEVEL: 'info',
+      KILN_INSTANCE: String(i),
+      KILN_BOOTSTRAP: bootstrap.join(','),
+      ...(pg ? { DATABASE_URL: pg.url } : {}),
       // No spot-checks unless a test asks: a re-run needs a second provider, which most tests do not start.
-      KILN_SPOT_CHECK_P: '0', ...init.marketEnv,
+      KILN_SPOT_CHECK_P: '0',
+      ...init.marketEnv,
     })
     const markets: Proc[] = []
     const startMarket = async (i: number, bootstrap: string[]) => {
@@ -154,11 +198,34 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
     const startProvider = async (i: number) => {
       const data = join(dataDir, `provider-${i}`)
       // Funded before it starts, as an owner would: one that cannot post bonds advertises itself unavailable.
-      if (init.providerFunded?.(i) ?? true) await fund(loadOrCreateIdentity(join(data, 'id.json')).address, { lamports: 1_000_000_000, tokens: PROVIDER_FUNDS })
-      const p = await spawnPart(`provider-${i}`, init.providerScript?.(i) ?? 'apps/provider/src/bin.ts', [
-        'start', '--data', data, '--marketplace', arbiter, '--bootstrap', ...meshAddrs,
-        '--rpc', rpcUrl, '--mint', mint, '--price', String(init.providerPrice?.(i) ?? init.pricePerHour ?? 360_000), '--region', 'local',
-      ], init.providerEnv?.(i) ?? {}, logDir)
+      if (init.providerFunded?.(i) ?? true)
+        await fund(loadOrCreateIdentity(join(data, 'id.json')).address, {
+          lamports: 1_000_000_000,
+          tokens: PROVIDER_FUNDS,
+        })
+      const p = await spawnPart(
+        `provider-${i}`,
+        init.providerScript?.(i) ?? 'apps/provider/src/bin.ts',
+        [
+          'start',
+          '--data',
+          data,
+          '--marketplace',
+          arbiter,
+          '--bootstrap',
+          ...meshAddrs,
+          '--rpc',
+          rpcUrl,
+          '--mint',
+          mint,
+          '--price',
+          String(init.providerPrice?.(i) ?? init.pricePerHour ?? 360_000),
+          '--region',
+          'local',
+        ],
+        init.providerEnv?.(i) ?? {},
+        logDir,
+      )
       procs.push(p)
       init.onReady?.(`provider-${i}`, p.info)
       return p
@@ -166,14 +233,30 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
     for (let i = 0; i < (init.providers ?? 2); i++) providers.push(await startProvider(i))
 
     const api = String(market.info.api)
-    await waitFor(async () => {
-      const seen = await createKilnClient({ url: api, identity: Identity.generate() }).providers()
-      return providers.every((p) => seen.some((s) => s.address === p.info.address))
-    }, 30_000, 'providers to appear in the marketplace inventory')
+    await waitFor(
+      async () => {
+        const seen = await createKilnClient({ url: api, identity: Identity.generate() }).providers()
+        return providers.every((p) => seen.some((s) => s.address === p.info.address))
+      },
+      30_000,
+      'providers to appear in the marketplace inventory',
+    )
 
     return {
-      dataDir, redis, rpcUrl, mint, api, arbiter, meshAddrs, providers, procs, fund, startProvider,
-      apis: markets.map((m) => String(m.info.api)), markets, databaseUrl: pg?.url,
+      dataDir,
+      redis,
+      rpcUrl,
+      mint,
+      api,
+      arbiter,
+      meshAddrs,
+      providers,
+      procs,
+      fund,
+      startProvider,
+      apis: markets.map((m) => String(m.info.api)),
+      markets,
+      databaseUrl: pg?.url,
       async restartMarketplace(i, opts = {}) {
         const old = markets[i]!
         if (opts.crash) old.child.kill('SIGKILL')
@@ -204,11 +287,16 @@ export async function startNetwork(init: NetworkInit = {}): Promise<Network> {
  */
 function unmountUnder(dir: string): void {
   if (!existsSync('/proc/mounts')) return
-  const targets = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((t) => t.startsWith(`${dir}/`))
+  const targets = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((t) => t.startsWith(`${dir}/`))
   for (const t of targets.reverse()) {
     try {
       execFileSync('umount', ['-l', t], { stdio: 'ignore' })
-    } catch { /* not ours to unmount (not root): the provider's next start would */ }
+    } catch {
+      /* not ours to unmount (not root): the provider's next start would */
+    }
   }
 }
 
@@ -217,7 +305,9 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, 
   for (;;) {
     try {
       if (await check()) return
-    } catch { /* not yet */ }
+    } catch {
+      /* not yet */
+    }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 200))
   }

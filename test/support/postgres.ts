@@ -24,12 +24,36 @@ export async function startPostgres(): Promise<PostgresServer> {
   const data = join(dir, 'data')
   // Postgres refuses to run as root; as root, run it as the postgres user (signals then
   // reach postgres itself, which a runuser/su wrapper would not pass on).
-  const user = process.getuid?.() === 0
-    ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) }
-    : {}
-  execFileSync(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'kiln', '--no-sync'], { stdio: 'ignore', ...user })
+  const user =
+    process.getuid?.() === 0
+      ? {
+          uid: Number(execFileSync('id', ['-u', 'postgres']).toString()),
+          gid: Number(execFileSync('id', ['-g', 'postgres']).toString()),
+        }
+      : {}
+  execFileSync(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'kiln', '--no-sync'], {
+    stdio: 'ignore',
+    ...user,
+  })
   const port = await freePort()
-  const proc: ChildProcess = spawn(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=200'], { stdio: 'ignore', ...user })
+  const proc: ChildProcess = spawn(
+    join(bin, 'postgres'),
+    [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=off',
+      '-c',
+      'max_connections=200',
+    ],
+    { stdio: 'ignore', ...user },
+  )
   const url = `postgres://kiln@127.0.0.1:${port}/postgres`
   const deadline = Date.now() + 20_000
   for (;;) {
@@ -44,10 +68,11 @@ export async function startPostgres(): Promise<PostgresServer> {
   }
   return {
     url,
-    stop: () => new Promise<void>((resolve) => {
-      if (proc.exitCode !== null) return resolve()
-      proc.once('exit', () => resolve())
-      proc.kill('SIGINT')
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve()
+        proc.once('exit', () => resolve())
+        proc.kill('SIGINT')
+      }),
   }
 }

@@ -28,11 +28,12 @@ export interface RedisServer {
 export async function startRedis(): Promise<RedisServer> {
   const port = await freePort()
   let proc = await launch(port)
-  const stop = (p: ChildProcess, signal: NodeJS.Signals) => new Promise<void>((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve()
-    p.once('exit', () => resolve())
-    p.kill(signal)
-  })
+  const stop = (p: ChildProcess, signal: NodeJS.Signals) =>
+    new Promise<void>((resolve) => {
+      if (p.exitCode !== null || p.signalCode !== null) return resolve()
+      p.once('exit', () => resolve())
+      p.kill(signal)
+    })
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -46,10 +47,15 @@ export async function startRedis(): Promise<RedisServer> {
 
 async function launch(port: number): Promise<ChildProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-redis-'))
-  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+  const proc: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  )
   const deadline = Date.now() + 10_000
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}; is redis-server installed (npm run setup)?`)
+    if (proc.exitCode !== null)
+      throw new Error(`redis-server exited with ${proc.exitCode}; is redis-server installed (npm run setup)?`)
     const ok = await new Promise<boolean>((resolve) => {
       const s = createServer()
       s.once('error', () => resolve(true))

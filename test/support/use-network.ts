@@ -16,7 +16,9 @@ export function useNetwork(init: NetworkInit, funds = 5_000_000): NetworkFixture
     fx.net = await startNetwork(init)
     await fx.net.fund(fx.client.address, { lamports: 5_000_000_000, tokens: funds })
   }, 240_000)
-  afterAll(async () => { await fx.net?.stop() })
+  afterAll(async () => {
+    await fx.net?.stop()
+  })
   return fx
 }
 
@@ -24,7 +26,11 @@ export function useNetwork(init: NetworkInit, funds = 5_000_000): NetworkFixture
  * Provider 0 is the cheating harness (test/support/cheating-provider.ts, lying as `mode` says)
  * and the cheapest, so it gets a job's own run whenever it is free; the others are honest.
  */
-export function cheaterAmong(providers: number, mode: 'alter' | 'bad-digest' | 'bad-signature', extra: Partial<NetworkInit> = {}): NetworkInit {
+export function cheaterAmong(
+  providers: number,
+  mode: 'alter' | 'bad-digest' | 'bad-signature',
+  extra: Partial<NetworkInit> = {},
+): NetworkInit {
   return {
     providers,
     providerPrice: (i) => (i === 0 ? 300_000 : 360_000),

@@ -10,6 +10,10 @@ export function settlementWords(s: SettlementMoney, m: MoneyFormat): { paid: str
   return {
     paid: `${m.amount(s.work)} for the work (${m.amount(s.toProviderForWork)} to the provider, ${m.amount(s.fee)} fee)`,
     refunded: `${m.amount(s.refunded)} of the lock`,
-    bond: s.bondSlashed ? `${m.amount(s.bondSlashed)} slashed to the client` : s.bondReturned ? `${m.amount(s.bondReturned)} returned to the provider` : 'none was posted',
+    bond: s.bondSlashed
+      ? `${m.amount(s.bondSlashed)} slashed to the client`
+      : s.bondReturned
+        ? `${m.amount(s.bondReturned)} returned to the provider`
+        : 'none was posted',
   }
 }

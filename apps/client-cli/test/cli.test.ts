@@ -51,7 +51,9 @@ describe('kiln CLI', () => {
 
   it('exits 4 when KILN_API answers but is not a Kiln API', async () => {
     const { dir, io, err } = setup()
-    const server = createServer((_req, res) => { res.writeHead(404, { 'content-type': 'text/html' }).end('<html>not here</html>') })
+    const server = createServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/html' }).end('<html>not here</html>')
+    })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
     try {
@@ -80,24 +82,41 @@ describe('kiln CLI', () => {
   it('prints a request the server refused for one field in one line, exit 2', () => {
     const { io, err } = setup()
     // As the marketplace answers `jobs.get` with a bad jobId (packages/api/src/trpc.ts).
-    const issue = { path: 'jobId', message: 'a job id like job_01h...', expected: 'job_ and 10 to 40 letters or digits' }
-    const e = kilnErrorFromJSON(new KilnError('PAYLOAD_INVALID', `invalid request: jobId: ${issue.message}`, { issues: [issue] }).toJSON())
+    const issue = {
+      path: 'jobId',
+      message: 'a job id like job_01h...',
+      expected: 'job_ and 10 to 40 letters or digits',
+    }
+    const e = kilnErrorFromJSON(
+      new KilnError('PAYLOAD_INVALID', `invalid request: jobId: ${issue.message}`, { issues: [issue] }).toJSON(),
+    )
     expect(reportError(io, e)).toBe(2)
-    expect(err).toEqual([expect.stringContaining('KILN_2001 invalid request: jobId: a job id like job_01h... (expected job_ and 10 to 40 letters or digits)')])
+    expect(err).toEqual([
+      expect.stringContaining(
+        'KILN_2001 invalid request: jobId: a job id like job_01h... (expected job_ and 10 to 40 letters or digits)',
+      ),
+    ])
     // Several fields still get a line each.
     err.length = 0
-    reportError(io, new KilnError('PAYLOAD_INVALID', 'job spec is invalid', { issues: [issue, { ...issue, path: 'image' }] }))
+    reportError(
+      io,
+      new KilnError('PAYLOAD_INVALID', 'job spec is invalid', { issues: [issue, { ...issue, path: 'image' }] }),
+    )
     expect(err.join('\n').split('\n')).toHaveLength(3)
   })
 
   it('stops quietly with exit 0 when its output pipe closes early (kiln ... | head)', async () => {
     const { dir } = setup()
     const bin = join(import.meta.dirname, '..', 'bin', 'kiln.mjs')
-    const child = spawn(process.execPath, [bin, '--keypair', join(dir, 'id.json'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [bin, '--keypair', join(dir, 'id.json'), '--help'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     // The reader goes away before the CLI writes a line, as `head -3` does after its third.
     child.stdout.destroy()
     let stderr = ''
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
     const code = await new Promise<number | null>((r) => child.once('exit', r))
     expect(stderr).not.toMatch(/EPIPE|Error/)
     expect(code).toBe(0)

@@ -1,7 +1,10 @@
 import type { ReactNode } from 'react'
 import './styles.css'
 
-export const metadata = { title: 'Kiln — live GPU network', description: 'Providers, jobs and settlements on the Kiln network' }
+export const metadata = {
+  title: 'Kiln — live GPU network',
+  description: 'Providers, jobs and settlements on the Kiln network',
+}
 
 export default function RootLayout({ children }: { children: ReactNode }) {
   return (

@@ -18,13 +18,17 @@ const VERSION = '0.1.0'
 /** Starts the marketplace: database, mesh, escrow, coordinator, API and web app, in that order. */
 async function main(): Promise<void> {
   const env = readEnv()
-  const log = pino({ level: env.KILN_LOG_LEVEL, base: { app: 'marketplace', instance: env.KILN_INSTANCE } }, pino.destination(2))
+  const log = pino(
+    { level: env.KILN_LOG_LEVEL, base: { app: 'marketplace', instance: env.KILN_INSTANCE } },
+    pino.destination(2),
+  )
   const arbiter = loadOrCreateIdentity(join(env.KILN_DATA_DIR, 'arbiter.json'))
   const connection = new Connection(env.SOLANA_RPC_URL, 'confirmed')
   const mint = env.KILN_MINT as Address
   const token = tokenUnitFor(mint, env.KILN_TOKEN_SYMBOL)
   const { db, close: closeDb } = await openDb({
-    databaseUrl: env.DATABASE_URL, dataDir: join(env.KILN_DATA_DIR, 'db'),
+    databaseUrl: env.DATABASE_URL,
+    dataDir: join(env.KILN_DATA_DIR, 'db'),
     onError: (err) => log.warn({ err: err.message }, 'database connection lost; reconnecting'),
     recovery: `Keep ${join(env.KILN_DATA_DIR, 'arbiter.json')}, the arbiter key, whatever you do: a vault still holding tokens for a job the new database does not know is emptied by two of its three keys (kiln vault recover <vault>, see the README: Recovering a vault)`,
   })
@@ -34,17 +38,35 @@ async function main(): Promise<void> {
   await mesh.start()
   const redis = new URL(env.REDIS_URL)
   const queues = createLifecycleQueues({
-    connection: { host: redis.hostname, port: Number(redis.port || 6379), password: redis.password || undefined, maxRetriesPerRequest: null },
+    connection: {
+      host: redis.hostname,
+      port: Number(redis.port || 6379),
+      password: redis.password || undefined,
+      maxRetriesPerRequest: null,
+    },
     prefix: env.KILN_QUEUE_PREFIX,
     onError: (task, jobId, err) => log.warn({ task, jobId, err: String(err) }, 'lifecycle task failed'),
   })
   const artifacts = createFileArtifactStore(join(env.KILN_DATA_DIR, 'artifacts'))
   const coordinator = createCoordinator({
-    arbiter, mint, connection, db, queues, mesh, artifacts, log,
+    arbiter,
+    mint,
+    connection,
+    db,
+    queues,
+    mesh,
+    artifacts,
+    log,
     escrow: createEscrow({ connection, arbiter, mint }),
     config: {
-      lockWindowMs: env.KILN_LOCK_WINDOW_MS, providerSilenceMs: 120_000, rematchMs: 1000, feeBps: env.KILN_FEE_BPS, rerunWaitMs: env.KILN_RERUN_WAIT_MS,
-      minReputation: env.KILN_MIN_REPUTATION, parkAfterLapses: env.KILN_PARK_AFTER_LAPSES, token,
+      lockWindowMs: env.KILN_LOCK_WINDOW_MS,
+      providerSilenceMs: 120_000,
+      rematchMs: 1000,
+      feeBps: env.KILN_FEE_BPS,
+      rerunWaitMs: env.KILN_RERUN_WAIT_MS,
+      minReputation: env.KILN_MIN_REPUTATION,
+      parkAfterLapses: env.KILN_PARK_AFTER_LAPSES,
+      token,
       verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO },
       verifySecret: env.KILN_VERIFY_SECRET ? Buffer.from(env.KILN_VERIFY_SECRET, 'hex') : verificationSecret(arbiter),
     },
@@ -56,16 +78,32 @@ async function main(): Promise<void> {
     api: {
       coordinator: coordinator.ctx,
       info: {
-        arbiter: arbiter.address, mint, token, rpcUrl: env.SOLANA_RPC_URL, meshAddrs: mesh.multiaddrs(), version: VERSION,
-        verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO }, feeBps: env.KILN_FEE_BPS, minReputation: env.KILN_MIN_REPUTATION,
+        arbiter: arbiter.address,
+        mint,
+        token,
+        rpcUrl: env.SOLANA_RPC_URL,
+        meshAddrs: mesh.multiaddrs(),
+        version: VERSION,
+        verification: { p: env.KILN_SPOT_CHECK_P, bondRatio: env.KILN_BOND_RATIO },
+        feeBps: env.KILN_FEE_BPS,
+        minReputation: env.KILN_MIN_REPUTATION,
       },
     },
-    artifacts, web,
+    artifacts,
+    web,
   })
   await new Promise<void>((resolve) => server.listen(env.KILN_PORT, env.KILN_HOST, resolve))
   const addr = server.address()
   const port = typeof addr === 'object' && addr ? addr.port : env.KILN_PORT
-  const ready = { ready: 'marketplace', instance: env.KILN_INSTANCE, api: `http://${env.KILN_HOST}:${port}`, arbiter: arbiter.address, mint, mesh: mesh.multiaddrs(), web: Boolean(web) }
+  const ready = {
+    ready: 'marketplace',
+    instance: env.KILN_INSTANCE,
+    api: `http://${env.KILN_HOST}:${port}`,
+    arbiter: arbiter.address,
+    mint,
+    mesh: mesh.multiaddrs(),
+    web: Boolean(web),
+  }
   process.stdout.write(`${JSON.stringify(ready)}\n`)
   log.info(ready, 'marketplace ready')
 
@@ -99,6 +137,8 @@ async function startWeb(required: boolean, log: pino.Logger) {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`marketplace failed to start: ${isKilnError(err) ? formatKilnError(err) : (err as Error).stack ?? String(err)}\n`)
+  process.stderr.write(
+    `marketplace failed to start: ${isKilnError(err) ? formatKilnError(err) : ((err as Error).stack ?? String(err))}\n`,
+  )
   process.exit(1)
 })

@@ -8,19 +8,33 @@ const Env = z.object({
   KILN_PORT: z.coerce.number().int().min(0).max(65535).default(7700),
   KILN_MESH_LISTEN: z.string().default('/ip4/127.0.0.1/tcp/7701'),
   /** Comma-separated multiaddrs of other mesh nodes to join through. */
-  KILN_BOOTSTRAP: z.string().default('').transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+  KILN_BOOTSTRAP: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    ),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   KILN_QUEUE_PREFIX: z.string().default('kiln'),
   SOLANA_RPC_URL: z.string().url().default('http://127.0.0.1:8899'),
   KILN_MINT: z.string().refine(isAddress, 'the stablecoin mint address (base58)'),
   /** The name amounts are shown with; default USDC for Circle's USDC mints, tUSDC (test) for any other. */
-  KILN_TOKEN_SYMBOL: z.string().regex(/^[A-Za-z0-9]{1,10}$/, '1 to 10 letters or digits, like USDC').optional(),
+  KILN_TOKEN_SYMBOL: z
+    .string()
+    .regex(/^[A-Za-z0-9]{1,10}$/, '1 to 10 letters or digits, like USDC')
+    .optional(),
   DATABASE_URL: z.string().optional(),
   /**
    * Which coordinator process this is, when several share one Redis and one Postgres. Each has
    * its own mesh key; they share the arbiter key (KILN_DATA_DIR) that signs leases.
    */
-  KILN_INSTANCE: z.string().regex(/^[a-z0-9-]{1,32}$/).default('0'),
+  KILN_INSTANCE: z
+    .string()
+    .regex(/^[a-z0-9-]{1,32}$/)
+    .default('0'),
   /** Serve the web app (needs `next build` first); off serves the API only. */
   KILN_WEB: z.enum(['on', 'off', 'auto']).default('auto'),
   KILN_LOCK_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
@@ -40,7 +54,10 @@ const Env = z.object({
    * The key behind the spot-check draws (hex, at least 32 bytes). Default: derived from the
    * arbiter key, so every coordinator of a marketplace draws alike. Set it only to replay draws.
    */
-  KILN_VERIFY_SECRET: z.string().regex(/^[0-9a-f]{64,}$/, 'at least 64 lower-case hex characters').optional(),
+  KILN_VERIFY_SECRET: z
+    .string()
+    .regex(/^[0-9a-f]{64,}$/, 'at least 64 lower-case hex characters')
+    .optional(),
   KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 export type Env = z.output<typeof Env>
@@ -49,7 +66,13 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
   const parsed = parseOrThrow(Env, env, 'marketplace environment')
   if (parsed.KILN_INSTANCE !== '0' && !parsed.DATABASE_URL) {
     throw new KilnError('CONFIG_INVALID', 'several coordinator instances need a shared Postgres server', {
-      issues: [{ path: 'DATABASE_URL', message: `KILN_INSTANCE=${parsed.KILN_INSTANCE} but no DATABASE_URL; the embedded database serves one process only`, expected: 'postgres://user@host:port/db' }],
+      issues: [
+        {
+          path: 'DATABASE_URL',
+          message: `KILN_INSTANCE=${parsed.KILN_INSTANCE} but no DATABASE_URL; the embedded database serves one process only`,
+          expected: 'postgres://user@host:port/db',
+        },
+      ],
     })
   }
   return parsed

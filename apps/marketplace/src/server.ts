@@ -24,17 +24,21 @@ export function createHttpServer(init: HttpInit): Server {
     createContext: ({ req }) => ({ market, reader: () => readerOf(req.headers.authorization, audience) }),
     // What the caller was told is sanitised (see the error formatter); the details stay here.
     onError: ({ error, path }) => {
-      if (error.code === 'INTERNAL_SERVER_ERROR' && !isKilnError(error.cause)) init.api.coordinator.log.error({ path, err: String(error.cause ?? error) }, 'API request failed')
+      if (error.code === 'INTERNAL_SERVER_ERROR' && !isKilnError(error.cause))
+        init.api.coordinator.log.error({ path, err: String(error.cause ?? error) }, 'API request failed')
     },
   })
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     if (url.pathname.startsWith('/trpc/')) {
-      return void screenApiRequest(req, url).then(() => trpc(req, res), (e: unknown) => {
-        if (isKilnError(e)) return sendApiError(res, url, e)
-        init.api.coordinator.log.warn({ err: String(e) }, 'could not read an API request')
-        res.destroy()
-      })
+      return void screenApiRequest(req, url).then(
+        () => trpc(req, res),
+        (e: unknown) => {
+          if (isKilnError(e)) return sendApiError(res, url, e)
+          init.api.coordinator.log.warn({ err: String(e) }, 'could not read an API request')
+          res.destroy()
+        },
+      )
     }
     if (url.pathname === '/healthz') return json(res, 200, { ok: true })
     const m = /^\/artifacts\/([0-9a-f]{64})$/.exec(url.pathname)
@@ -45,16 +49,30 @@ export function createHttpServer(init: HttpInit): Server {
 }
 
 /** An output, to its owner only: the request carries the owner's read token. */
-async function serveArtifact(init: HttpInit, audience: Address, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serveArtifact(
+  init: HttpInit,
+  audience: Address,
+  digest: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   try {
     const reader = requireReader(readerOf(req.headers.authorization, audience), 'outputs', { digest })
     // The same answer for "not yours" and "no such output": a stranger learns nothing from it.
-    if (!(await init.api.coordinator.store.ownsOutput(reader, digest))) throw new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} of yours here`, { digest })
+    if (!(await init.api.coordinator.store.ownsOutput(reader, digest)))
+      throw new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} of yours here`, { digest })
     const size = init.artifacts.size(digest)
-    res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': size, 'x-kiln-digest': digest, 'cache-control': 'private, no-store' })
+    res.writeHead(200, {
+      'content-type': 'application/x-tar',
+      'content-length': size,
+      'x-kiln-digest': digest,
+      'cache-control': 'private, no-store',
+    })
     init.artifacts.open(digest).pipe(res)
   } catch (e) {
-    const err = isKilnError(e) ? e : new KilnError('INTERNAL_ERROR', 'the marketplace failed to answer; it logged the details')
+    const err = isKilnError(e)
+      ? e
+      : new KilnError('INTERNAL_ERROR', 'the marketplace failed to answer; it logged the details')
     if (!isKilnError(e)) init.api.coordinator.log.error({ digest, err: String(e) }, 'artifact request failed')
     json(res, httpStatusOf(err), err.toJSON())
   }

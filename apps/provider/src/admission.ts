@@ -1,5 +1,17 @@
 import type { LockCheck, VaultRef } from '@kiln/escrow'
-import { gpuMismatch, gpuNeed, isEscrowIdOf, Kind, KilnError, Lease, open, type Address, type Hardware, type KilnErrorName, type NonceCache } from '@kiln/protocol'
+import {
+  gpuMismatch,
+  gpuNeed,
+  isEscrowIdOf,
+  Kind,
+  KilnError,
+  Lease,
+  open,
+  type Address,
+  type Hardware,
+  type KilnErrorName,
+  type NonceCache,
+} from '@kiln/protocol'
 
 /** What the provider knows when a lease arrives; plain data, so the rules are testable alone. */
 export interface LeaseState {
@@ -46,7 +58,7 @@ export function leaseProblems(lease: Lease, s: LeaseState): LeaseProblem[] {
   const out: LeaseProblem[] = []
   const refuse = (message: string, kind: KilnErrorName = 'LEASE_REFUSED') => out.push({ kind, message })
   if (lease.provider !== s.self) refuse('the lease names another provider')
-  if (lease.arbiter !== s.marketplace) refuse('the lease names another arbiter than this provider\'s marketplace')
+  if (lease.arbiter !== s.marketplace) refuse("the lease names another arbiter than this provider's marketplace")
   if (lease.mint !== s.mint) refuse(`the lease pays in mint ${lease.mint}, not ${s.mint}`)
   if (!isEscrowIdOf(lease.escrowId, lease.jobId)) refuse('the escrow id does not belong to this job')
   if (lease.startBy < s.now) refuse('the lease lapsed before it arrived (its startBy has passed)')
@@ -54,11 +66,14 @@ export function leaseProblems(lease: Lease, s: LeaseState): LeaseProblem[] {
   out.push(...stateProblems(s))
   const r = lease.spec.resources
   if (r.cpu > s.hardware.cpuCores) refuse(`the job asks for ${r.cpu} CPUs; this provider has ${s.hardware.cpuCores}`)
-  if (r.memoryMb > s.hardware.memoryMb) refuse(`the job asks for ${r.memoryMb} MiB of memory; this provider has ${s.hardware.memoryMb}`)
+  if (r.memoryMb > s.hardware.memoryMb)
+    refuse(`the job asks for ${r.memoryMb} MiB of memory; this provider has ${s.hardware.memoryMb}`)
   const gpu = gpuProblem(lease, s.hardware)
   if (gpu) refuse(gpu)
-  if (lease.spec.network && s.noNetworkJobs) refuse(`the job asks for network access, which this provider does not take (${s.noNetworkJobs})`)
-  if (lease.pricePerHour < s.pricePerHour) refuse(`the lease pays ${lease.pricePerHour}/h, below this provider's price ${s.pricePerHour}/h`)
+  if (lease.spec.network && s.noNetworkJobs)
+    refuse(`the job asks for network access, which this provider does not take (${s.noNetworkJobs})`)
+  if (lease.pricePerHour < s.pricePerHour)
+    refuse(`the lease pays ${lease.pricePerHour}/h, below this provider's price ${s.pricePerHour}/h`)
   return out
 }
 
@@ -103,12 +118,27 @@ function refuseOn(problems: LeaseProblem[], lease: Lease): void {
  * claims the slot. Throws the first reason as a KilnError; nothing runs unless this returns.
  */
 export async function acceptLease(raw: unknown, init: AcceptInit): Promise<Lease> {
-  const { payload: lease } = open(raw, { kind: Kind.lease, schema: Lease, signer: init.marketplace, nonces: init.nonces })
+  const { payload: lease } = open(raw, {
+    kind: Kind.lease,
+    schema: Lease,
+    signer: init.marketplace,
+    nonces: init.nonces,
+  })
   refuseOn(leaseProblems(lease, init.state(lease)), lease)
   const lock = await init.checkLock({
-    jobId: lease.escrowId, mint: lease.mint, vault: lease.vault, client: lease.client, provider: lease.provider, arbiter: lease.arbiter, amount: lease.lockAmount,
+    jobId: lease.escrowId,
+    mint: lease.mint,
+    vault: lease.vault,
+    client: lease.client,
+    provider: lease.provider,
+    arbiter: lease.arbiter,
+    amount: lease.lockAmount,
   })
-  if (!lock.ok) throw new KilnError('ESCROW_NOT_FUNDED', `escrow not funded on chain: ${lock.reason}`, { jobId: lease.jobId, vault: lease.vault })
+  if (!lock.ok)
+    throw new KilnError('ESCROW_NOT_FUNDED', `escrow not funded on chain: ${lock.reason}`, {
+      jobId: lease.jobId,
+      vault: lease.vault,
+    })
   // The vault check took a while: the owner may have paused, or another lease got in first.
   refuseOn(stateProblems(init.state(lease)), lease)
   init.claim?.(lease)

@@ -39,10 +39,20 @@ export function createAdvertiser(init: AdvertiserInit) {
     const a = init.availability()
     const maxBond = init.maxBond()
     return {
-      peerId: mesh.peerId, addrs: mesh.multiaddrs(), seq: ++seq, hardware,
-      free: a.available ? { cpu: hardware.cpuCores, memoryMb: hardware.memoryMb, gpus: hardware.gpus.length } : { cpu: 0, memoryMb: 0, gpus: 0 },
-      pricePerHour: init.price(), region: init.region, version: init.version, available: a.available, ...(a.reason ? { reason: a.reason } : {}),
-      ...(init.operator ? { operator: init.operator } : {}), ...(init.networkJobs() ? { network: true } : {}),
+      peerId: mesh.peerId,
+      addrs: mesh.multiaddrs(),
+      seq: ++seq,
+      hardware,
+      free: a.available
+        ? { cpu: hardware.cpuCores, memoryMb: hardware.memoryMb, gpus: hardware.gpus.length }
+        : { cpu: 0, memoryMb: 0, gpus: 0 },
+      pricePerHour: init.price(),
+      region: init.region,
+      version: init.version,
+      available: a.available,
+      ...(a.reason ? { reason: a.reason } : {}),
+      ...(init.operator ? { operator: init.operator } : {}),
+      ...(init.networkJobs() ? { network: true } : {}),
       ...(maxBond !== undefined ? { maxBond } : {}),
     }
   }
@@ -68,7 +78,9 @@ export function createAdvertiser(init: AdvertiserInit) {
       }
       await loop()
     },
-    stop(): void { clearTimeout(timer) },
+    stop(): void {
+      clearTimeout(timer)
+    },
     view: () => advertView(last, publishedAt),
   }
 }

@@ -25,9 +25,15 @@ export function processLabel(p: GpuProcess): string {
 }
 
 /** GPU processes that are not in Kiln's own containers and not on the owner's ignore list. */
-export function foreignProcesses(procs: GpuProcess[], kilnPids: ReadonlySet<number>, ignoreNames: readonly string[] = []): GpuProcess[] {
+export function foreignProcesses(
+  procs: GpuProcess[],
+  kilnPids: ReadonlySet<number>,
+  ignoreNames: readonly string[] = [],
+): GpuProcess[] {
   const ignore = new Set(ignoreNames.map((n) => n.toLowerCase()))
-  return procs.filter((p) => !kilnPids.has(p.pid) && !ignore.has(p.name.toLowerCase()) && !ignore.has(processLabel(p).toLowerCase()))
+  return procs.filter(
+    (p) => !kilnPids.has(p.pid) && !ignore.has(p.name.toLowerCase()) && !ignore.has(processLabel(p).toLowerCase()),
+  )
 }
 
 /**

@@ -27,12 +27,19 @@ export const REASON_PAUSED = 'paused by owner'
 /** What the advert says. The owner's choice comes first, then the GPU, the engine, the wallet, then work. */
 export function availability(s: AvailabilityInput): Availability {
   const state: OwnerState = s.paused ? 'paused' : s.auto ? 'auto-paused' : 'running'
-  const reason = s.paused ? REASON_PAUSED
-    : s.auto ? `GPU in use by ${processLabel(s.auto)}`
-    : s.dockerProblem ? `Docker engine unavailable: ${s.dockerProblem}`
-    : s.recovering ? 'recovering jobs from before a restart'
-    : s.unfunded ? s.unfunded
-    : s.busy ? 'running a job' : undefined
+  const reason = s.paused
+    ? REASON_PAUSED
+    : s.auto
+      ? `GPU in use by ${processLabel(s.auto)}`
+      : s.dockerProblem
+        ? `Docker engine unavailable: ${s.dockerProblem}`
+        : s.recovering
+          ? 'recovering jobs from before a restart'
+          : s.unfunded
+            ? s.unfunded
+            : s.busy
+              ? 'running a job'
+              : undefined
   // The advert schema caps the reason; a long engine error must not make the advert invalid.
   return reason === undefined ? { state, available: true } : { state, available: false, reason: reason.slice(0, 200) }
 }
@@ -61,8 +68,12 @@ export function createAvailability(src: AvailabilitySources) {
       const by = src.autoPausedBy()
       const unfunded = src.unfunded()
       return availability({
-        paused: pausedAt !== undefined, ...(by ? { auto: by } : {}), ...(dockerProblem ? { dockerProblem } : {}),
-        recovering: !recovered, busy: src.busy(), ...(unfunded ? { unfunded } : {}),
+        paused: pausedAt !== undefined,
+        ...(by ? { auto: by } : {}),
+        ...(dockerProblem ? { dockerProblem } : {}),
+        recovering: !recovered,
+        busy: src.busy(),
+        ...(unfunded ? { unfunded } : {}),
       })
     },
     pausedAt: () => pausedAt,
@@ -72,12 +83,18 @@ export function createAvailability(src: AvailabilitySources) {
       pausedAt = at
       return true
     },
-    resume(): void { pausedAt = undefined },
+    resume(): void {
+      pausedAt = undefined
+    },
     dockerProblem: () => dockerProblem,
     /** What the last ping said: undefined when the engine answered. */
-    setDocker(problem: string | undefined): void { dockerProblem = problem },
+    setDocker(problem: string | undefined): void {
+      dockerProblem = problem
+    },
     recovered: () => recovered,
-    markRecovered(): void { recovered = true },
+    markRecovered(): void {
+      recovered = true
+    },
   }
 }
 

@@ -29,7 +29,11 @@ export class Bonds {
     const { connection, mint, identity } = this.#init
     const have = await tokenBalance(connection, mint, identity.address).catch(() => Infinity)
     if (have < lease.bond) {
-      throw new KilnError('INSUFFICIENT_FUNDS', `this provider holds ${have} and cannot post the lease's bond of ${lease.bond}`, { bond: lease.bond, available: have })
+      throw new KilnError(
+        'INSUFFICIENT_FUNDS',
+        `this provider holds ${have} and cannot post the lease's bond of ${lease.bond}`,
+        { bond: lease.bond, available: have },
+      )
     }
     const posting = this.#post(lease)
     posting.catch(() => {})
@@ -39,7 +43,10 @@ export class Bonds {
   /** Stops the run if its bond cannot be posted. */
   watch(lease: Lease, abort: AbortController): void {
     this.#posting.get(lease.jobId)?.catch((e: unknown) => {
-      this.#init.log.warn({ jobId: lease.jobId, err: (e as Error).message }, 'could not post the bond; stopping the run')
+      this.#init.log.warn(
+        { jobId: lease.jobId, err: (e as Error).message },
+        'could not post the bond; stopping the run',
+      )
       abort.abort(new Error(`could not post the bond: ${(e as Error).message}`))
     })
   }
@@ -57,9 +64,16 @@ export class Bonds {
   /** Posted once: a replayed lease finds it in the vault already. */
   async #post(lease: Lease): Promise<void> {
     const { connection, identity, log } = this.#init
-    const ref = { jobId: lease.escrowId, mint: lease.mint, vault: lease.vault, client: lease.client, provider: lease.provider, arbiter: lease.arbiter }
+    const ref = {
+      jobId: lease.escrowId,
+      mint: lease.mint,
+      vault: lease.vault,
+      client: lease.client,
+      provider: lease.provider,
+      arbiter: lease.arbiter,
+    }
     if ((await checkLock(connection, { ...ref, amount: lease.lockAmount + lease.bond })).ok) return
     const signature = await lockFunds({ connection, from: identity, amount: lease.bond, ...ref })
-    log.info({ jobId: lease.jobId, bond: lease.bond, signature }, 'bond posted in the job\'s vault')
+    log.info({ jobId: lease.jobId, bond: lease.bond, signature }, "bond posted in the job's vault")
   }
 }

@@ -27,7 +27,10 @@ export class DaemonNotRunningError extends Error {
 /** The daemon answered with an error (bad input, or a failure on its side). */
 export class ControlError extends Error {
   override readonly name = 'ControlError'
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message)
   }
 }
@@ -55,16 +58,25 @@ export function connectControl(dataDir: string, timeoutMs = 10_000): ControlClie
     let res: Response
     try {
       res = await fetch(new URL(p, endpoint.url), {
-        method, signal: AbortSignal.timeout(timeoutMs),
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        method,
+        signal: AbortSignal.timeout(timeoutMs),
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       })
     } catch (e) {
       // The file outlived its daemon (killed, crashed): say so rather than "fetch failed".
-      throw new DaemonNotRunningError(`the provider daemon for ${dataDir} is not answering at ${endpoint.url} (${(e as Error).cause ?? (e as Error).message}); ${how}`)
+      throw new DaemonNotRunningError(
+        `the provider daemon for ${dataDir} is not answering at ${endpoint.url} (${(e as Error).cause ?? (e as Error).message}); ${how}`,
+      )
     }
     const data = (await res.json().catch(() => ({}))) as { error?: string }
-    if (res.status === 401) throw new DaemonNotRunningError(`the daemon at ${endpoint.url} does not take the token in ${dataDir} (another daemon took the port?); restart it: kiln-provider start --data ${dataDir}`)
+    if (res.status === 401)
+      throw new DaemonNotRunningError(
+        `the daemon at ${endpoint.url} does not take the token in ${dataDir} (another daemon took the port?); restart it: kiln-provider start --data ${dataDir}`,
+      )
     if (!res.ok) throw new ControlError(res.status, data.error ?? `HTTP ${res.status}`)
     return data as T
   }

@@ -89,11 +89,23 @@ export interface EarningsView {
 export function jobView(rec: JobRecord): JobView {
   const r = rec.receipt
   return {
-    jobId: rec.lease.jobId, image: rec.lease.spec.image, state: rec.state, acceptedAt: rec.acceptedAt,
-    startedAt: r?.startedAt ?? rec.startedAt ?? null, endedAt: r?.endedAt ?? null, status: r?.status ?? (rec.state === 'failed' ? 'failed' : null),
-    exitCode: r?.exitCode ?? null, error: r?.error?.message ?? rec.error ?? null, containerSeconds: r?.containerSeconds ?? null,
-    pricePerHour: rec.lease.pricePerHour, lockAmount: rec.lease.lockAmount, outputDigest: r?.outputDigest ?? null,
-    delivered: rec.delivered ?? (r ? true : null), recoveredAt: rec.recoveredAt ?? null, earned: earnedBy(rec), settlement: rec.settlement ?? null,
+    jobId: rec.lease.jobId,
+    image: rec.lease.spec.image,
+    state: rec.state,
+    acceptedAt: rec.acceptedAt,
+    startedAt: r?.startedAt ?? rec.startedAt ?? null,
+    endedAt: r?.endedAt ?? null,
+    status: r?.status ?? (rec.state === 'failed' ? 'failed' : null),
+    exitCode: r?.exitCode ?? null,
+    error: r?.error?.message ?? rec.error ?? null,
+    containerSeconds: r?.containerSeconds ?? null,
+    pricePerHour: rec.lease.pricePerHour,
+    lockAmount: rec.lease.lockAmount,
+    outputDigest: r?.outputDigest ?? null,
+    delivered: rec.delivered ?? (r ? true : null),
+    recoveredAt: rec.recoveredAt ?? null,
+    earned: earnedBy(rec),
+    settlement: rec.settlement ?? null,
   }
 }
 
@@ -112,14 +124,31 @@ export function advertView(a: CapacityAdvert | undefined, publishedAt: number): 
 }
 
 /** The earnings page: what the journal says we were paid, and the wallet's balance if the ledger answers within 5 s. */
-export async function earningsView(records: JobRecord[], balanceOf: () => Promise<number>, address: Address, mint: Address): Promise<EarningsView> {
+export async function earningsView(
+  records: JobRecord[],
+  balanceOf: () => Promise<number>,
+  address: Address,
+  mint: Address,
+): Promise<EarningsView> {
   let balance: number | null = null
   let balanceProblem: string | null = null
   try {
     // A ledger that does not answer must not hang the dashboard.
-    balance = await Promise.race([balanceOf(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the ledger did not answer within 5 s')), 5000).unref())])
+    balance = await Promise.race([
+      balanceOf(),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('the ledger did not answer within 5 s')), 5000).unref(),
+      ),
+    ])
   } catch (e) {
     balanceProblem = (e as Error).message
   }
-  return { address, mint, balance, balanceProblem, paid: earningsSummary(records).paid, history: records.slice(0, 200).map(jobView) }
+  return {
+    address,
+    mint,
+    balance,
+    balanceProblem,
+    paid: earningsSummary(records).paid,
+    history: records.slice(0, 200).map(jobView),
+  }
 }

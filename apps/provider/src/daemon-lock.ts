@@ -8,10 +8,16 @@ export const LOCK_FILE = 'daemon.lock'
 export type DaemonLock = PidLock
 
 function running(dataDir: string, path: string, pid: number | undefined): KilnError {
-  if (pid === undefined) return new KilnError('PROVIDER_ALREADY_RUNNING', `could not take ${path}: other starts keep taking it`, { dataDir, path })
-  return new KilnError('PROVIDER_ALREADY_RUNNING',
+  if (pid === undefined)
+    return new KilnError('PROVIDER_ALREADY_RUNNING', `could not take ${path}: other starts keep taking it`, {
+      dataDir,
+      path,
+    })
+  return new KilnError(
+    'PROVIDER_ALREADY_RUNNING',
     `a kiln-provider daemon (pid ${pid}) is already running for ${dataDir}; stop it first (kiln-provider pause, then kill ${pid}), or start another provider with --data <another dir> (if no such process is a kiln-provider, delete ${path})`,
-    { pid, dataDir, path })
+    { pid, dataDir, path },
+  )
 }
 
 /**

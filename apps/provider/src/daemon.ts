@@ -2,7 +2,16 @@ import { join } from 'node:path'
 import type { Connection } from '@solana/web3.js'
 import { checkLock, tokenBalance } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
-import { KilnError, NonceCache, tokenUnitFor, type Address, type CapacityAdvert, type Hardware, type Identity, type Lease } from '@kiln/protocol'
+import {
+  KilnError,
+  NonceCache,
+  tokenUnitFor,
+  type Address,
+  type CapacityAdvert,
+  type Hardware,
+  type Identity,
+  type Lease,
+} from '@kiln/protocol'
 import { acceptLease, type LockChecker } from './admission.ts'
 import { createAdvertiser } from './advertiser.ts'
 import { createAvailability } from './availability.ts'
@@ -87,15 +96,35 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
   const wallet = createWallet({ connection: init.connection, mint: init.mint, address: identity.address, log })
   const networkJobs = createNetworkJobs({ accept: init.acceptNetworkJobs === true, runtime, log })
   const gpu = createGpuWatch({
-    hardware, ...(init.gpus ? { gpus: init.gpus } : {}), nvidiaSmi: init.nvidiaSmi ?? 'nvidia-smi', runtime, log,
-    autoPause: { enabled: init.autoPause?.enabled ?? true, idleMs: init.autoPause?.idleMs ?? 300_000, ignore: init.autoPause?.ignore ?? [] },
+    hardware,
+    ...(init.gpus ? { gpus: init.gpus } : {}),
+    nvidiaSmi: init.nvidiaSmi ?? 'nvidia-smi',
+    runtime,
+    log,
+    autoPause: {
+      enabled: init.autoPause?.enabled ?? true,
+      idleMs: init.autoPause?.idleMs ?? 300_000,
+      ignore: init.autoPause?.ignore ?? [],
+    },
   })
-  const avail = createAvailability({ autoPausedBy: gpu.pausedBy, unfunded: wallet.problem, busy: () => slot.jobId() !== undefined })
+  const avail = createAvailability({
+    autoPausedBy: gpu.pausedBy,
+    unfunded: wallet.problem,
+    busy: () => slot.jobId() !== undefined,
+  })
   let price = init.pricePerHour
   const advertiser = createAdvertiser({
-    mesh, log, hardware, region: init.region, version: init.version, ...(init.operator ? { operator: init.operator } : {}),
+    mesh,
+    log,
+    hardware,
+    region: init.region,
+    version: init.version,
+    ...(init.operator ? { operator: init.operator } : {}),
     ...(init.advertIntervalMs !== undefined ? { intervalMs: init.advertIntervalMs } : {}),
-    availability: avail.now, price: () => price, networkJobs: networkJobs.taken, maxBond: () => wallet.funds()?.tokens,
+    availability: avail.now,
+    price: () => price,
+    networkJobs: networkJobs.taken,
+    maxBond: () => wallet.funds()?.tokens,
   })
   let pollTimer: NodeJS.Timeout | undefined
   let ticking: Promise<void> | undefined
@@ -106,34 +135,58 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
     const ping = await runtime.ping()
     if (ping.ok && !avail.recovered()) {
       try {
-        const r = await recoverJobs({ journal, runtime, provider: identity.address, resultsDir: join(init.dataDir, 'results'), log })
+        const r = await recoverJobs({
+          journal,
+          runtime,
+          provider: identity.address,
+          resultsDir: join(init.dataDir, 'results'),
+          log,
+        })
         if (r.finished.length + r.failed.length + r.removed.length) log.info(r, 'crash recovery done')
         avail.markRecovered()
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'crash recovery failed; will retry')
       }
     }
-    if (ping.ok !== (avail.dockerProblem() === undefined)) log[ping.ok ? 'info' : 'warn'](ping.ok ? { version: ping.version } : { reason: ping.reason }, ping.ok ? 'Docker engine reachable' : 'Docker engine unavailable')
+    if (ping.ok !== (avail.dockerProblem() === undefined))
+      log[ping.ok ? 'info' : 'warn'](
+        ping.ok ? { version: ping.version } : { reason: ping.reason },
+        ping.ok ? 'Docker engine reachable' : 'Docker engine unavailable',
+      )
     avail.setDocker(ping.ok ? undefined : ping.reason)
     if (ping.ok) await networkJobs.check()
     await wallet.check()
     await gpu.sample()
-    if (JSON.stringify([avail.now(), networkJobs.taken(), wallet.funds()?.tokens]) !== before) await advertiser.publish()
+    if (JSON.stringify([avail.now(), networkJobs.taken(), wallet.funds()?.tokens]) !== before)
+      await advertiser.publish()
   }
-  const tickOnce = () => (ticking ??= tick().finally(() => { ticking = undefined }))
+  const tickOnce = () =>
+    (ticking ??= tick().finally(() => {
+      ticking = undefined
+    }))
 
   const accept = async (raw: unknown): Promise<Lease> => {
     const lease = await acceptLease(raw, {
-      marketplace: init.marketplace, nonces, checkLock: init.checkLock ?? ((ref) => checkLock(init.connection, ref)),
+      marketplace: init.marketplace,
+      nonces,
+      checkLock: init.checkLock ?? ((ref) => checkLock(init.connection, ref)),
       state: (l) => {
         const a = avail.now()
         const holder = slot.jobId()
         const dockerProblem = avail.dockerProblem()
         const noNetworkJobs = networkJobs.problem()
         return {
-          self: identity.address, marketplace: init.marketplace, mint: init.mint, pricePerHour: price, hardware, now: Date.now(),
-          ...(a.state !== 'running' && a.reason ? { pausedReason: a.reason } : {}), ...(holder !== undefined ? { runningJobId: holder } : {}),
-          ...(dockerProblem ? { dockerProblem } : {}), recovering: !avail.recovered(), ...(noNetworkJobs ? { noNetworkJobs } : {}),
+          self: identity.address,
+          marketplace: init.marketplace,
+          mint: init.mint,
+          pricePerHour: price,
+          hardware,
+          now: Date.now(),
+          ...(a.state !== 'running' && a.reason ? { pausedReason: a.reason } : {}),
+          ...(holder !== undefined ? { runningJobId: holder } : {}),
+          ...(dockerProblem ? { dockerProblem } : {}),
+          recovering: !avail.recovered(),
+          ...(noNetworkJobs ? { noNetworkJobs } : {}),
           ...(journal.get(l.jobId) ? { acceptedVault: journal.get(l.jobId)?.lease.vault } : {}),
         }
       },
@@ -151,16 +204,42 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
     const a = avail.now()
     const job = slot.running()
     return {
-      address: identity.address, mint: init.mint, token: tokenUnitFor(init.mint), version: init.version, region: init.region, pricePerHour: price,
-      state: a.state, available: a.available, reason: a.reason ?? null, pausedAt: avail.pausedAt() ?? null, autoPause: gpu.autoPauseView(),
-      docker: { ok: avail.dockerProblem() === undefined, problem: avail.dockerProblem() ?? null }, recovered: avail.recovered(),
+      address: identity.address,
+      mint: init.mint,
+      token: tokenUnitFor(init.mint),
+      version: init.version,
+      region: init.region,
+      pricePerHour: price,
+      state: a.state,
+      available: a.available,
+      reason: a.reason ?? null,
+      pausedAt: avail.pausedAt() ?? null,
+      autoPause: gpu.autoPauseView(),
+      docker: { ok: avail.dockerProblem() === undefined, problem: avail.dockerProblem() ?? null },
+      recovered: avail.recovered(),
       network: { accepted: networkJobs.taken(), problem: networkJobs.problem() ?? null },
-      hardware: { cpuCores: hardware.cpuCores, memoryMb: hardware.memoryMb, diskMb: hardware.diskMb, cpuOnly: hardware.gpus.length === 0, ...gpu.view() },
-      job: job ? {
-        jobId: job.lease.jobId, image: job.lease.spec.image, acceptedAt: job.acceptedAt, startedAt: job.startedAt,
-        pricePerHour: job.lease.pricePerHour, lockAmount: job.lease.lockAmount, timeoutSec: job.lease.spec.timeoutSec, stopping: job.stopping,
-      } : null,
-      advert: advertiser.view(), peers: mesh.peers().length, earnings: earningsSummary(journal.all()),
+      hardware: {
+        cpuCores: hardware.cpuCores,
+        memoryMb: hardware.memoryMb,
+        diskMb: hardware.diskMb,
+        cpuOnly: hardware.gpus.length === 0,
+        ...gpu.view(),
+      },
+      job: job
+        ? {
+            jobId: job.lease.jobId,
+            image: job.lease.spec.image,
+            acceptedAt: job.acceptedAt,
+            startedAt: job.startedAt,
+            pricePerHour: job.lease.pricePerHour,
+            lockAmount: job.lease.lockAmount,
+            timeoutSec: job.lease.spec.timeoutSec,
+            stopping: job.stopping,
+          }
+        : null,
+      advert: advertiser.view(),
+      peers: mesh.peers().length,
+      earnings: earningsSummary(journal.all()),
     }
   }
 
@@ -171,7 +250,13 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
     unfunded: () => wallet.problem(),
     logs: (after) => ring.since(after),
     jobs: () => journal.all().slice(0, 200).map(jobView),
-    earnings: () => earningsView(journal.all(), () => tokenBalance(init.connection, init.mint, identity.address), identity.address, init.mint),
+    earnings: () =>
+      earningsView(
+        journal.all(),
+        () => tokenBalance(init.connection, init.mint, identity.address),
+        identity.address,
+        init.mint,
+      ),
     /** No new jobs; with stopRunning, the running one is stopped too (it is paid for the seconds it ran). */
     async pause(opts = {}) {
       if (avail.pause(Date.now())) log.info({ stopRunning: Boolean(opts.stopRunning) }, 'paused by owner')
@@ -188,7 +273,8 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
       return status()
     },
     async setPrice(pricePerHour) {
-      if (!Number.isSafeInteger(pricePerHour) || pricePerHour < 1) throw new KilnError('PAYLOAD_INVALID', 'the price is a whole number of token base units per hour, at least 1')
+      if (!Number.isSafeInteger(pricePerHour) || pricePerHour < 1)
+        throw new KilnError('PAYLOAD_INVALID', 'the price is a whole number of token base units per hour, at least 1')
       price = pricePerHour
       init.persistPrice?.(pricePerHour)
       log.info({ pricePerHour }, 'price set')
@@ -198,10 +284,27 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
     async start() {
       await tickOnce()
       await handleProtocols({
-        mesh, identity, marketplace: init.marketplace, connection: init.connection, runtime, journal, nonces, dataDir: init.dataDir,
-        gpuDeviceIds: hardware.gpus.map((g) => String(g.index)), log, slot, bonds, wallet, ring, accept, changed: () => void advertiser.publish(),
+        mesh,
+        identity,
+        marketplace: init.marketplace,
+        connection: init.connection,
+        runtime,
+        journal,
+        nonces,
+        dataDir: init.dataDir,
+        gpuDeviceIds: hardware.gpus.map((g) => String(g.index)),
+        log,
+        slot,
+        bonds,
+        wallet,
+        ring,
+        accept,
+        changed: () => void advertiser.publish(),
       })
-      pollTimer = setInterval(() => void tickOnce().catch((e: unknown) => log.warn({ err: String(e) }, 'check failed')), init.pollMs ?? 5000)
+      pollTimer = setInterval(
+        () => void tickOnce().catch((e: unknown) => log.warn({ err: String(e) }, 'check failed')),
+        init.pollMs ?? 5000,
+      )
       pollTimer.unref()
       await advertiser.start()
     },

@@ -1,5 +1,12 @@
 import type { Hardware } from '@kiln/protocol'
-import { foreignProcesses, overrideAutoPause, processLabel, resumesAt, stepAutoPause, type AutoPause } from './auto-pause.ts'
+import {
+  foreignProcesses,
+  overrideAutoPause,
+  processLabel,
+  resumesAt,
+  stepAutoPause,
+  type AutoPause,
+} from './auto-pause.ts'
 import type { StatusView } from './control-views.ts'
 import { queryComputeApps, queryGpus, type GpuProcess, type GpuStatus } from './hardware.ts'
 import type { Logger } from './log.ts'
@@ -22,7 +29,8 @@ export interface GpuWatchInit {
 export function createGpuWatch(init: GpuWatchInit) {
   const { autoPause: auto, log } = init
   const cuda = init.gpus?.[0]?.cuda
-  let gpus: GpuStatus[] = init.gpus ?? init.hardware.gpus.map((g) => ({ ...g, utilizationPct: null, temperatureC: null }))
+  let gpus: GpuStatus[] =
+    init.gpus ?? init.hardware.gpus.map((g) => ({ ...g, utilizationPct: null, temperatureC: null }))
   let procs: Array<GpuProcess & { kiln: boolean }> = []
   let foreignNow: GpuProcess[] = []
   let state: AutoPause = {}
@@ -40,7 +48,8 @@ export function createGpuWatch(init: GpuWatchInit) {
         problem = undefined
         if (!auto.enabled) return
         const next = stepAutoPause(state, foreignNow, Date.now(), auto.idleMs)
-        if (next.by && !state.by) log.info({ pid: next.by.pid, process: next.by.name }, 'auto-paused: another program uses the GPU')
+        if (next.by && !state.by)
+          log.info({ pid: next.by.pid, process: next.by.name }, 'auto-paused: another program uses the GPU')
         if (!next.by && state.by) log.info({}, 'auto-resumed: the GPU was idle long enough')
         state = next
       } catch (e) {
@@ -56,8 +65,10 @@ export function createGpuWatch(init: GpuWatchInit) {
       return true
     },
     autoPauseView: (): StatusView['autoPause'] => ({
-      enabled: auto.enabled, idleSec: auto.idleMs / 1000,
-      by: state.by ? { pid: state.by.pid, name: processLabel(state.by) } : null, resumesAt: resumesAt(state, foreignNow.length, auto.idleMs) ?? null,
+      enabled: auto.enabled,
+      idleSec: auto.idleMs / 1000,
+      by: state.by ? { pid: state.by.pid, name: processLabel(state.by) } : null,
+      resumesAt: resumesAt(state, foreignNow.length, auto.idleMs) ?? null,
     }),
     view: () => ({ gpus, gpuProcesses: procs, gpuProblem: problem ?? null }),
   }

@@ -19,7 +19,10 @@ export interface GpuStatus extends GpuInfo {
  */
 export function parseNvidiaSmi(csv: string, cudaVersion?: string): GpuStatus[] {
   const gpus: GpuStatus[] = []
-  for (const line of csv.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const line of csv
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const cols = line.split(',').map((c) => c.trim())
     if (cols.length < 4) continue
     const num = (s: string | undefined) => (s && /^\d+(\.\d+)?$/.test(s) ? Number(s) : null)
@@ -27,8 +30,13 @@ export function parseNvidiaSmi(csv: string, cudaVersion?: string): GpuStatus[] {
     const vram = num(cols[2])
     if (index === null || vram === null) continue
     gpus.push({
-      index, model: cols[1] ?? 'unknown', vramMb: Math.round(vram), driver: cols[3] || undefined,
-      cuda: cudaVersion, utilizationPct: num(cols[4]), temperatureC: num(cols[5]),
+      index,
+      model: cols[1] ?? 'unknown',
+      vramMb: Math.round(vram),
+      driver: cols[3] || undefined,
+      cuda: cudaVersion,
+      utilizationPct: num(cols[4]),
+      temperatureC: num(cols[5]),
     })
   }
   return gpus
@@ -51,7 +59,10 @@ export const COMPUTE_APPS_QUERY = 'pid,process_name,used_memory'
 /** Parses the compute-apps CSV (noheader, nounits). Process names may contain commas; memory is the last column. */
 export function parseComputeApps(csv: string): GpuProcess[] {
   const out: GpuProcess[] = []
-  for (const line of csv.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const line of csv
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const first = line.indexOf(',')
     const pid = line.slice(0, first).trim()
     if (first < 0 || !/^\d+$/.test(pid)) continue
@@ -59,7 +70,11 @@ export function parseComputeApps(csv: string): GpuProcess[] {
     const last = rest.lastIndexOf(',')
     const mem = last < 0 ? '' : rest.slice(last + 1).trim()
     const name = (last < 0 ? rest : rest.slice(0, last)).trim()
-    out.push({ pid: Number(pid), name: name || 'unknown', usedMemoryMb: /^\d+(\.\d+)?$/.test(mem) ? Number(mem) : null })
+    out.push({
+      pid: Number(pid),
+      name: name || 'unknown',
+      usedMemoryMb: /^\d+(\.\d+)?$/.test(mem) ? Number(mem) : null,
+    })
   }
   return out
 }
@@ -68,33 +83,57 @@ const SMI_TIMEOUT_MS = 10_000
 
 /** Utilisation and temperature now (no banner call: this runs every few seconds). */
 export async function queryGpus(nvidiaSmi: string, cudaVersion?: string): Promise<GpuStatus[]> {
-  const { stdout } = await run(nvidiaSmi, [`--query-gpu=${NVIDIA_QUERY}`, '--format=csv,noheader,nounits'], { timeout: SMI_TIMEOUT_MS })
+  const { stdout } = await run(nvidiaSmi, [`--query-gpu=${NVIDIA_QUERY}`, '--format=csv,noheader,nounits'], {
+    timeout: SMI_TIMEOUT_MS,
+  })
   return parseNvidiaSmi(stdout, cudaVersion)
 }
 
 export async function queryComputeApps(nvidiaSmi: string): Promise<GpuProcess[]> {
-  const { stdout } = await run(nvidiaSmi, [`--query-compute-apps=${COMPUTE_APPS_QUERY}`, '--format=csv,noheader,nounits'], { timeout: SMI_TIMEOUT_MS })
+  const { stdout } = await run(
+    nvidiaSmi,
+    [`--query-compute-apps=${COMPUTE_APPS_QUERY}`, '--format=csv,noheader,nounits'],
+    { timeout: SMI_TIMEOUT_MS },
+  )
   return parseComputeApps(stdout)
 }
 
 export async function detectGpus(nvidiaSmi = 'nvidia-smi'): Promise<{ gpus: GpuStatus[]; note?: string }> {
   try {
-    const banner = await run(nvidiaSmi, [], { timeout: SMI_TIMEOUT_MS }).then((r) => r.stdout, () => '')
+    const banner = await run(nvidiaSmi, [], { timeout: SMI_TIMEOUT_MS }).then(
+      (r) => r.stdout,
+      () => '',
+    )
     return { gpus: await queryGpus(nvidiaSmi, parseCudaVersion(banner)) }
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
-    return { gpus: [], note: code === 'ENOENT' ? 'no NVIDIA driver (nvidia-smi not found): serving as a CPU-only provider' : `nvidia-smi failed, serving as a CPU-only provider: ${(e as Error).message}` }
+    return {
+      gpus: [],
+      note:
+        code === 'ENOENT'
+          ? 'no NVIDIA driver (nvidia-smi not found): serving as a CPU-only provider'
+          : `nvidia-smi failed, serving as a CPU-only provider: ${(e as Error).message}`,
+    }
   }
 }
 
-export async function detectHardware(dataDir: string, nvidiaSmi?: string): Promise<{ hardware: Hardware; gpus: GpuStatus[]; note?: string }> {
+export async function detectHardware(
+  dataDir: string,
+  nvidiaSmi?: string,
+): Promise<{ hardware: Hardware; gpus: GpuStatus[]; note?: string }> {
   const { gpus, note } = await detectGpus(nvidiaSmi)
   const fs = await statfs(dataDir)
   const hardware: Hardware = {
     cpuCores: Math.max(1, cpus().length),
     memoryMb: Math.floor(totalmem() / 1024 / 1024),
     diskMb: Math.floor((fs.bavail * fs.bsize) / 1024 / 1024),
-    gpus: gpus.map(({ index, model, vramMb, driver, cuda }) => ({ index, model, vramMb, ...(driver ? { driver } : {}), ...(cuda ? { cuda } : {}) })),
+    gpus: gpus.map(({ index, model, vramMb, driver, cuda }) => ({
+      index,
+      model,
+      vramMb,
+      ...(driver ? { driver } : {}),
+      ...(cuda ? { cuda } : {}),
+    })),
   }
   return note ? { hardware, gpus, note } : { hardware, gpus }
 }

@@ -2,13 +2,21 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Channel } from '@kiln/mesh'
 import {
-  CoordinatorFrame, isKilnError, Kind, KilnError, OUTPUT_CHUNK_BYTES, parseOrThrow, seal, type Identity, type Lease, type WireError,
+  CoordinatorFrame,
+  isKilnError,
+  Kind,
+  KilnError,
+  OUTPUT_CHUNK_BYTES,
+  parseOrThrow,
+  seal,
+  type Identity,
+  type Lease,
+  type WireError,
 } from '@kiln/protocol'
 import type { JobJournal } from './journal.ts'
 import type { Logger } from './log.ts'
 import { receiptOf } from './receipts.ts'
 import type { DockerRuntime, RunResult } from './runtime/index.ts'
-
 
 /** What the job protocol needs from the daemon: the decision, and hooks to keep its state. */
 export interface JobStreamContext {
@@ -85,11 +93,18 @@ export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void
     await ch.sendJson({ t: 'receipt', envelope: seal(ctx.identity, Kind.receipt, receipt, { ttlMs: 3600_000 }) })
     journal.update(lease.jobId, { delivered: true })
     await Promise.race([acked, new Promise((r) => setTimeout(r, 30_000).unref())])
-    log.info({ jobId: lease.jobId, status: receipt.status, outputDigest: receipt.outputDigest, error: receipt.error?.message }, 'job finished')
+    log.info(
+      { jobId: lease.jobId, status: receipt.status, outputDigest: receipt.outputDigest, error: receipt.error?.message },
+      'job finished',
+    )
   } catch (e) {
     // The stream died before a run could start: nothing ran, and the record must not claim otherwise.
     const rec = journal.get(lease.jobId)
-    if (rec?.state === 'accepted') journal.update(lease.jobId, { state: 'failed', error: `the job stream failed before the run: ${(e as Error).message}` })
+    if (rec?.state === 'accepted')
+      journal.update(lease.jobId, {
+        state: 'failed',
+        error: `the job stream failed before the run: ${(e as Error).message}`,
+      })
     throw e
   } finally {
     ctx.end(lease)
@@ -117,12 +132,19 @@ function readCoordinator(ch: Channel, abort: AbortController, log: Logger, jobId
   })()
 }
 
-async function runWithStreaming(ctx: JobStreamContext, ch: Channel, lease: Lease, signal: AbortSignal): Promise<RunResult> {
+async function runWithStreaming(
+  ctx: JobStreamContext,
+  ch: Channel,
+  lease: Lease,
+  signal: AbortSignal,
+): Promise<RunResult> {
   let logSeq = 0
   let pending: { stream: 'stdout' | 'stderr'; text: string }[] = []
   let sending = Promise.resolve()
   // Frames go out in order on one chain; a dead stream must not stop the run (its result is journaled).
-  const send = (frame: object) => { sending = sending.then(() => ch.sendJson(frame)).catch(() => {}) }
+  const send = (frame: object) => {
+    sending = sending.then(() => ch.sendJson(frame)).catch(() => {})
+  }
   const flush = () => {
     if (pending.length === 0) return
     const chunks = pending
@@ -133,7 +155,9 @@ async function runWithStreaming(ctx: JobStreamContext, ch: Channel, lease: Lease
   const flusher = setInterval(flush, 200)
   try {
     const result = await ctx.runtime.run({
-      jobId: lease.jobId, spec: lease.spec, signal,
+      jobId: lease.jobId,
+      spec: lease.spec,
+      signal,
       ...(ctx.gpuDeviceIds?.length ? { gpuDeviceIds: ctx.gpuDeviceIds } : {}),
       onStart: (at) => {
         ctx.journal.update(lease.jobId, { state: 'running', startedAt: at })

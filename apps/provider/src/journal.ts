@@ -24,7 +24,13 @@ export interface JobRecord {
   /** Set when this record was settled by crash recovery at a restart. */
   recoveredAt?: number
   /** What we co-signed when the vault was settled. */
-  settlement?: { action: 'release' | 'refund' | 'slash'; toProvider: number; bondReturned?: number; at: number; signature?: string }
+  settlement?: {
+    action: 'release' | 'refund' | 'slash'
+    toProvider: number
+    bondReturned?: number
+    at: number
+    signature?: string
+  }
 }
 
 export class JobJournal {

@@ -28,7 +28,10 @@ export class LogRing {
   /** The last seq before this job's first line. */
   #begunAt = 0
 
-  constructor(private readonly maxEntries = 2000, private readonly maxBytes = 512 * 1024) {}
+  constructor(
+    private readonly maxEntries = 2000,
+    private readonly maxBytes = 512 * 1024,
+  ) {}
 
   /** A new job: its lines replace the previous job's. */
   begin(jobId: string): void {

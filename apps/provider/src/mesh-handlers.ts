@@ -43,7 +43,11 @@ export async function handleProtocols(init: HandlersInit): Promise<void> {
   const { mesh, identity, marketplace, journal, nonces, log, slot, bonds, wallet, ring } = init
   const jobCtx: JobStreamContext = {
     resultsDir: join(init.dataDir, 'results'),
-    identity, runtime: init.runtime, journal, log, accept: init.accept,
+    identity,
+    runtime: init.runtime,
+    journal,
+    log,
+    accept: init.accept,
     ...(init.gpuDeviceIds.length ? { gpuDeviceIds: init.gpuDeviceIds } : {}),
     /** The receipt goes out only once the bond is in the vault: the marketplace pays no run without it. */
     beforeReceipt: (lease: Lease) => bonds.settled(lease),
@@ -53,16 +57,27 @@ export async function handleProtocols(init: HandlersInit): Promise<void> {
       ring.begin(lease.jobId)
       init.changed()
     },
-    started(at: number) { slot.started(at) },
-    onLog(stream: 'stdout' | 'stderr', text: string) { ring.push(stream, text) },
+    started(at: number) {
+      slot.started(at)
+    },
+    onLog(stream: 'stdout' | 'stderr', text: string) {
+      ring.push(stream, text)
+    },
     end(lease: Lease) {
       bonds.forget(lease.jobId)
       wallet.stale()
       if (slot.release(lease.jobId) === 'running') init.changed()
     },
   }
-  await mesh.handle(Protocol.job, (ch) => serveJob(jobCtx, ch).catch((e: unknown) => log.warn({ err: String(e) }, 'job stream failed')))
+  await mesh.handle(Protocol.job, (ch) =>
+    serveJob(jobCtx, ch).catch((e: unknown) => log.warn({ err: String(e) }, 'job stream failed')),
+  )
   // A settlement returns our bond and pays us: read the wallet again at the next check.
-  await mesh.handle(Protocol.settle, (ch) => serveSettle({ identity, marketplace, journal, nonces, log, landed: (sig) => landedOn(init.connection, sig) }, ch).finally(() => wallet.stale()))
+  await mesh.handle(Protocol.settle, (ch) =>
+    serveSettle(
+      { identity, marketplace, journal, nonces, log, landed: (sig) => landedOn(init.connection, sig) },
+      ch,
+    ).finally(() => wallet.stale()),
+  )
   await mesh.handle(Protocol.result, (ch) => serveResult({ identity, marketplace, journal, nonces, log }, ch))
 }

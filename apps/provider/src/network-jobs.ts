@@ -17,7 +17,10 @@ export function createNetworkJobs(opts: { accept: boolean; runtime: Pick<DockerR
       const e = await opts.runtime.egress()
       if (e.ok) {
         ready = true
-        opts.log.info({ network: e.network, bridge: e.bridge, subnet: e.subnet }, 'taking jobs with network access: internet only, not this host or its LAN')
+        opts.log.info(
+          { network: e.network, bridge: e.bridge, subnet: e.subnet },
+          'taking jobs with network access: internet only, not this host or its LAN',
+        )
       } else if (e.reason !== problem) {
         problem = e.reason
         opts.log.warn({ reason: e.reason }, 'not taking jobs with network access')

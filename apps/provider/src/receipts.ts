@@ -1,17 +1,29 @@
 import { KilnError, leaseCost, type Address, type Lease, type ResultReceipt } from '@kiln/protocol'
 import type { RunResult } from './runtime/index.ts'
 
-export type ReceiptInput = Pick<RunResult, 'status' | 'exitCode' | 'error' | 'logDigest' | 'logBytes' | 'startedAt' | 'endedAt' | 'containerSeconds'>
-  & { output: { digest: string; bytes: number } | null; logPartial?: boolean }
+export type ReceiptInput = Pick<
+  RunResult,
+  'status' | 'exitCode' | 'error' | 'logDigest' | 'logBytes' | 'startedAt' | 'endedAt' | 'containerSeconds'
+> & { output: { digest: string; bytes: number } | null; logPartial?: boolean }
 
 /** The receipt the provider signs for a run: what ran, what it produced, how long it took. */
 export function receiptOf(lease: Lease, provider: Address, r: ReceiptInput): ResultReceipt {
   return {
-    jobId: lease.jobId, provider, status: r.status, exitCode: r.exitCode,
-    ...(r.error ? { error: { code: new KilnError(r.error.kind, r.error.message).code, message: r.error.message.slice(0, 1000) } } : {}),
-    outputDigest: r.output?.digest ?? null, outputBytes: r.output?.bytes ?? 0, logDigest: r.logDigest, logBytes: r.logBytes,
+    jobId: lease.jobId,
+    provider,
+    status: r.status,
+    exitCode: r.exitCode,
+    ...(r.error
+      ? { error: { code: new KilnError(r.error.kind, r.error.message).code, message: r.error.message.slice(0, 1000) } }
+      : {}),
+    outputDigest: r.output?.digest ?? null,
+    outputBytes: r.output?.bytes ?? 0,
+    logDigest: r.logDigest,
+    logBytes: r.logBytes,
     ...(r.logPartial ? { logPartial: true } : {}),
-    startedAt: r.startedAt, endedAt: r.endedAt, containerSeconds: r.containerSeconds,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    containerSeconds: r.containerSeconds,
     gpuSeconds: r.containerSeconds * lease.spec.resources.gpu.count,
   }
 }
@@ -32,7 +44,10 @@ export function earnedBy(rec: { lease: Lease; receipt?: ResultReceipt; delivered
  * fee at the lease's rate (rounded down, as the marketplace computes it), plus our bond back.
  * Only a slash keeps the bond, and we never sign one: the client and arbiter do.
  */
-export function owedTo(rec: { lease: Lease; receipt?: ResultReceipt; delivered?: boolean }): { earned: number; owed: number } {
+export function owedTo(rec: { lease: Lease; receipt?: ResultReceipt; delivered?: boolean }): {
+  earned: number
+  owed: number
+} {
   const earned = earnedBy(rec)
   const fee = Number((BigInt(earned) * BigInt(rec.lease.feeBps ?? 0)) / 10_000n)
   return { earned, owed: earned - fee + (rec.lease.bond ?? 0) }

@@ -6,7 +6,6 @@ import { receiptOf } from './receipts.ts'
 import type { Logger } from './log.ts'
 import type { DockerRuntime, Leftover } from './runtime/index.ts'
 
-
 export interface RecoveryInit {
   journal: JobJournal
   runtime: DockerRuntime
@@ -51,16 +50,20 @@ export async function recoverJobs(init: RecoveryInit): Promise<RecoveryReport> {
       report.finished.push(jobId)
       continue
     }
-    const why = live.length > 0 ? `${RESTART_REASON}: its container was still running and was stopped`
-      : mine.length > 0 ? `${RESTART_REASON}: its container never started`
-      : `${RESTART_REASON}: its container was gone`
+    const why =
+      live.length > 0
+        ? `${RESTART_REASON}: its container was still running and was stopped`
+        : mine.length > 0
+          ? `${RESTART_REASON}: its container never started`
+          : `${RESTART_REASON}: its container was gone`
     const startedAt = live[0]?.startedAt ?? rec.startedAt ?? null
     journal.update(jobId, { state: 'failed', error: why, startedAt, recoveredAt: now() })
     log.warn({ jobId, reason: why }, 'job failed by a restart')
     report.failed.push(jobId)
   }
   const unaccounted = leftovers.filter((l) => !l.jobId || !journal.has(l.jobId))
-  for (const l of unaccounted) log.warn({ container: l.name, jobId: l.jobId }, 'kiln container no journal record accounts for; removing it')
+  for (const l of unaccounted)
+    log.warn({ container: l.name, jobId: l.jobId }, 'kiln container no journal record accounts for; removing it')
   report.removed = (await runtime.reconcile()).removed
   return report
 }
@@ -78,15 +81,30 @@ async function finishFromLeftover(init: RecoveryInit, rec: JobRecord, l: Leftove
   // Nobody enforced the timeout while we were down: a run past it counts as timed out, paid up to the limit.
   if (seconds > lease.spec.timeoutSec) {
     seconds = lease.spec.timeoutSec
-    error = { kind: 'CONTAINER_TIMEOUT', message: `the job ran past its timeout of ${lease.spec.timeoutSec} s while the provider was down` }
+    error = {
+      kind: 'CONTAINER_TIMEOUT',
+      message: `the job ran past its timeout of ${lease.spec.timeoutSec} s while the provider was down`,
+    }
   } else if (l.exitCode !== 0) {
-    error = { kind: 'CONTAINER_FAILED', message: l.oomKilled ? `the container ran out of memory (limit ${lease.spec.resources.memoryMb} MiB) and was killed` : `the container exited with code ${l.exitCode ?? 'unknown'}` }
+    error = {
+      kind: 'CONTAINER_FAILED',
+      message: l.oomKilled
+        ? `the container ran out of memory (limit ${lease.spec.resources.memoryMb} MiB) and was killed`
+        : `the container exited with code ${l.exitCode ?? 'unknown'}`,
+    }
   } else if (collected.outputError) {
     error = { kind: 'CONTAINER_FAILED', message: collected.outputError }
   }
   const receipt = receiptOf(lease, init.provider, {
-    status: error ? 'failed' : 'succeeded', exitCode: l.exitCode, ...(error ? { error } : {}), output: collected.output,
-    logDigest: collected.logDigest, logBytes: collected.logBytes, startedAt, endedAt, containerSeconds: seconds,
+    status: error ? 'failed' : 'succeeded',
+    exitCode: l.exitCode,
+    ...(error ? { error } : {}),
+    output: collected.output,
+    logDigest: collected.logDigest,
+    logBytes: collected.logBytes,
+    startedAt,
+    endedAt,
+    containerSeconds: seconds,
     ...(collected.logPartial ? { logPartial: true } : {}),
   })
   let outputPath: string | undefined
@@ -96,8 +114,20 @@ async function finishFromLeftover(init: RecoveryInit, rec: JobRecord, l: Leftove
     writeFileSync(outputPath, collected.output.tar)
   }
   init.journal.update(lease.jobId, {
-    state: 'finished', receipt, delivered: false, startedAt, recoveredAt: init.now?.() ?? Date.now(), ...(outputPath ? { outputPath } : {}),
+    state: 'finished',
+    receipt,
+    delivered: false,
+    startedAt,
+    recoveredAt: init.now?.() ?? Date.now(),
+    ...(outputPath ? { outputPath } : {}),
   })
-  if (collected.logPartial) init.log.warn({ jobId: lease.jobId, logBytes: collected.logBytes }, 'the engine\'s capped log files may have dropped the start of this job\'s log; its receipt says the log digest covers what they kept')
-  init.log.info({ jobId: lease.jobId, status: receipt.status, outputDigest: receipt.outputDigest }, 'recovered the result of a job that finished while the provider was down')
+  if (collected.logPartial)
+    init.log.warn(
+      { jobId: lease.jobId, logBytes: collected.logBytes },
+      "the engine's capped log files may have dropped the start of this job's log; its receipt says the log digest covers what they kept",
+    )
+  init.log.info(
+    { jobId: lease.jobId, status: receipt.status, outputDigest: receipt.outputDigest },
+    'recovered the result of a job that finished while the provider was down',
+  )
 }

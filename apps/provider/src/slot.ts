@@ -9,19 +9,20 @@ export type Slot =
   | { kind: 'idle' }
   | { kind: 'leased'; jobId: string }
   | {
-    kind: 'running'
-    lease: Lease
-    abort: AbortController
-    acceptedAt: number
-    startedAt: number | null
-    /** Why the owner asked to stop it, once they did. */
-    stopping: string | null
-    done: Promise<void>
-  }
+      kind: 'running'
+      lease: Lease
+      abort: AbortController
+      acceptedAt: number
+      startedAt: number | null
+      /** Why the owner asked to stop it, once they did. */
+      stopping: string | null
+      done: Promise<void>
+    }
 
 export type RunningSlot = Extract<Slot, { kind: 'running' }>
 
-const holder = (slot: Slot): string | undefined => (slot.kind === 'idle' ? undefined : slot.kind === 'leased' ? slot.jobId : slot.lease.jobId)
+const holder = (slot: Slot): string | undefined =>
+  slot.kind === 'idle' ? undefined : slot.kind === 'leased' ? slot.jobId : slot.lease.jobId
 
 /** A transition the job protocol never makes: a bug here, so it stops loudly. */
 function wrongSlot(want: string, slot: Slot, jobId: string): KilnError {
@@ -45,8 +46,18 @@ export function createSlot(now: () => number = Date.now) {
     /** leased → running. */
     begin(lease: Lease, abort: AbortController): RunningSlot {
       if (slot.kind !== 'leased' || slot.jobId !== lease.jobId) throw wrongSlot('leased', slot, lease.jobId)
-      const done = new Promise<void>((resolve) => { finish = resolve })
-      const running: RunningSlot = { kind: 'running', lease, abort, acceptedAt: now(), startedAt: null, stopping: null, done }
+      const done = new Promise<void>((resolve) => {
+        finish = resolve
+      })
+      const running: RunningSlot = {
+        kind: 'running',
+        lease,
+        abort,
+        acceptedAt: now(),
+        startedAt: null,
+        stopping: null,
+        done,
+      }
       slot = running
       return running
     },

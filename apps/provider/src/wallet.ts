@@ -30,7 +30,9 @@ export function typicalBond(pricePerHour: number): number {
 /** Why these funds cannot post a bond (the advert's reason), or undefined when they can. */
 export function fundsProblem(f: Funds): string | undefined {
   const missing = [
-    ...(f.lamports < BOND_FEE_LAMPORTS ? [`${sol(f.lamports)} SOL (a bond's fee needs ${sol(BOND_FEE_LAMPORTS)})`] : []),
+    ...(f.lamports < BOND_FEE_LAMPORTS
+      ? [`${sol(f.lamports)} SOL (a bond's fee needs ${sol(BOND_FEE_LAMPORTS)})`]
+      : []),
     ...(f.tokens < 1 ? ['no stablecoin for bonds'] : []),
   ]
   return missing.length ? `wallet not funded: ${missing.join(', ')}` : undefined
@@ -53,7 +55,9 @@ export function fundingHelp(h: FundingHelp): string[] {
   ]
   if (h.devchain) {
     const params = JSON.stringify([h.address, { lamports: LAMPORTS_PER_SOL, tokens: bond * 10 }])
-    lines.push(`on this devchain: curl -s ${h.rpcUrl} -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"kiln_fund","params":${params}}'`)
+    lines.push(
+      `on this devchain: curl -s ${h.rpcUrl} -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"kiln_fund","params":${params}}'`,
+    )
   }
   lines.push('it takes jobs by itself once the funds arrive (no restart needed)')
   return lines
@@ -63,7 +67,9 @@ export function fundingHelp(h: FundingHelp): string[] {
 export async function isDevchainFor(rpcUrl: string, mint: Address): Promise<boolean> {
   try {
     const res = await fetch(rpcUrl, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(3000),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      signal: AbortSignal.timeout(3000),
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'kiln_devInfo', params: [] }),
     })
     const body = (await res.json()) as { result?: { mint?: unknown } }
@@ -113,7 +119,9 @@ export function createWallet(init: WalletInit) {
       if (next !== problem) init.log[next ? 'warn' : 'info']({ ...funds }, next ?? 'wallet funded: bonds can be posted')
       problem = next
     },
-    stale(): void { due = true },
+    stale(): void {
+      due = true
+    },
     funds: () => funds,
     problem: () => problem,
   }

@@ -6,13 +6,27 @@ import { Identity } from '@kiln/protocol'
 import { CONFIG_DEFAULTS, initConfig, loadConfig, updateConfig } from '../src/config.ts'
 
 const dir = () => mkdtempSync(join(tmpdir(), 'kiln-provider-config-'))
-const required = () => ({ marketplace: Identity.generate().address, mint: Identity.generate().address, bootstrap: ['/ip4/127.0.0.1/tcp/1/p2p/x'] })
+const required = () => ({
+  marketplace: Identity.generate().address,
+  mint: Identity.generate().address,
+  bootstrap: ['/ip4/127.0.0.1/tcp/1/p2p/x'],
+})
 
 describe('provider config', () => {
   it('names each bad key and how to fix it', () => {
     const d = dir()
-    const err = (() => { try { loadConfig(d, { bootstrap: ['/ip4/127.0.0.1/tcp/1'], mint: Identity.generate().address, pricePerHour: 0 }) } catch (e) { return e } })()
-    expect(err).toMatchObject({ name: 'KilnError', kind: 'CONFIG_INVALID', context: { keys: ['marketplace', 'pricePerHour'] } })
+    const err = (() => {
+      try {
+        loadConfig(d, { bootstrap: ['/ip4/127.0.0.1/tcp/1'], mint: Identity.generate().address, pricePerHour: 0 })
+      } catch (e) {
+        return e
+      }
+    })()
+    expect(err).toMatchObject({
+      name: 'KilnError',
+      kind: 'CONFIG_INVALID',
+      context: { keys: ['marketplace', 'pricePerHour'] },
+    })
     const msg = (err as Error).message
     expect(msg).toContain('marketplace: required, but not set')
     expect(msg).toContain('fix: pass --marketplace <address>')
@@ -27,13 +41,18 @@ describe('provider config', () => {
     expect(() => loadConfig(d)).toThrow(/remove the unknown key/)
   })
 
-  it('fills defaults, lets flags win over the file, and keeps the owner\'s other keys on update', () => {
+  it("fills defaults, lets flags win over the file, and keeps the owner's other keys on update", () => {
     const d = dir()
     const r = required()
     initConfig(d, { ...r, region: 'eu' })
     const file = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')) as Record<string, unknown>
     expect(file).toMatchObject({ ...CONFIG_DEFAULTS, ...r, region: 'eu' })
-    expect(loadConfig(d, { pricePerHour: 500_000, region: undefined })).toMatchObject({ pricePerHour: 500_000, region: 'eu', dashboardPort: 7780, autoResumeIdleSec: 300 })
+    expect(loadConfig(d, { pricePerHour: 500_000, region: undefined })).toMatchObject({
+      pricePerHour: 500_000,
+      region: 'eu',
+      dashboardPort: 7780,
+      autoResumeIdleSec: 300,
+    })
     updateConfig(d, { pricePerHour: 420_000 })
     expect(loadConfig(d)).toMatchObject({ pricePerHour: 420_000, region: 'eu', marketplace: r.marketplace })
     // init again keeps what is there; --force starts over.

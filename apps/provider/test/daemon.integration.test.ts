@@ -25,16 +25,25 @@ describe('provider daemon', () => {
   let p0: Proc
   let browser: Browser
   const dash = () => dashboardClient(p0Data)
-  const mine = async (address = String(p0.info.address)): Promise<InventoryEntry | undefined> => (await inventory(net.api)).find((p) => p.address === address)
-  const until = (what: string, check: (p: InventoryEntry) => boolean, address?: string) => waitFor(async () => {
-    const p = await mine(address)
-    return p !== undefined && check(p)
-  }, 20_000, what)
+  const mine = async (address = String(p0.info.address)): Promise<InventoryEntry | undefined> =>
+    (await inventory(net.api)).find((p) => p.address === address)
+  const until = (what: string, check: (p: InventoryEntry) => boolean, address?: string) =>
+    waitFor(
+      async () => {
+        const p = await mine(address)
+        return p !== undefined && check(p)
+      },
+      20_000,
+      what,
+    )
 
   beforeAll(async () => {
     // Flags from the network helper fill in the marketplace; the file adds what this test needs.
     mkdirSync(p0Data, { recursive: true })
-    writeFileSync(join(p0Data, 'config.json'), JSON.stringify({ nvidiaSmi: smi.path, pollSec: 0.3, autoResumeIdleSec: 1, dashboardPort: 0 }))
+    writeFileSync(
+      join(p0Data, 'config.json'),
+      JSON.stringify({ nvidiaSmi: smi.path, pollSec: 0.3, autoResumeIdleSec: 1, dashboardPort: 0 }),
+    )
     net = await startNetwork({ providers: 1, dataDir })
     p0 = net.providers[0]!
     browser = await launchChromium()
@@ -84,7 +93,10 @@ describe('provider daemon', () => {
     expect((await kilnProvider(['pause', '--data', p0Data])).code).toBe(0)
     await until('the paused advert', (p) => p.reason === 'paused by owner')
     const json = await kilnProvider(['status', '--json', '--data', p0Data])
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, status: { state: 'paused', available: false, reason: 'paused by owner' } })
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: true,
+      status: { state: 'paused', available: false, reason: 'paused by owner' },
+    })
     expect((await kilnProvider(['resume', '--data', p0Data])).code).toBe(0)
     await until('the available advert', (p) => p.available)
   })
@@ -92,7 +104,10 @@ describe('provider daemon', () => {
   it('pauses by itself while another program uses the GPU, and resumes after the idle time', async () => {
     smi.setProcesses([{ pid: 31337, name: 'C:\\Games\\Elden Ring\\eldenring.exe', usedMemoryMb: 7000 }])
     await until('the auto-paused advert', (p) => !p.available && p.reason === 'GPU in use by eldenring.exe')
-    expect(await dash().get<StatusView>('/api/status')).toMatchObject({ state: 'auto-paused', autoPause: { by: { pid: 31337, name: 'eldenring.exe' } } })
+    expect(await dash().get<StatusView>('/api/status')).toMatchObject({
+      state: 'auto-paused',
+      autoPause: { by: { pid: 31337, name: 'eldenring.exe' } },
+    })
     const gone = Date.now()
     smi.setProcesses([])
     await until('the advert after the idle time', (p) => p.available)
@@ -104,10 +119,22 @@ describe('provider daemon', () => {
     const client = Identity.generate()
     await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
     const kiln = createKilnClient({ url: net.api, identity: client })
-    const { jobId } = await kiln.submit({ image: 'kiln/busybox:1', command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done'], maxPricePerHour: 1_000_000, timeoutSec: 120 })
+    const { jobId } = await kiln.submit({
+      image: 'kiln/busybox:1',
+      command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done'],
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 120,
+    })
     const watching = kiln.watch(jobId)
     watching.catch(() => {}) // awaited below; a failure before then must not go unhandled
-    await waitFor(async () => (await dash().get<LogPage>('/api/logs?after=0')).entries.some((e) => e.jobId === jobId && e.text.includes('tick 3')), 30_000, 'live logs in the dashboard')
+    await waitFor(
+      async () =>
+        (await dash().get<LogPage>('/api/logs?after=0')).entries.some(
+          (e) => e.jobId === jobId && e.text.includes('tick 3'),
+        ),
+      30_000,
+      'live logs in the dashboard',
+    )
     const running = await dash().get<StatusView>('/api/status')
     expect(running.job).toMatchObject({ jobId, image: 'kiln/busybox:1' })
     expect(running.reason).toBe('running a job')
@@ -144,7 +171,14 @@ describe('provider daemon', () => {
     const [rec] = (await dash().get<JobView[]>('/api/jobs')).filter((j) => j.jobId === jobId)
     expect(rec).toMatchObject({ state: 'finished', status: 'failed', delivered: true })
     expect(rec!.error).toMatch(/the run was stopped: paused by its owner/)
-    await waitFor(async () => (await dash().get<JobView[]>('/api/jobs')).some((j) => j.jobId === jobId && j.settlement?.toProvider === earned), 10_000, 'the settlement in the journal')
+    await waitFor(
+      async () =>
+        (await dash().get<JobView[]>('/api/jobs')).some(
+          (j) => j.jobId === jobId && j.settlement?.toProvider === earned,
+        ),
+      10_000,
+      'the settlement in the journal',
+    )
     expect(await dash().get('/api/earnings')).toMatchObject({ balance: PROVIDER_FUNDS + earned, paid: earned })
     expect((await kilnProvider(['resume', '--data', p0Data])).code).toBe(0)
   })
@@ -153,7 +187,10 @@ describe('provider daemon', () => {
     const r = await kilnProvider(['price', '420000', '--data', p0Data])
     expect(r.code).toBe(0)
     await until('the new price', (p) => p.pricePerHour === 420_000)
-    expect(JSON.parse(readFileSync(join(p0Data, 'config.json'), 'utf8'))).toMatchObject({ pricePerHour: 420_000, nvidiaSmi: smi.path })
+    expect(JSON.parse(readFileSync(join(p0Data, 'config.json'), 'utf8'))).toMatchObject({
+      pricePerHour: 420_000,
+      nvidiaSmi: smi.path,
+    })
     expect((await kilnProvider(['price', '0.5', '--data', p0Data])).code).toBe(2)
   })
 
@@ -161,9 +198,18 @@ describe('provider daemon', () => {
     const client = Identity.generate()
     await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
     const kiln = createKilnClient({ url: net.api, identity: client })
-    const { jobId } = await kiln.submit({ image: 'kiln/busybox:1', command: ['sh', '-c', 'while true; do echo tick; sleep 0.3; done'], maxPricePerHour: 1_000_000, timeoutSec: 30 })
+    const { jobId } = await kiln.submit({
+      image: 'kiln/busybox:1',
+      command: ['sh', '-c', 'while true; do echo tick; sleep 0.3; done'],
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 30,
+    })
     kiln.watch(jobId).catch(() => {}) // locks the funds; the job's end is not this test's subject
-    await waitFor(async () => (await dash().get<LogPage>('/api/logs?after=0')).entries.some((e) => e.jobId === jobId), 30_000, 'the job to run')
+    await waitFor(
+      async () => (await dash().get<LogPage>('/api/logs?after=0')).entries.some((e) => e.jobId === jobId),
+      30_000,
+      'the job to run',
+    )
     const docker = new Dockerode({ socketPath: '/var/run/docker.sock' })
     const ofJob = { filters: { label: [`kiln.job=${jobId}`] } }
     const exited = new Promise((r) => p0.child.once('exit', r))
@@ -173,9 +219,16 @@ describe('provider daemon', () => {
 
     p0 = await net.startProvider(0)
     const [rec] = (await dash().get<JobView[]>('/api/jobs')).filter((j) => j.jobId === jobId)
-    expect(rec).toMatchObject({ state: 'failed', status: 'failed', error: 'provider restarted mid-job: its container was still running and was stopped', earned: 0 })
+    expect(rec).toMatchObject({
+      state: 'failed',
+      status: 'failed',
+      error: 'provider restarted mid-job: its container was still running and was stopped',
+      earned: 0,
+    })
     expect(await docker.listContainers({ all: true, ...ofJob })).toEqual([])
-    expect(await docker.listContainers({ all: true, filters: { label: [`kiln.owner=${p0.info.address}`] } })).toEqual([])
+    expect(await docker.listContainers({ all: true, filters: { label: [`kiln.owner=${p0.info.address}`] } })).toEqual(
+      [],
+    )
     await until('the restarted provider', (p) => p.available)
     await kiln.cancel(jobId).catch(() => {})
   })
@@ -189,7 +242,13 @@ describe('provider daemon', () => {
     writeFileSync(join(p1Data, 'config.json'), JSON.stringify({ dockerSocket: sock, pollSec: 0.3, dashboardPort: 0 }))
     const p1 = await net.startProvider(1)
     const address = String(p1.info.address)
-    await until('the provider without Docker', (p) => !p.available && /^Docker engine unavailable: cannot reach the Docker engine at .*docker\.sock/.test(p.reason ?? ''), address)
+    await until(
+      'the provider without Docker',
+      (p) =>
+        !p.available &&
+        /^Docker engine unavailable: cannot reach the Docker engine at .*docker\.sock/.test(p.reason ?? ''),
+      address,
+    )
     expect((await mine(address))?.hardware.gpus).toEqual([]) // no nvidia-smi here: CPU-only, and it says so
     const status = await kilnProvider(['status', '--data', p1Data])
     expect(status.stdout).toMatch(/docker {4}unavailable: cannot reach the Docker engine/)

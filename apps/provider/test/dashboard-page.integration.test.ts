@@ -12,7 +12,12 @@ describe('provider dashboard page', () => {
   let browser: Browser
 
   beforeAll(async () => {
-    d = await startDashboard({ api: stubControlApi([], { earnings: { jobs: 2, paid: 5, owed: 120_000 } }), token, port: 0, log: { info() {}, warn() {} } })
+    d = await startDashboard({
+      api: stubControlApi([], { earnings: { jobs: 2, paid: 5, owed: 120_000 } }),
+      token,
+      port: 0,
+      log: { info() {}, warn() {} },
+    })
     browser = await launchChromium()
   })
   afterAll(async () => {
@@ -24,7 +29,9 @@ describe('provider dashboard page', () => {
     const page = await browser.newPage()
     await page.goto(`http://127.0.0.1:${d.port}/?token=${token}`)
     const earned = page.getByTestId('earned')
-    await expect.poll(() => earned.innerText(), { timeout: 10_000 }).toBe('0.000005 tUSDC paid to you over 2 job(s) · 0.12 tUSDC waiting for settlement')
+    await expect
+      .poll(() => earned.innerText(), { timeout: 10_000 })
+      .toBe('0.000005 tUSDC paid to you over 2 job(s) · 0.12 tUSDC waiting for settlement')
     expect(await page.getByTestId('price-input').inputValue()).toBe('0.36')
   })
 })

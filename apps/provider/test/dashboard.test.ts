@@ -7,17 +7,34 @@ import { newToken, readToken, saveToken, tokenMatches } from '../src/dashboard/a
 import { startDashboard, type Dashboard } from '../src/dashboard/server.ts'
 import { stubControlApi } from './support/control.ts'
 
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+interface Reply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
 
 /** node:http, not fetch: the tests need to set Host and Origin as another page or site would. */
-function call(d: Dashboard, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+function call(
+  d: Dashboard,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: d.port, path, method: opts.method ?? 'GET', headers: { host: `127.0.0.1:${d.port}`, ...opts.headers } }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c: string) => (body += c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-    })
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: d.port,
+        path,
+        method: opts.method ?? 'GET',
+        headers: { host: `127.0.0.1:${d.port}`, ...opts.headers },
+      },
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => (body += c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+      },
+    )
     req.on('error', reject)
     req.end(opts.body)
   })
@@ -33,7 +50,9 @@ describe('dashboard server', () => {
   beforeAll(async () => {
     d = await startDashboard({ api: stubControlApi(calls), token, port: 0, log: { info() {}, warn() {} } })
   })
-  afterAll(async () => { await d?.close() })
+  afterAll(async () => {
+    await d?.close()
+  })
 
   it('answers 401 to any request without the token, or with a wrong one', async () => {
     for (const path of ['/', '/api/status', '/api/logs?after=0', '/api/jobs', '/api/earnings', '/nope']) {
@@ -70,20 +89,54 @@ describe('dashboard server', () => {
     const cookie = { cookie: `kiln_dashboard=${encodeURIComponent(token)}` }
     const body = JSON.stringify({ stopRunning: true })
     expect((await call(d, '/api/pause', { method: 'POST', headers: { ...cookie, ...json }, body })).status).toBe(403)
-    expect((await call(d, '/api/pause', { method: 'POST', headers: { ...cookie, ...json, origin: 'http://evil.example' }, body })).status).toBe(403)
+    expect(
+      (
+        await call(d, '/api/pause', {
+          method: 'POST',
+          headers: { ...cookie, ...json, origin: 'http://evil.example' },
+          body,
+        })
+      ).status,
+    ).toBe(403)
     expect(calls).toEqual([])
-    expect((await call(d, '/api/pause', { method: 'POST', headers: { ...cookie, ...json, origin: `http://127.0.0.1:${d.port}` }, body })).status).toBe(200)
-    expect((await call(d, '/api/resume', { method: 'POST', headers: { ...bearer, ...json }, body: '{}' })).status).toBe(200)
+    expect(
+      (
+        await call(d, '/api/pause', {
+          method: 'POST',
+          headers: { ...cookie, ...json, origin: `http://127.0.0.1:${d.port}` },
+          body,
+        })
+      ).status,
+    ).toBe(200)
+    expect((await call(d, '/api/resume', { method: 'POST', headers: { ...bearer, ...json }, body: '{}' })).status).toBe(
+      200,
+    )
     expect(calls).toEqual(['pause:true', 'resume'])
   })
 
   it('refuses another host name (DNS rebinding), non-JSON bodies and bad prices', async () => {
     expect((await call(d, '/api/status', { headers: { ...bearer, host: `evil.example:${d.port}` } })).status).toBe(421)
-    expect((await call(d, '/api/price', { method: 'POST', headers: { ...bearer, 'content-type': 'text/plain' }, body: '{"pricePerHour":5}' })).status).toBe(415)
-    const bad = await call(d, '/api/price', { method: 'POST', headers: { ...bearer, ...json }, body: '{"pricePerHour":0.5}' })
+    expect(
+      (
+        await call(d, '/api/price', {
+          method: 'POST',
+          headers: { ...bearer, 'content-type': 'text/plain' },
+          body: '{"pricePerHour":5}',
+        })
+      ).status,
+    ).toBe(415)
+    const bad = await call(d, '/api/price', {
+      method: 'POST',
+      headers: { ...bearer, ...json },
+      body: '{"pricePerHour":0.5}',
+    })
     expect(bad.status).toBe(400)
     expect(JSON.parse(bad.body).error).toMatch(/pricePerHour/)
-    const ok = await call(d, '/api/price', { method: 'POST', headers: { ...bearer, ...json }, body: '{"pricePerHour":500000}' })
+    const ok = await call(d, '/api/price', {
+      method: 'POST',
+      headers: { ...bearer, ...json },
+      body: '{"pricePerHour":500000}',
+    })
     expect(JSON.parse(ok.body)).toMatchObject({ pricePerHour: 500_000 })
   })
 

@@ -3,11 +3,28 @@ import { parseCudaVersion, parseNvidiaSmi } from '../src/hardware.ts'
 
 describe('nvidia-smi parsing', () => {
   it('reads model, VRAM, driver, utilisation and temperature per GPU', () => {
-    const csv = '0, NVIDIA H100 80GB HBM3, 81559, 550.54.15, 3, 31\n1, NVIDIA GeForce RTX 4090, 24564, 550.54.15, [N/A], 45\n'
+    const csv =
+      '0, NVIDIA H100 80GB HBM3, 81559, 550.54.15, 3, 31\n1, NVIDIA GeForce RTX 4090, 24564, 550.54.15, [N/A], 45\n'
     const gpus = parseNvidiaSmi(csv, '12.4')
     expect(gpus).toEqual([
-      { index: 0, model: 'NVIDIA H100 80GB HBM3', vramMb: 81559, driver: '550.54.15', cuda: '12.4', utilizationPct: 3, temperatureC: 31 },
-      { index: 1, model: 'NVIDIA GeForce RTX 4090', vramMb: 24564, driver: '550.54.15', cuda: '12.4', utilizationPct: null, temperatureC: 45 },
+      {
+        index: 0,
+        model: 'NVIDIA H100 80GB HBM3',
+        vramMb: 81559,
+        driver: '550.54.15',
+        cuda: '12.4',
+        utilizationPct: 3,
+        temperatureC: 31,
+      },
+      {
+        index: 1,
+        model: 'NVIDIA GeForce RTX 4090',
+        vramMb: 24564,
+        driver: '550.54.15',
+        cuda: '12.4',
+        utilizationPct: null,
+        temperatureC: 45,
+      },
     ])
   })
 
@@ -16,7 +33,9 @@ describe('nvidia-smi parsing', () => {
   })
 
   it('finds the CUDA version in the banner', () => {
-    expect(parseCudaVersion('| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |')).toBe('12.4')
+    expect(parseCudaVersion('| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |')).toBe(
+      '12.4',
+    )
   })
 })
 

@@ -23,14 +23,23 @@ const PRINT = `yes ${LINE.trim()} | head -c ${PRINTED}`
 const expected = () => LINE.repeat(Math.ceil(PRINTED / LINE.length)).slice(0, PRINTED)
 let dataDir: string
 
-const spec = (script: string) => JobSpec.parse({ image: 'kiln/busybox:1', command: ['sh', '-c', script], maxPricePerHour: 1_000_000, timeoutSec: 120, resources: { cpu: 1, memoryMb: 128 } })
+const spec = (script: string) =>
+  JobSpec.parse({
+    image: 'kiln/busybox:1',
+    command: ['sh', '-c', script],
+    maxPricePerHour: 1_000_000,
+    timeoutSec: 120,
+    resources: { cpu: 1, memoryMb: 128 },
+  })
 
 /** The bytes of the engine's log files for a container (the live one and its rotated ones). */
 async function logFileBytes(id: string): Promise<number> {
   const path = (await docker.getContainer(id).inspect()).LogPath
   if (!path) return 0
   let total = 0
-  for (const name of await readdir(dirname(path))) if (name.startsWith(basename(path))) total += (await stat(join(dirname(path), name)).catch(() => ({ size: 0 }))).size
+  for (const name of await readdir(dirname(path)))
+    if (name.startsWith(basename(path)))
+      total += (await stat(join(dirname(path), name)).catch(() => ({ size: 0 }))).size
   return total
 }
 
@@ -44,13 +53,23 @@ beforeAll(async () => {
   await mkdir(join(dataDir, 'work'))
 })
 afterAll(async () => {
-  for (const id of await ours()) await docker.getContainer(id).remove({ force: true }).catch(() => {})
+  for (const id of await ours())
+    await docker
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => {})
   if (dataDir) await rm(dataDir, { recursive: true, force: true })
 })
 
-describe('the engine\'s log files of a job container', () => {
+describe("the engine's log files of a job container", () => {
   it('stay under the cap while the job prints far more, and the run still streams and hashes every byte', async () => {
-    const rt = createDockerRuntime({ docker, workDir: join(dataDir, 'work'), owner, maxLogBytes: 64 * 1024, logFileMaxBytes: FILE_CAP })
+    const rt = createDockerRuntime({
+      docker,
+      workDir: join(dataDir, 'work'),
+      owner,
+      maxLogBytes: 64 * 1024,
+      logFileMaxBytes: FILE_CAP,
+    })
     let streamed = 0
     let biggest = 0
     let samples = 0
@@ -66,7 +85,13 @@ describe('the engine\'s log files of a job container', () => {
         await new Promise((r) => setTimeout(r, 50))
       }
     })()
-    const result = await rt.run({ jobId: `job_${randomHex(8)}`, spec: spec(`${PRINT}; sleep 1.5`), onLog: (_s, text) => { streamed += Buffer.byteLength(text) } })
+    const result = await rt.run({
+      jobId: `job_${randomHex(8)}`,
+      spec: spec(`${PRINT}; sleep 1.5`),
+      onLog: (_s, text) => {
+        streamed += Buffer.byteLength(text)
+      },
+    })
     running = false
     await sampling
     expect(result).toMatchObject({ status: 'succeeded', logBytes: PRINTED })
@@ -83,9 +108,20 @@ describe('the engine\'s log files of a job container', () => {
     const lease = (script: string): Lease => {
       const jobId = `job_${randomHex(6)}`
       return {
-        jobId, client: Identity.generate().address, provider: owner, arbiter: Identity.generate().address, spec: spec(script),
-        pricePerHour: 360_000, lockAmount: 12_000, mint: Identity.generate().address, multisig: Identity.generate().address,
-        vault: Identity.generate().address, escrowId: escrowIdFor(jobId, 1), startBy: Date.now() + 60_000, bond: 0, feeBps: 0,
+        jobId,
+        client: Identity.generate().address,
+        provider: owner,
+        arbiter: Identity.generate().address,
+        spec: spec(script),
+        pricePerHour: 360_000,
+        lockAmount: 12_000,
+        mint: Identity.generate().address,
+        multisig: Identity.generate().address,
+        vault: Identity.generate().address,
+        escrowId: escrowIdFor(jobId, 1),
+        startBy: Date.now() + 60_000,
+        bond: 0,
+        feeBps: 0,
       }
     }
     const loud = lease(PRINT)
@@ -93,13 +129,22 @@ describe('the engine\'s log files of a job container', () => {
     for (const l of [loud, quiet]) {
       journal.put({ lease: l, state: 'running', acceptedAt: Date.now(), startedAt: Date.now() })
       const out = await mkdtemp(join(dataDir, 'work', `kiln-job-${l.jobId}-`))
-      const c = await docker.createContainer({ name: `kiln-${l.jobId}-${randomHex(3)}`, ...buildContainerOptions(l.jobId, l.spec, out, undefined, { owner, logFileMaxBytes: FILE_CAP }) })
+      const c = await docker.createContainer({
+        name: `kiln-${l.jobId}-${randomHex(3)}`,
+        ...buildContainerOptions(l.jobId, l.spec, out, undefined, { owner, logFileMaxBytes: FILE_CAP }),
+      })
       await c.start()
       await c.wait()
       expect(await logFileBytes(c.id)).toBeLessThanOrEqual(LOG_FILES * FILE_CAP)
     }
     const runtime = createDockerRuntime({ docker, workDir: join(dataDir, 'work'), owner, logFileMaxBytes: FILE_CAP })
-    const report = await recoverJobs({ journal, runtime, provider: owner, resultsDir: join(dataDir, 'results'), log: { info() {}, warn() {} } })
+    const report = await recoverJobs({
+      journal,
+      runtime,
+      provider: owner,
+      resultsDir: join(dataDir, 'results'),
+      log: { info() {}, warn() {} },
+    })
     expect(report.finished.sort()).toEqual([loud.jobId, quiet.jobId].sort())
     const loudReceipt = journal.get(loud.jobId)!.receipt!
     expect(loudReceipt).toMatchObject({ status: 'succeeded', logPartial: true })

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { LogRing } from '../src/log-ring.ts'
 
 describe('LogRing', () => {
-  it('pages a job\'s lines by seq, and a new job replaces the old one\'s', () => {
+  it("pages a job's lines by seq, and a new job replaces the old one's", () => {
     const ring = new LogRing()
     expect(ring.since(0)).toEqual({ jobId: null, entries: [], next: 0, gap: false })
     ring.push('stdout', 'ignored: no job yet')
@@ -10,12 +10,20 @@ describe('LogRing', () => {
     ring.push('stdout', 'one\n')
     ring.push('stderr', 'two\n')
     const first = ring.since(0)
-    expect(first.entries.map((e) => [e.seq, e.stream, e.text])).toEqual([[1, 'stdout', 'one\n'], [2, 'stderr', 'two\n']])
+    expect(first.entries.map((e) => [e.seq, e.stream, e.text])).toEqual([
+      [1, 'stdout', 'one\n'],
+      [2, 'stderr', 'two\n'],
+    ])
     ring.push('stdout', 'three\n')
     expect(ring.since(first.next).entries.map((e) => e.text)).toEqual(['three\n'])
     ring.begin('job_b')
     ring.push('stdout', 'b1\n')
-    expect(ring.since(3)).toMatchObject({ jobId: 'job_b', entries: [{ seq: 4, text: 'b1\n', jobId: 'job_b' }], next: 4, gap: false })
+    expect(ring.since(3)).toMatchObject({
+      jobId: 'job_b',
+      entries: [{ seq: 4, text: 'b1\n', jobId: 'job_b' }],
+      next: 4,
+      gap: false,
+    })
   })
 
   it('keeps within its limits, oldest out, and says when a reader missed lines', () => {

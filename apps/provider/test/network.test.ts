@@ -5,9 +5,17 @@ describe('egressRules', () => {
   const rules = egressRules('kiln-egress0', ['192.0.2.2', '203.0.113.7'], ['192.168.1.1'])
   const lines = rules.restore.split('\n')
 
-  it('drops what comes from the bridge to private ranges and the host\'s own addresses, before Docker accepts it', () => {
-    for (const range of [...BLOCKED_RANGES, '192.0.2.2/32', '203.0.113.7/32']) expect(lines).toContain(`-A KILN-FWD-kiln-egress0 -d ${range} -j DROP`)
-    expect(BLOCKED_RANGES).toEqual(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '100.64.0.0/10', '127.0.0.0/8'])
+  it("drops what comes from the bridge to private ranges and the host's own addresses, before Docker accepts it", () => {
+    for (const range of [...BLOCKED_RANGES, '192.0.2.2/32', '203.0.113.7/32'])
+      expect(lines).toContain(`-A KILN-FWD-kiln-egress0 -d ${range} -j DROP`)
+    expect(BLOCKED_RANGES).toEqual([
+      '10.0.0.0/8',
+      '172.16.0.0/12',
+      '192.168.0.0/16',
+      '169.254.0.0/16',
+      '100.64.0.0/10',
+      '127.0.0.0/8',
+    ])
     expect(rules.jumps).toContainEqual(['DOCKER-USER', '-i', 'kiln-egress0', '-j', 'KILN-FWD-kiln-egress0'])
   })
 

@@ -29,10 +29,14 @@ describe('LogCollector', () => {
   it('does not split a UTF-8 character across pieces, and survives a throwing listener', () => {
     const seen: string[] = []
     const errors: unknown[] = []
-    const log = new LogCollector(1024, (_s, text) => {
-      seen.push(text)
-      throw new Error('listener bug')
-    }, (e) => errors.push(e))
+    const log = new LogCollector(
+      1024,
+      (_s, text) => {
+        seen.push(text)
+        throw new Error('listener bug')
+      },
+      (e) => errors.push(e),
+    )
     const bytes = Buffer.from('héllo')
     log.push('stdout', bytes.subarray(0, 2))
     log.push('stdout', bytes.subarray(2))

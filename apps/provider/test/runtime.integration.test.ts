@@ -16,8 +16,10 @@ let workDir: string
 let rt: DockerRuntime
 
 const jobId = (): string => `job_${randomHex(8)}`
-const spec = (over: Partial<JobSpecInput>): JobSpec => JobSpec.parse({ image: 'kiln/busybox:1', maxPricePerHour: 1, timeoutSec: 15, ...over })
-const sh = (script: string, over: Partial<JobSpecInput> = {}): JobSpec => spec({ command: ['sh', '-c', script], ...over })
+const spec = (over: Partial<JobSpecInput>): JobSpec =>
+  JobSpec.parse({ image: 'kiln/busybox:1', maxPricePerHour: 1, timeoutSec: 15, ...over })
+const sh = (script: string, over: Partial<JobSpecInput> = {}): JobSpec =>
+  spec({ command: ['sh', '-c', script], ...over })
 const run = (s: JobSpec, extra: Partial<RunRequest> = {}) => rt.run({ jobId: jobId(), spec: s, ...extra })
 
 // Containers carry their provider; other tests' providers may share this engine meanwhile.
@@ -80,7 +82,16 @@ function watchWorkDir() {
       await new Promise((r) => setTimeout(r, 20))
     }
   })()
-  return { onStart: () => { started = true }, stop: async () => { running = false; await loop; return seen } }
+  return {
+    onStart: () => {
+      started = true
+    },
+    stop: async () => {
+      running = false
+      await loop
+      return seen
+    },
+  }
 }
 
 /** kiln/busybox with an /etc/passwd naming `app` (uid 4321), run as that user. */
@@ -89,7 +100,10 @@ async function buildNamedUserImage(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-named-user-'))
   await writeFile(join(dir, 'passwd'), 'root:x:0:0:root:/:/bin/sh\napp:x:4321:4321:app:/:/bin/sh\n')
   await writeFile(join(dir, 'Dockerfile'), 'FROM kiln/busybox:1\nCOPY passwd /etc/passwd\nUSER app\n')
-  execFileSync('docker', ['build', '-q', '-t', ref, dir], { stdio: 'pipe', env: { ...process.env, DOCKER_BUILDKIT: '0' } })
+  execFileSync('docker', ['build', '-q', '-t', ref, dir], {
+    stdio: 'pipe',
+    env: { ...process.env, DOCKER_BUILDKIT: '0' },
+  })
   await rm(dir, { recursive: true })
   return ref
 }
@@ -146,14 +160,18 @@ describe('docker runtime', () => {
   }, 20_000)
 
   it('can write only to /out (and /tmp, which cannot execute)', async () => {
-    const r = await run(sh([
-      'echo "uid=$(id -u)"',
-      'echo x > /x; echo "root=$?"',
-      'echo x > /bin/x; echo "bin=$?"',
-      'echo x > /tmp/x; echo "tmp=$?"',
-      'cp /bin/busybox /tmp/bb && /tmp/bb true; echo "tmpexec=$?"',
-      'mkdir /out/sub && echo ok > /out/sub/ok.txt; echo "out=$?"',
-    ].join('\n')))
+    const r = await run(
+      sh(
+        [
+          'echo "uid=$(id -u)"',
+          'echo x > /x; echo "root=$?"',
+          'echo x > /bin/x; echo "bin=$?"',
+          'echo x > /tmp/x; echo "tmp=$?"',
+          'cp /bin/busybox /tmp/bb && /tmp/bb true; echo "tmpexec=$?"',
+          'mkdir /out/sub && echo ok > /out/sub/ok.txt; echo "out=$?"',
+        ].join('\n'),
+      ),
+    )
     expect(r.status).toBe('succeeded')
     expect(r.log).toContain('uid=65534')
     expect(r.log).toMatch(/root=[1-9]/)
@@ -170,7 +188,11 @@ describe('docker runtime', () => {
 
   it('caps processes at the pids limit', async () => {
     // Each `sleep &` is one process; the counter is written without forking.
-    const r = await run(sh('i=0; while [ $i -lt 1000 ]; do sleep 30 & i=$((i+1)); echo $i > /out/count; done; echo all-started', { timeoutSec: 20 }))
+    const r = await run(
+      sh('i=0; while [ $i -lt 1000 ]; do sleep 30 & i=$((i+1)); echo $i > /out/count; done; echo all-started', {
+        timeoutSec: 20,
+      }),
+    )
     expect(r.status).toBe('failed')
     expect(r.log).toContain("can't fork")
     expect(r.log).not.toContain('all-started')
@@ -184,7 +206,9 @@ describe('docker runtime', () => {
 
   it('contains a fork bomb, and the host is unharmed', async () => {
     const t0 = Date.now()
-    const r = await run(sh('f() { f | f & }; f; sleep 2; echo survived', { timeoutSec: 6, resources: { cpu: 1, memoryMb: 128 } }))
+    const r = await run(
+      sh('f() { f | f & }; f; sleep 2; echo survived', { timeoutSec: 6, resources: { cpu: 1, memoryMb: 128 } }),
+    )
     expect(Date.now() - t0).toBeLessThan(15_000)
     expect(r.log).toContain("can't fork")
     // The host still forks and answers.
@@ -194,12 +218,16 @@ describe('docker runtime', () => {
 
   it('kills a memory hog at the memory limit', async () => {
     // exec: dd is the container's main process, so its death is the job's exit.
-    const r = await run(sh('echo allocating; exec dd if=/dev/zero of=/dev/null bs=256M count=1', { resources: { cpu: 1, memoryMb: 64 } }))
+    const r = await run(
+      sh('echo allocating; exec dd if=/dev/zero of=/dev/null bs=256M count=1', { resources: { cpu: 1, memoryMb: 64 } }),
+    )
     expect(r).toMatchObject({ status: 'failed', stoppedBy: 'oom', exitCode: 137, error: { kind: 'CONTAINER_FAILED' } })
     expect(r.error?.message).toContain('ran out of memory (limit 64 MiB)')
     expect(process.memoryUsage().rss).toBeLessThan(1024 ** 3)
     // A killed helper is not the job's verdict: the main process exiting 0 still succeeds.
-    const survived = await run(sh('dd if=/dev/zero of=/dev/null bs=256M count=1; echo "dd=$?"', { resources: { cpu: 1, memoryMb: 64 } }))
+    const survived = await run(
+      sh('dd if=/dev/zero of=/dev/null bs=256M count=1; echo "dd=$?"', { resources: { cpu: 1, memoryMb: 64 } }),
+    )
     expect(survived).toMatchObject({ status: 'succeeded', exitCode: 0 })
     expect(survived.log).toContain('dd=137')
   }, 20_000)
@@ -217,7 +245,10 @@ describe('docker runtime', () => {
 
   it('stops a job when the signal aborts', async () => {
     const ac = new AbortController()
-    const r = await run(sh('sleep 30'), { signal: ac.signal, onStart: () => setTimeout(() => ac.abort('owner paused the provider'), 300) })
+    const r = await run(sh('sleep 30'), {
+      signal: ac.signal,
+      onStart: () => setTimeout(() => ac.abort('owner paused the provider'), 300),
+    })
     expect(r).toMatchObject({ status: 'failed', stoppedBy: 'abort', error: { kind: 'CONTAINER_FAILED' } })
     expect(r.error?.message).toContain('owner paused the provider')
     expect(r.containerSeconds).toBeLessThan(5)
@@ -233,16 +264,31 @@ describe('docker runtime', () => {
   it('refuses outputs over outputs.maxBytes', async () => {
     const r = await run(sh('dd if=/dev/zero of=/out/big bs=1024 count=1536', { outputs: { maxBytes: 1024 * 1024 } }))
     expect(r).toMatchObject({ status: 'failed', exitCode: 0, output: null, error: { kind: 'OUTPUT_TOO_LARGE' } })
-    expect(r.error?.message).toMatch(/^output exceeded outputs\.maxBytes=1048576: the content of \/out is 1572864 bytes/)
+    expect(r.error?.message).toMatch(
+      /^output exceeded outputs\.maxBytes=1048576: the content of \/out is 1572864 bytes/,
+    )
   }, 20_000)
 
   it('stops a job writing past outputs.maxBytes while it runs, far short of filling the disk, in a folder only it can write', async () => {
     const peak = watchWorkDir()
     const t0 = Date.now()
-    const r = await run(sh('dd if=/dev/zero of=/out/big bs=1M count=300; echo "dd=$?"; sleep 30', { outputs: { maxBytes: MiB }, timeoutSec: 40 }), { onStart: peak.onStart })
+    const r = await run(
+      sh('dd if=/dev/zero of=/out/big bs=1M count=300; echo "dd=$?"; sleep 30', {
+        outputs: { maxBytes: MiB },
+        timeoutSec: 40,
+      }),
+      { onStart: peak.onStart },
+    )
     const seen = await peak.stop()
-    expect(r).toMatchObject({ status: 'failed', stoppedBy: 'output', output: null, error: { kind: 'OUTPUT_TOO_LARGE' } })
-    expect(r.error?.message).toMatch(/^output exceeded outputs\.maxBytes=1048576: the job put \d+ bytes in \/out and was stopped$/)
+    expect(r).toMatchObject({
+      status: 'failed',
+      stoppedBy: 'output',
+      output: null,
+      error: { kind: 'OUTPUT_TOO_LARGE' },
+    })
+    expect(r.error?.message).toMatch(
+      /^output exceeded outputs\.maxBytes=1048576: the job put \d+ bytes in \/out and was stopped$/,
+    )
     expect(Date.now() - t0).toBeLessThan(10_000) // stopped at the limit, not at the end of its sleep
     expect(r.log).toContain('No space left on device')
     expect(seen.samples).toBeGreaterThan(3)
@@ -258,7 +304,14 @@ describe('docker runtime', () => {
   it('without a filesystem of its own, /out is still watched: a job writing past the limit is stopped', async () => {
     const watched = createDockerRuntime({ docker, workDir, owner, ownOutputFs: false })
     const peak = watchWorkDir()
-    const r = await watched.run({ jobId: jobId(), spec: sh('i=0; while true; do dd if=/dev/zero of=/out/f$i bs=64k count=4 2>/dev/null; i=$((i+1)); done', { outputs: { maxBytes: MiB }, timeoutSec: 30 }), onStart: peak.onStart })
+    const r = await watched.run({
+      jobId: jobId(),
+      spec: sh('i=0; while true; do dd if=/dev/zero of=/out/f$i bs=64k count=4 2>/dev/null; i=$((i+1)); done', {
+        outputs: { maxBytes: MiB },
+        timeoutSec: 30,
+      }),
+      onStart: peak.onStart,
+    })
     const seen = await peak.stop()
     expect(r).toMatchObject({ status: 'failed', stoppedBy: 'output', error: { kind: 'OUTPUT_TOO_LARGE' } })
     expect(r.error?.message).toMatch(/^output exceeded outputs\.maxBytes=1048576: /)
@@ -268,7 +321,7 @@ describe('docker runtime', () => {
     expect(seen.out!.mode & 0o077).toBe(0)
   }, 40_000)
 
-  it('gives /out to an image\'s own named user', async () => {
+  it("gives /out to an image's own named user", async () => {
     const image = await buildNamedUserImage()
     const r = await run(sh('id -u > /out/uid; echo ok > /out/ok', { image }))
     expect(r).toMatchObject({ status: 'succeeded', exitCode: 0 })
@@ -280,24 +333,47 @@ describe('docker runtime', () => {
 
   it('fails a missing image with IMAGE_NOT_FOUND', async () => {
     const r = await run(spec({ image: 'kiln/does-not-exist:1' }))
-    expect(r).toMatchObject({ status: 'failed', exitCode: null, startedAt: null, output: null, error: { kind: 'IMAGE_NOT_FOUND' } })
+    expect(r).toMatchObject({
+      status: 'failed',
+      exitCode: null,
+      startedAt: null,
+      output: null,
+      error: { kind: 'IMAGE_NOT_FOUND' },
+    })
     expect(r.error?.message).toMatch(/^image kiln\/does-not-exist:1 is not present locally and could not be pulled: .+/)
     await expect(rt.ensureImage('kiln/does-not-exist:1')).rejects.toMatchObject({ kind: 'IMAGE_NOT_FOUND' })
     expect(await rt.hasImage('kiln/busybox:1')).toBe(true)
   }, 30_000)
 
   it('reconcile removes leftover labelled containers and job dirs, and nothing else', async () => {
-    const leftover = await docker.createContainer({ Image: 'kiln/busybox:1', Cmd: ['sleep', '30'], Labels: { 'kiln.managed': '1', 'kiln.job': 'job_leftover000', 'kiln.owner': owner }, HostConfig: { NetworkMode: 'none' } })
+    const leftover = await docker.createContainer({
+      Image: 'kiln/busybox:1',
+      Cmd: ['sleep', '30'],
+      Labels: { 'kiln.managed': '1', 'kiln.job': 'job_leftover000', 'kiln.owner': owner },
+      HostConfig: { NetworkMode: 'none' },
+    })
     await leftover.start()
-    const foreign = await docker.createContainer({ Image: 'kiln/busybox:1', Cmd: ['sleep', '30'], HostConfig: { NetworkMode: 'none' } })
+    const foreign = await docker.createContainer({
+      Image: 'kiln/busybox:1',
+      Cmd: ['sleep', '30'],
+      HostConfig: { NetworkMode: 'none' },
+    })
     // Another provider's job on the same engine: not a leftover of ours.
-    const neighbour = await docker.createContainer({ Image: 'kiln/busybox:1', Cmd: ['sleep', '30'], Labels: { 'kiln.managed': '1', 'kiln.job': 'job_neighbour000', 'kiln.owner': 'someone-else' }, HostConfig: { NetworkMode: 'none' } })
+    const neighbour = await docker.createContainer({
+      Image: 'kiln/busybox:1',
+      Cmd: ['sleep', '30'],
+      Labels: { 'kiln.managed': '1', 'kiln.job': 'job_neighbour000', 'kiln.owner': 'someone-else' },
+      HostConfig: { NetworkMode: 'none' },
+    })
     const staleDir = join(workDir, 'kiln-job-job_leftover000-abc123')
     await mkdir(join(staleDir, 'out'), { recursive: true })
     // A crash mid-run leaves the job's own /out filesystem mounted.
     const mountedDir = join(workDir, 'kiln-job-job_leftover001-def456')
     await mkdir(join(mountedDir, 'out'), { recursive: true })
-    execFileSync('sh', ['-c', `truncate -s 4M ${mountedDir}/out.img && mkfs.ext4 -q -F ${mountedDir}/out.img && mount -o loop ${mountedDir}/out.img ${mountedDir}/out && echo x > ${mountedDir}/out/x`])
+    execFileSync('sh', [
+      '-c',
+      `truncate -s 4M ${mountedDir}/out.img && mkfs.ext4 -q -F ${mountedDir}/out.img && mount -o loop ${mountedDir}/out.img ${mountedDir}/out && echo x > ${mountedDir}/out/x`,
+    ])
     try {
       const { removed } = await rt.reconcile()
       const leftoverName = (await leftover.inspect().catch(() => null))?.Name

@@ -7,7 +7,8 @@ import { isKilnError, JobSpec, sha256Hex } from '@kiln/protocol'
 import { packCanonicalTar, unpackTar } from '@kiln/artifacts'
 import { buildContainerOptions, buildHostConfig } from '../src/runtime/index.ts'
 
-const spec = (over: Record<string, unknown> = {}): JobSpec => JobSpec.parse({ image: 'kiln/matmul:1', maxPricePerHour: 1, ...over })
+const spec = (over: Record<string, unknown> = {}): JobSpec =>
+  JobSpec.parse({ image: 'kiln/matmul:1', maxPricePerHour: 1, ...over })
 
 describe('buildHostConfig', () => {
   it('locks a CPU job down', () => {
@@ -30,7 +31,7 @@ describe('buildHostConfig', () => {
     expect(hc.CapAdd).toBeUndefined()
   })
 
-  it('puts a network job on the egress network it is given, never on Docker\'s default bridge', () => {
+  it("puts a network job on the egress network it is given, never on Docker's default bridge", () => {
     expect(buildHostConfig(spec({ network: true }), '/o', { network: 'kiln-egress' }).NetworkMode).toBe('kiln-egress')
     expect(buildHostConfig(spec({ network: false }), '/o', { network: 'kiln-egress' }).NetworkMode).toBe('none')
     // Without an egress network there is no network at all, rather than the default bridge.
@@ -53,7 +54,13 @@ describe('buildContainerOptions', () => {
   it('labels the container and runs it as nobody unless the image names a non-root user', () => {
     const s = spec({ command: ['512'], env: { MATMUL_N: '64' } })
     const base = buildContainerOptions('job_abcdefghij', s, '/o', '')
-    expect(base).toMatchObject({ Image: 'kiln/matmul:1', Cmd: ['512'], Env: ['MATMUL_N=64'], User: '65534:65534', Tty: false })
+    expect(base).toMatchObject({
+      Image: 'kiln/matmul:1',
+      Cmd: ['512'],
+      Env: ['MATMUL_N=64'],
+      User: '65534:65534',
+      Tty: false,
+    })
     expect(base.Labels).toEqual({ 'kiln.managed': '1', 'kiln.job': 'job_abcdefghij' })
     for (const root of [undefined, 'root', '0', '0:0', 'root:wheel']) {
       expect(buildContainerOptions('job_abcdefghij', s, '/o', root).User).toBe('65534:65534')
@@ -61,7 +68,8 @@ describe('buildContainerOptions', () => {
     expect(buildContainerOptions('job_abcdefghij', s, '/o', 'app').User).toBe('app')
     expect(buildContainerOptions('job_abcdefghij', s, '/o', '1000:1000').User).toBe('1000:1000')
     // A provider that is not root runs every job as itself, so that /out can be its own.
-    for (const image of [undefined, 'root', 'app']) expect(buildContainerOptions('job_abcdefghij', s, '/o', image, { user: '1001:1001' }).User).toBe('1001:1001')
+    for (const image of [undefined, 'root', 'app'])
+      expect(buildContainerOptions('job_abcdefghij', s, '/o', image, { user: '1001:1001' }).User).toBe('1001:1001')
   })
 
   it('keeps the image CMD when the spec has no command', () => {
@@ -80,7 +88,13 @@ describe('packCanonicalTar / unpackTar', () => {
 
   /** The same files, made in the given order, with the given mtime and file modes. */
   async function makeTree(dir: string, order: string[], mtime: number, mode: number): Promise<void> {
-    const files: Record<string, string> = { 'b.txt': 'bee\n', 'a/z.bin': '\u0000\u0001zz', 'a/c.txt': 'sea', 'a-b': 'dash', 'empty': '' }
+    const files: Record<string, string> = {
+      'b.txt': 'bee\n',
+      'a/z.bin': '\u0000\u0001zz',
+      'a/c.txt': 'sea',
+      'a-b': 'dash',
+      empty: '',
+    }
     await mkdir(join(dir, 'a'), { recursive: true })
     await mkdir(join(dir, 'emptydir'))
     for (const name of order) {
@@ -113,12 +127,28 @@ describe('packCanonicalTar / unpackTar', () => {
     await makeTree(dir, ['b.txt', 'a/z.bin', 'a/c.txt', 'a-b', 'empty'], 5, 0o700)
     await symlink('/etc/passwd', join(dir, 'link'))
     const { tar } = await packCanonicalTar(dir)
-    const seen: Array<{ name: string; type: string; mode: number; mtime: number; uid: number; gid: number; uname: string }> = []
+    const seen: Array<{
+      name: string
+      type: string
+      mode: number
+      mtime: number
+      uid: number
+      gid: number
+      uname: string
+    }> = []
     const ex = extract()
     const done = (async () => {
       for await (const e of ex) {
         const h = e.header
-        seen.push({ name: h.name, type: h.type, mode: h.mode, mtime: h.mtime.getTime(), uid: h.uid, gid: h.gid, uname: h.uname })
+        seen.push({
+          name: h.name,
+          type: h.type,
+          mode: h.mode,
+          mtime: h.mtime.getTime(),
+          uid: h.uid,
+          gid: h.gid,
+          uname: h.uname,
+        })
         e.resume()
       }
     })()
@@ -152,7 +182,9 @@ describe('packCanonicalTar / unpackTar', () => {
     expect((await packCanonicalTar(dest)).digest).toBe(packed.digest)
   })
 
-  async function tarOf(entries: Array<{ name: string; type?: 'file' | 'symlink' | 'directory'; linkname?: string; body?: string }>): Promise<Buffer> {
+  async function tarOf(
+    entries: Array<{ name: string; type?: 'file' | 'symlink' | 'directory'; linkname?: string; body?: string }>,
+  ): Promise<Buffer> {
     const p = pack()
     const chunks: Buffer[] = []
     p.on('data', (c: unknown) => {
@@ -160,7 +192,8 @@ describe('packCanonicalTar / unpackTar', () => {
     })
     const ended = new Promise<void>((resolve) => p.on('end', () => resolve()))
     for (const e of entries) {
-      if (e.type === 'symlink' || e.type === 'directory') p.entry({ name: e.name, type: e.type, ...(e.linkname ? { linkname: e.linkname } : {}) })
+      if (e.type === 'symlink' || e.type === 'directory')
+        p.entry({ name: e.name, type: e.type, ...(e.linkname ? { linkname: e.linkname } : {}) })
       else p.entry({ name: e.name }, e.body ?? 'x')
     }
     p.finalize()
@@ -182,7 +215,9 @@ describe('packCanonicalTar / unpackTar', () => {
 
   it('refuses symlink entries and never writes through a symlink already there', async () => {
     const dest = join(root, 'links')
-    const err = await unpackTar(await tarOf([{ name: 'l', type: 'symlink', linkname: '/etc' }]), dest).catch((e: unknown) => e)
+    const err = await unpackTar(await tarOf([{ name: 'l', type: 'symlink', linkname: '/etc' }]), dest).catch(
+      (e: unknown) => e,
+    )
     expect(isKilnError(err, 'PAYLOAD_INVALID')).toBe(true)
 
     const outside = join(root, 'outside')

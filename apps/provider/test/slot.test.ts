@@ -3,7 +3,7 @@ import { Identity, JobSpec, escrowIdFor, type Lease } from '@kiln/protocol'
 import { createSlot } from '../src/slot.ts'
 
 describe('job slot', () => {
-  it('goes idle → leased → running → idle, and the run\'s `done` resolves when it is released', async () => {
+  it("goes idle → leased → running → idle, and the run's `done` resolves when it is released", async () => {
     const { slot, lease } = setup()
     expect(slot.get()).toEqual({ kind: 'idle' })
     expect(slot.jobId()).toBeUndefined()
@@ -12,11 +12,20 @@ describe('job slot', () => {
     expect(slot.running()).toBeUndefined()
     const abort = new AbortController()
     const running = slot.begin(lease, abort)
-    expect(slot.get()).toMatchObject({ kind: 'running', lease, abort, acceptedAt: 1000, startedAt: null, stopping: null })
+    expect(slot.get()).toMatchObject({
+      kind: 'running',
+      lease,
+      abort,
+      acceptedAt: 1000,
+      startedAt: null,
+      stopping: null,
+    })
     slot.started(1500)
     expect(slot.running()?.startedAt).toBe(1500)
     let done = false
-    void running.done.then(() => { done = true })
+    void running.done.then(() => {
+      done = true
+    })
     expect(slot.release(lease.jobId)).toBe('running')
     await Promise.resolve()
     expect(done).toBe(true)
@@ -26,14 +35,22 @@ describe('job slot', () => {
   it('holds one job: a second lease while leased or running is a bug and throws, naming the holder', () => {
     const { slot, lease } = setup()
     slot.lease(lease.jobId)
-    expect(() => slot.lease('job_0000000000second')).toThrow(expect.objectContaining({ name: 'KilnError', kind: 'INTERNAL_ERROR', message: `the job slot must be idle for job_0000000000second, but it is leased by ${lease.jobId}` }))
+    expect(() => slot.lease('job_0000000000second')).toThrow(
+      expect.objectContaining({
+        name: 'KilnError',
+        kind: 'INTERNAL_ERROR',
+        message: `the job slot must be idle for job_0000000000second, but it is leased by ${lease.jobId}`,
+      }),
+    )
     slot.begin(lease, new AbortController())
     expect(() => slot.lease('job_0000000000second')).toThrow(/running by job_0000000000slottest/)
   })
 
   it('begins only the job it leased', () => {
     const { slot, lease } = setup()
-    expect(() => slot.begin(lease, new AbortController())).toThrow(/must be leased for job_0000000000slottest, but it is idle/)
+    expect(() => slot.begin(lease, new AbortController())).toThrow(
+      /must be leased for job_0000000000slottest, but it is idle/,
+    )
     slot.lease('job_0000000000another')
     expect(() => slot.begin(lease, new AbortController())).toThrow(/leased by job_0000000000another/)
   })
@@ -67,10 +84,20 @@ describe('job slot', () => {
 function setup() {
   const jobId = 'job_0000000000slottest'
   const lease: Lease = {
-    jobId, client: Identity.generate().address, provider: Identity.generate().address, arbiter: Identity.generate().address,
+    jobId,
+    client: Identity.generate().address,
+    provider: Identity.generate().address,
+    arbiter: Identity.generate().address,
     spec: JobSpec.parse({ image: 'kiln/busybox:1', command: ['true'], maxPricePerHour: 1_000_000 }),
-    pricePerHour: 360_000, lockAmount: 60_000, mint: Identity.generate().address, multisig: Identity.generate().address, vault: Identity.generate().address,
-    escrowId: escrowIdFor(jobId, 1), startBy: Date.now() + 60_000, bond: 0, feeBps: 0,
+    pricePerHour: 360_000,
+    lockAmount: 60_000,
+    mint: Identity.generate().address,
+    multisig: Identity.generate().address,
+    vault: Identity.generate().address,
+    escrowId: escrowIdFor(jobId, 1),
+    startBy: Date.now() + 60_000,
+    bond: 0,
+    feeBps: 0,
   }
   return { slot: createSlot(() => 1000), lease }
 }

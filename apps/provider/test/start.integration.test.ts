@@ -28,12 +28,24 @@ describe('kiln-provider start', () => {
     await net?.stop()
   })
 
-  it('refuses a second daemon on the same data dir, naming the first one\'s PID; a killed one\'s lock is taken over', async () => {
+  it("refuses a second daemon on the same data dir, naming the first one's PID; a killed one's lock is taken over", async () => {
     const first = await net.startProvider(0)
     const pid = first.child.pid!
     const token = readFileSync(join(dir(0), 'dashboard.token'), 'utf8')
 
-    const second = await kilnProvider(['start', '--data', dir(0), '--marketplace', net.arbiter, '--bootstrap', ...net.meshAddrs, '--rpc', net.rpcUrl, '--mint', net.mint])
+    const second = await kilnProvider([
+      'start',
+      '--data',
+      dir(0),
+      '--marketplace',
+      net.arbiter,
+      '--bootstrap',
+      ...net.meshAddrs,
+      '--rpc',
+      net.rpcUrl,
+      '--mint',
+      net.mint,
+    ])
     expect(second.code).toBe(4)
     expect(second.stderr.trim().split('\n')).toHaveLength(1)
     expect(second.stderr).toContain(`KILN_5008 a kiln-provider daemon (pid ${pid}) is already running for ${dir(0)}`)
@@ -61,13 +73,25 @@ describe('kiln-provider start', () => {
     const p = await net.startProvider(1)
     const address = String(p.info.address)
     const mine = async () => (await inventory(net.api)).find((e) => e.address === address)
-    await waitFor(async () => (await mine())?.reason?.startsWith('wallet not funded') === true, 20_000, 'the unfunded advert')
-    expect(await mine()).toMatchObject({ available: false, reason: 'wallet not funded: 0 SOL (a bond\'s fee needs 0.00001), no stablecoin for bonds' })
+    await waitFor(
+      async () => (await mine())?.reason?.startsWith('wallet not funded') === true,
+      20_000,
+      'the unfunded advert',
+    )
+    expect(await mine()).toMatchObject({
+      available: false,
+      reason: "wallet not funded: 0 SOL (a bond's fee needs 0.00001), no stablecoin for bonds",
+    })
 
     const client = Identity.generate()
     await net.fund(client.address, { lamports: 2_000_000_000, tokens: 5_000_000 })
     const kiln = createKilnClient({ url: net.api, identity: client })
-    const { jobId } = await kiln.submit({ image: 'kiln/matmul:1', command: ['16'], maxPricePerHour: 1_000_000, timeoutSec: 60 })
+    const { jobId } = await kiln.submit({
+      image: 'kiln/matmul:1',
+      command: ['16'],
+      maxPricePerHour: 1_000_000,
+      timeoutSec: 60,
+    })
     await new Promise((r) => setTimeout(r, 3000))
     expect(await kiln.get(jobId)).toMatchObject({ state: 'queued', provider: null })
 

@@ -16,7 +16,14 @@ export function httpCode(e: KilnError): TRPCError['code'] {
   return 'BAD_REQUEST'
 }
 
-const STATUS: Partial<Record<TRPCError['code'], number>> = { NOT_FOUND: 404, FORBIDDEN: 403, UNAUTHORIZED: 401, CONFLICT: 409, PAYLOAD_TOO_LARGE: 413, INTERNAL_SERVER_ERROR: 500 }
+const STATUS: Partial<Record<TRPCError['code'], number>> = {
+  NOT_FOUND: 404,
+  FORBIDDEN: 403,
+  UNAUTHORIZED: 401,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  INTERNAL_SERVER_ERROR: 500,
+}
 
 /** The HTTP status of a Kiln error, for the routes beside the API (outputs). */
 export function httpStatusOf(e: KilnError): number {

@@ -1,5 +1,15 @@
 import type { Address } from '@kiln/protocol'
-import type { JobDetailsView, JobView, LogLineView, NetworkInfo, ProviderView, PublicJobDetailsView, PublicJobView, RunView, SubmittedView } from './views.ts'
+import type {
+  JobDetailsView,
+  JobView,
+  LogLineView,
+  NetworkInfo,
+  ProviderView,
+  PublicJobDetailsView,
+  PublicJobView,
+  RunView,
+  SubmittedView,
+} from './views.ts'
 
 /**
  * What the API asks of a marketplace: every operation behind a route, on plain inputs,

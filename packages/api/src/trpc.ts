@@ -22,10 +22,15 @@ const t = initTRPC.context<RequestContext>().create({
     if (error.cause instanceof z.ZodError) {
       const issues = toFieldIssues(error.cause)
       const first = issues[0]
-      const kiln = new KilnError('PAYLOAD_INVALID', `invalid request: ${first ? `${first.path || '(root)'}: ${first.message}` : 'invalid'}`, { issues }).toJSON()
+      const kiln = new KilnError(
+        'PAYLOAD_INVALID',
+        `invalid request: ${first ? `${first.path || '(root)'}: ${first.message}` : 'invalid'}`,
+        { issues },
+      ).toJSON()
       return { ...shape, message: kiln.message, data: { ...data, kiln } }
     }
-    if (error.code === 'INTERNAL_SERVER_ERROR') return { ...shape, message: INTERNAL.message, data: { ...data, kiln: INTERNAL } }
+    if (error.code === 'INTERNAL_SERVER_ERROR')
+      return { ...shape, message: INTERNAL.message, data: { ...data, kiln: INTERNAL } }
     return { ...shape, data: { ...data, kiln: undefined } }
   },
 })

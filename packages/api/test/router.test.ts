@@ -9,8 +9,14 @@ const OWNER = 'Owner1111111111111111111111111111111111111' as Address
 describe('appRouter', () => {
   it('refuses the owner-only reads without a read token, before the marketplace is asked', async () => {
     const { caller, asked } = setup({ reader: null })
-    await expect(caller.jobs.get({ jobId: JOB })).rejects.toMatchObject({ code: 'UNAUTHORIZED', cause: { kind: 'AUTH_REQUIRED', context: { jobId: JOB } } })
-    await expect(caller.jobs.logs({ jobId: JOB })).rejects.toMatchObject({ code: 'UNAUTHORIZED', cause: { kind: 'AUTH_REQUIRED' } })
+    await expect(caller.jobs.get({ jobId: JOB })).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+      cause: { kind: 'AUTH_REQUIRED', context: { jobId: JOB } },
+    })
+    await expect(caller.jobs.logs({ jobId: JOB })).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+      cause: { kind: 'AUTH_REQUIRED' },
+    })
     expect(asked).toEqual([])
   })
 
@@ -27,38 +33,69 @@ describe('appRouter', () => {
   })
 
   it('maps a Kiln error to its HTTP meaning and keeps it whole', async () => {
-    const { caller, fetch } = setup({ market: { publicJob: () => Promise.reject(new KilnError('JOB_NOT_FOUND', `no job ${JOB}`, { jobId: JOB })) } })
-    await expect(caller.jobs.public({ jobId: JOB })).rejects.toMatchObject({ code: 'NOT_FOUND', cause: { kind: 'JOB_NOT_FOUND' } })
+    const { caller, fetch } = setup({
+      market: { publicJob: () => Promise.reject(new KilnError('JOB_NOT_FOUND', `no job ${JOB}`, { jobId: JOB })) },
+    })
+    await expect(caller.jobs.public({ jobId: JOB })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      cause: { kind: 'JOB_NOT_FOUND' },
+    })
     const res = await fetch(`jobs.public?input=${encodeURIComponent(JSON.stringify({ jobId: JOB }))}`)
     expect(res.status).toBe(404)
-    expect(res.body).toMatchObject({ error: { message: `no job ${JOB}`, data: { code: 'NOT_FOUND', httpStatus: 404, kiln: { kind: 'JOB_NOT_FOUND', context: { jobId: JOB } } } } })
+    expect(res.body).toMatchObject({
+      error: {
+        message: `no job ${JOB}`,
+        data: { code: 'NOT_FOUND', httpStatus: 404, kiln: { kind: 'JOB_NOT_FOUND', context: { jobId: JOB } } },
+      },
+    })
   })
 
   it('answers an unexpected failure with no stack and none of its message', async () => {
-    const { fetch } = setup({ market: { list: () => Promise.reject(new Error('relation "jobs" does not exist at /srv/kiln/src/store.ts:12')) } })
+    const { fetch } = setup({
+      market: { list: () => Promise.reject(new Error('relation "jobs" does not exist at /srv/kiln/src/store.ts:12')) },
+    })
     const res = await fetch('jobs.list')
     expect(res.status).toBe(500)
     expect(res.text).not.toMatch(/stack|relation|\.ts:/)
-    expect(res.body).toMatchObject({ error: { message: 'the marketplace failed to answer; it logged the details', data: { kiln: { kind: 'INTERNAL_ERROR' } } } })
+    expect(res.body).toMatchObject({
+      error: {
+        message: 'the marketplace failed to answer; it logged the details',
+        data: { kiln: { kind: 'INTERNAL_ERROR' } },
+      },
+    })
   })
 
   it('names the bad field of an input it refuses, with no stack', async () => {
     const res = await setup().fetch(`jobs.public?input=${encodeURIComponent(JSON.stringify({ jobId: 'nope' }))}`)
     expect(res.status).toBe(400)
     expect(res.text).not.toContain('stack')
-    expect(res.body).toMatchObject({ error: { data: { kiln: { kind: 'PAYLOAD_INVALID', context: { issues: [{ path: 'jobId' }] } } } } })
+    expect(res.body).toMatchObject({
+      error: { data: { kiln: { kind: 'PAYLOAD_INVALID', context: { issues: [{ path: 'jobId' }] } } } },
+    })
   })
 })
 
 function setup(init: { reader?: Address | null; market?: Partial<Marketplace> } = {}) {
   const asked: [string, unknown][] = []
-  const record = <T>(name: string, answer: () => T) => (q: unknown) => {
-    asked.push([name, q])
-    return answer()
-  }
+  const record =
+    <T>(name: string, answer: () => T) =>
+    (q: unknown) => {
+      asked.push([name, q])
+      return answer()
+    }
   const unstubbed = () => Promise.reject(new Error('not stubbed'))
   const market: Marketplace = {
-    info: () => ({ arbiter: 'a', mint: 'm', rpcUrl: 'r', meshAddrs: [], version: '0', token: { symbol: 'tUSDC', decimals: 6 }, verification: { p: 0, bondRatio: 1 }, feeBps: 0, minReputation: 0 }),
+    info: () => ({
+      arbiter: 'a',
+      mint: 'm',
+      rpcUrl: 'r',
+      meshAddrs: [],
+      version: '0',
+      token: { symbol: 'tUSDC', decimals: 6 },
+      verification: { p: 0, bondRatio: 1 },
+      feeBps: 0,
+      minReputation: 0,
+    }),
     providers: () => [],
     submit: record('submit', () => Promise.resolve({ jobId: JOB, maxCost: 1 })),
     lock: record('lock', unstubbed),
@@ -75,7 +112,12 @@ function setup(init: { reader?: Address | null; market?: Partial<Marketplace> } 
   const caller = createCallerFactory(appRouter)(ctx)
   /** The router over HTTP semantics (no socket): what a client would be answered. */
   const fetch = async (path: string) => {
-    const res = await fetchRequestHandler({ endpoint: '/trpc', router: appRouter, req: new Request(`http://kiln.test/trpc/${path}`), createContext: () => ctx })
+    const res = await fetchRequestHandler({
+      endpoint: '/trpc',
+      router: appRouter,
+      req: new Request(`http://kiln.test/trpc/${path}`),
+      createContext: () => ctx,
+    })
     const text = await res.text()
     return { status: res.status, text, body: JSON.parse(text) as unknown }
   }

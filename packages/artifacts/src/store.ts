@@ -27,7 +27,10 @@ export function createFileArtifactStore(dir: string): ArtifactStore {
     put(bytes, expectedDigest) {
       const digest = sha256Hex(bytes)
       if (expectedDigest && digest !== expectedDigest) {
-        throw new KilnError('ARTIFACT_DIGEST_MISMATCH', `artifact hashes to ${digest}, expected ${expectedDigest}`, { expected: expectedDigest, actual: digest })
+        throw new KilnError('ARTIFACT_DIGEST_MISMATCH', `artifact hashes to ${digest}, expected ${expectedDigest}`, {
+          expected: expectedDigest,
+          actual: digest,
+        })
       }
       const target = path(digest)
       if (!existsSync(target)) {

@@ -55,7 +55,11 @@ async function walk(dir: string): Promise<WalkEntry[]> {
 }
 
 function tooLarge(what: string, bytes: number, maxBytes: number): KilnError {
-  return new KilnError('OUTPUT_TOO_LARGE', `${what} is ${bytes} bytes, over the job's limit of ${maxBytes} bytes (outputs.maxBytes)`, { bytes, maxBytes })
+  return new KilnError(
+    'OUTPUT_TOO_LARGE',
+    `${what} is ${bytes} bytes, over the job's limit of ${maxBytes} bytes (outputs.maxBytes)`,
+    { bytes, maxBytes },
+  )
 }
 
 export async function packCanonicalTar(dir: string, opts: PackOptions = {}): Promise<PackedOutput> {
@@ -77,7 +81,16 @@ export async function packCanonicalTar(dir: string, opts: PackOptions = {}): Pro
   let files = 0
   for (const e of entries) {
     // Only the path, type, size and content vary; every other field is fixed.
-    const header: Partial<Header> & { name: string } = { name: e.path, type: e.type, mode: e.type === 'file' ? 0o644 : 0o755, mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' }
+    const header: Partial<Header> & { name: string } = {
+      name: e.path,
+      type: e.type,
+      mode: e.type === 'file' ? 0o644 : 0o755,
+      mtime: new Date(0),
+      uid: 0,
+      gid: 0,
+      uname: '',
+      gname: '',
+    }
     if (e.type === 'directory') {
       pack.entry(header)
     } else {
@@ -124,8 +137,12 @@ export async function unpackTar(tar: Buffer, dir: string): Promise<UnpackResult>
     for await (const entry of extract) {
       const name = entry.header.name
       const reason = unsafeEntryReason(name)
-      if (reason !== undefined) throw new KilnError('PAYLOAD_INVALID', `refusing to extract archive entry '${name}': it ${reason}`)
-      const rel = name.split('/').filter((s) => s !== '' && s !== '.').join('/')
+      if (reason !== undefined)
+        throw new KilnError('PAYLOAD_INVALID', `refusing to extract archive entry '${name}': it ${reason}`)
+      const rel = name
+        .split('/')
+        .filter((s) => s !== '' && s !== '.')
+        .join('/')
       const type = entry.header.type ?? 'file'
       if (type === 'directory') {
         if (rel !== '') await safeDirs(root, rel, true)
@@ -133,11 +150,18 @@ export async function unpackTar(tar: Buffer, dir: string): Promise<UnpackResult>
         continue
       }
       if ((type !== 'file' && type !== 'contiguous-file') || rel === '') {
-        throw new KilnError('PAYLOAD_INVALID', `refusing to extract archive entry '${name}': only regular files and directories are allowed, not ${type}`)
+        throw new KilnError(
+          'PAYLOAD_INVALID',
+          `refusing to extract archive entry '${name}': only regular files and directories are allowed, not ${type}`,
+        )
       }
       const target = await safeDirs(root, rel, false)
       // O_NOFOLLOW: a symlink planted at the target path is an error, not a redirect.
-      const fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644)
+      const fh = await open(
+        target,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+        0o644,
+      )
       try {
         for await (const chunk of entry as AsyncIterable<Buffer>) {
           await fh.write(chunk)
@@ -170,7 +194,8 @@ async function safeDirs(root: string, rel: string, includeLast: boolean): Promis
       throw e
     })
     if (st === undefined) await mkdir(current)
-    else if (!st.isDirectory()) throw new KilnError('PAYLOAD_INVALID', `refusing to extract '${rel}': ${current} exists and is not a directory`)
+    else if (!st.isDirectory())
+      throw new KilnError('PAYLOAD_INVALID', `refusing to extract '${rel}': ${current} exists and is not a directory`)
   }
   return join(root, ...segments)
 }

@@ -8,15 +8,28 @@ import { usedNonces } from './schema.ts'
  * statement on the (signer, nonce) key, so of two coordinators on one database handed the
  * same envelope at once, exactly one accepts it.
  */
-export async function claimNonce(db: Db, signer: string, nonce: string, expiresAt: number, now = Date.now()): Promise<boolean> {
-  const rows = await db.insert(usedNonces).values({ signer, nonce, expiresAt })
+export async function claimNonce(
+  db: Db,
+  signer: string,
+  nonce: string,
+  expiresAt: number,
+  now = Date.now(),
+): Promise<boolean> {
+  const rows = await db
+    .insert(usedNonces)
+    .values({ signer, nonce, expiresAt })
     // A row left by an expired envelope (not yet pruned) no longer guards anything.
-    .onConflictDoUpdate({ target: [usedNonces.signer, usedNonces.nonce], set: { expiresAt }, setWhere: lte(usedNonces.expiresAt, now) })
+    .onConflictDoUpdate({
+      target: [usedNonces.signer, usedNonces.nonce],
+      set: { expiresAt },
+      setWhere: lte(usedNonces.expiresAt, now),
+    })
     .returning({ signer: usedNonces.signer })
   return rows.length === 1
 }
 
 /** Forgets the nonces of expired envelopes: those can no longer be replayed. Returns how many. */
 export async function pruneNonces(db: Db, now = Date.now()): Promise<number> {
-  return (await db.delete(usedNonces).where(lte(usedNonces.expiresAt, now)).returning({ signer: usedNonces.signer })).length
+  return (await db.delete(usedNonces).where(lte(usedNonces.expiresAt, now)).returning({ signer: usedNonces.signer }))
+    .length
 }

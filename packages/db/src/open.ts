@@ -39,7 +39,11 @@ export async function openDb(init: DbInit = {}): Promise<DbHandle> {
   // An idle connection dropped by the server (restart, failover) must not crash the process;
   // the pool opens a new one on the next query.
   pool.on('error', (err) => init.onError?.(err))
-  const handle: DbHandle = { db: drizzlePg(pool, { schema }) as unknown as Db, kind: 'postgres', close: () => pool.end() }
+  const handle: DbHandle = {
+    db: drizzlePg(pool, { schema }) as unknown as Db,
+    kind: 'postgres',
+    close: () => pool.end(),
+  }
   await migrate(handle.db)
   return handle
 }
@@ -73,9 +77,11 @@ async function openEmbedded(init: DbInit): Promise<DbHandle> {
 
 function unopenable(dir: string, cause: unknown, recovery: string | undefined): KilnError {
   const abs = resolve(dir)
-  return new KilnError('DATABASE_UNOPENABLE',
+  return new KilnError(
+    'DATABASE_UNOPENABLE',
     `the embedded database in ${abs} does not open: its files are damaged (a crash while two processes used it, or a full or failing disk). Copy ${abs} aside as a backup first (cp -a ${abs} ${abs}.bak); then restore an earlier backup into ${abs}, or start fresh by moving it away (mv ${abs} ${abs}.broken), which loses the history it held${recovery ? `. ${recovery}` : ''}`,
-    { dataDir: abs, cause: String((cause as Error)?.message ?? cause) })
+    { dataDir: abs, cause: String((cause as Error)?.message ?? cause) },
+  )
 }
 
 async function migrate(db: Db): Promise<void> {
@@ -86,7 +92,10 @@ async function migrate(db: Db): Promise<void> {
     if (done.has(m.id)) continue
     await db.transaction(async (tx) => {
       // One statement per query: the extended protocol refuses several in one.
-      for (const statement of m.sql.split(/;\s*\n/).map((x) => x.trim().replace(/;$/, '')).filter(Boolean)) {
+      for (const statement of m.sql
+        .split(/;\s*\n/)
+        .map((x) => x.trim().replace(/;$/, ''))
+        .filter(Boolean)) {
         await tx.execute(sql.raw(statement))
       }
       await tx.execute(sql`INSERT INTO kiln_migrations (id, applied_at) VALUES (${m.id}, ${Date.now()})`)

@@ -8,8 +8,14 @@ describe('openDb (embedded PGlite)', () => {
       expect(kind).toBe('pglite')
       const now = Date.now()
       await db.insert(jobs).values({
-        id: 'job_0000000000test', client: 'c', spec: { image: 'kiln/x:1' } as never, submitEnvelope: {} as never,
-        state: 'queued', maxCost: 10, createdAt: now, updatedAt: now,
+        id: 'job_0000000000test',
+        client: 'c',
+        spec: { image: 'kiln/x:1' } as never,
+        submitEnvelope: {} as never,
+        state: 'queued',
+        maxCost: 10,
+        createdAt: now,
+        updatedAt: now,
       })
       const [row] = await db.select().from(jobs).where(eq(jobs.id, 'job_0000000000test'))
       expect(row?.state).toBe('queued')

@@ -11,7 +11,11 @@ describe('the embedded database serves one process', () => {
   it('refuses a second open of a data dir while it is open, and opens again once closed', async () => {
     const dir = newDir()
     const first = await openDb({ dataDir: dir })
-    await expect(openDb({ dataDir: dir })).rejects.toMatchObject({ kind: 'DATABASE_IN_USE', code: 'KILN_9003', message: expect.stringMatching(/in use by this process/) })
+    await expect(openDb({ dataDir: dir })).rejects.toMatchObject({
+      kind: 'DATABASE_IN_USE',
+      code: 'KILN_9003',
+      message: expect.stringMatching(/in use by this process/),
+    })
     await first.close()
     expect(existsSync(`${dir}.lock`)).toBe(false)
     await (await openDb({ dataDir: dir })).close()
@@ -23,7 +27,11 @@ describe('the embedded database serves one process', () => {
     const other = spawn('sleep', ['30'], { stdio: 'ignore' })
     writeFileSync(`${dir}.lock`, `${other.pid}\n`)
     try {
-      await expect(openDb({ dataDir: dir })).rejects.toMatchObject({ kind: 'DATABASE_IN_USE', context: { pid: other.pid }, message: expect.stringMatching(new RegExp(`in use by process ${other.pid}.*delete ${dir}\\.lock`)) })
+      await expect(openDb({ dataDir: dir })).rejects.toMatchObject({
+        kind: 'DATABASE_IN_USE',
+        context: { pid: other.pid },
+        message: expect.stringMatching(new RegExp(`in use by process ${other.pid}.*delete ${dir}\\.lock`)),
+      })
     } finally {
       other.kill('SIGKILL')
       await new Promise((r) => other.once('exit', r))
@@ -39,7 +47,8 @@ describe('the embedded database serves one process', () => {
     const dir = newDir()
     await (await openDb({ dataDir: dir })).close()
     // Damaged write-ahead log: PGlite itself only says "Aborted()".
-    for (const f of readdirSync(join(dir, 'pg_wal')).filter((n) => /^[0-9A-F]{24}$/.test(n))) writeFileSync(join(dir, 'pg_wal', f), Buffer.alloc(100_000, 0x5a), { flag: 'r+' })
+    for (const f of readdirSync(join(dir, 'pg_wal')).filter((n) => /^[0-9A-F]{24}$/.test(n)))
+      writeFileSync(join(dir, 'pg_wal', f), Buffer.alloc(100_000, 0x5a), { flag: 'r+' })
     const err = await openDb({ dataDir: dir, recovery: 'Keep the keys beside it.' }).catch((e: unknown) => e)
     expect(err).toMatchObject({ kind: 'DATABASE_UNOPENABLE', code: 'KILN_9004', context: { dataDir: dir } })
     const message = (err as Error).message

@@ -22,7 +22,9 @@ describe('used nonces (embedded PGlite)', () => {
     try {
       expect(await claimNonce(again.db, 'alice', 'n1', now + 60_000, now)).toBe(false)
       // Racing claims of one nonce: exactly one wins.
-      const racing = await Promise.all(Array.from({ length: 5 }, () => claimNonce(again.db, 'carol', 'n2', now + 60_000, now)))
+      const racing = await Promise.all(
+        Array.from({ length: 5 }, () => claimNonce(again.db, 'carol', 'n2', now + 60_000, now)),
+      )
       expect(racing.filter(Boolean)).toHaveLength(1)
       const later = now + 2_000
       expect(await claimNonce(again.db, 'alice', 'short', later + 1_000, later)).toBe(true)

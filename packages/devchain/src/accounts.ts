@@ -1,4 +1,13 @@
-import { AccountLayout, MintLayout, MultisigLayout, ACCOUNT_SIZE, MINT_SIZE, MULTISIG_SIZE, TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID } from '@solana/spl-token'
+import {
+  AccountLayout,
+  MintLayout,
+  MultisigLayout,
+  ACCOUNT_SIZE,
+  MINT_SIZE,
+  MULTISIG_SIZE,
+  TOKEN_PROGRAM_ID,
+  TOKEN_2022_PROGRAM_ID,
+} from '@solana/spl-token'
 import bs58 from 'bs58'
 import { RpcError } from './rpc-error.ts'
 
@@ -19,7 +28,10 @@ export type Encoding = 'base64' | 'base58' | 'jsonParsed'
 export function parseEncoding(value: unknown, fallback: Encoding): Encoding {
   if (value === undefined || value === null) return fallback
   if (value === 'base64' || value === 'base58' || value === 'jsonParsed') return value
-  throw new RpcError(-32602, `Invalid params: unsupported encoding ${JSON.stringify(value)} (base64, base58, jsonParsed)`)
+  throw new RpcError(
+    -32602,
+    `Invalid params: unsupported encoding ${JSON.stringify(value)} (base64, base58, jsonParsed)`,
+  )
 }
 
 export interface DataSlice {
@@ -34,7 +46,13 @@ export function encodeAccount(
   slice: DataSlice | undefined,
   mintDecimals: (mint: string) => number | undefined,
 ): Record<string, unknown> {
-  const base = { lamports: Number(acc.lamports), owner: acc.owner, executable: acc.executable, rentEpoch: RENT_EPOCH, space: acc.data.length }
+  const base = {
+    lamports: Number(acc.lamports),
+    owner: acc.owner,
+    executable: acc.executable,
+    rentEpoch: RENT_EPOCH,
+    space: acc.data.length,
+  }
   if (encoding === 'jsonParsed' && !slice) {
     const parsed = parseTokenData(acc, mintDecimals)
     if (parsed) return { ...base, data: { program: 'spl-token', parsed, space: acc.data.length } }
@@ -42,7 +60,11 @@ export function encodeAccount(
   const data = slice ? acc.data.subarray(slice.offset, slice.offset + slice.length) : acc.data
   if (encoding === 'base58') {
     // Same limit as agave: base58 is quadratic, so large data must use base64.
-    if (data.length > 128) throw new RpcError(-32600, 'Encoded binary (base 58) data should be less than 128 bytes, please use Base64 encoding.')
+    if (data.length > 128)
+      throw new RpcError(
+        -32600,
+        'Encoded binary (base 58) data should be less than 128 bytes, please use Base64 encoding.',
+      )
     return { ...base, data: [bs58.encode(data), 'base58'] }
   }
   return { ...base, data: [Buffer.from(data).toString('base64'), 'base64'] }
@@ -57,7 +79,10 @@ export function tokenAmount(amount: bigint, decimals: number): Record<string, un
 }
 
 /** spl-token's jsonParsed view of token accounts, mints and multisigs (base layouts only). */
-export function parseTokenData(acc: AccountState, mintDecimals: (mint: string) => number | undefined): Record<string, unknown> | undefined {
+export function parseTokenData(
+  acc: AccountState,
+  mintDecimals: (mint: string) => number | undefined,
+): Record<string, unknown> | undefined {
   if (!TOKEN_PROGRAMS.has(acc.owner)) return undefined
   const data = Buffer.from(acc.data)
   // Token-2022 mints with extensions are longer than accounts; byte 165 tells them apart.
@@ -76,10 +101,27 @@ export function parseTokenData(acc: AccountState, mintDecimals: (mint: string) =
   }
   if (data.length === MULTISIG_SIZE) {
     const m = MultisigLayout.decode(data)
-    const signers = [m.signer1, m.signer2, m.signer3, m.signer4, m.signer5, m.signer6, m.signer7, m.signer8, m.signer9, m.signer10, m.signer11]
+    const signers = [
+      m.signer1,
+      m.signer2,
+      m.signer3,
+      m.signer4,
+      m.signer5,
+      m.signer6,
+      m.signer7,
+      m.signer8,
+      m.signer9,
+      m.signer10,
+      m.signer11,
+    ]
     return {
       type: 'multisig',
-      info: { numRequiredSigners: m.m, numValidSigners: m.n, isInitialized: m.isInitialized, signers: signers.slice(0, m.n).map((s) => s.toBase58()) },
+      info: {
+        numRequiredSigners: m.m,
+        numValidSigners: m.n,
+        isInitialized: m.isInitialized,
+        signers: signers.slice(0, m.n).map((s) => s.toBase58()),
+      },
     }
   }
   if (data.length >= ACCOUNT_SIZE) {
@@ -93,7 +135,11 @@ export function parseTokenData(acc: AccountState, mintDecimals: (mint: string) =
       state: a.state === 2 ? 'frozen' : a.state === 1 ? 'initialized' : 'uninitialized',
       isNative: a.isNativeOption === 1,
     }
-    if (a.delegateOption) Object.assign(info, { delegate: a.delegate.toBase58(), delegatedAmount: tokenAmount(a.delegatedAmount, decimals) })
+    if (a.delegateOption)
+      Object.assign(info, {
+        delegate: a.delegate.toBase58(),
+        delegatedAmount: tokenAmount(a.delegatedAmount, decimals),
+      })
     if (a.closeAuthorityOption) info.closeAuthority = a.closeAuthority.toBase58()
     return { type: 'account', info }
   }
@@ -108,7 +154,8 @@ export function mintDecimalsOf(acc: AccountState | undefined): number | undefine
 
 /** The amount and mint of a token account's data, or undefined when it is not one. */
 export function tokenAccountOf(acc: AccountState | undefined): { mint: string; amount: bigint } | undefined {
-  if (!acc || !TOKEN_PROGRAMS.has(acc.owner) || acc.data.length < ACCOUNT_SIZE || acc.data.length === MULTISIG_SIZE) return undefined
+  if (!acc || !TOKEN_PROGRAMS.has(acc.owner) || acc.data.length < ACCOUNT_SIZE || acc.data.length === MULTISIG_SIZE)
+    return undefined
   const a = AccountLayout.decode(Buffer.from(acc.data.subarray(0, ACCOUNT_SIZE)))
   return { mint: a.mint.toBase58(), amount: a.amount }
 }

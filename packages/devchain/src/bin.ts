@@ -29,10 +29,13 @@ try {
   const stop = (): void => {
     if (stopping) return
     stopping = true
-    chain.stop().then(() => process.exit(0), (e: unknown) => {
-      process.stderr.write(`devchain: stop failed: ${(e as Error).message}\n`)
-      process.exit(1)
-    })
+    chain.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`devchain: stop failed: ${(e as Error).message}\n`)
+        process.exit(1)
+      },
+    )
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)

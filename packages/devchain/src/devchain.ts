@@ -44,7 +44,9 @@ export async function startDevchain(init: DevchainInit = {}): Promise<Devchain> 
   const ledger = new Ledger(dir ? loadLedger(dir) : undefined, ttlMs)
   const authority = dir ? loadOrCreateIdentity(join(dir, 'mint-authority.json')) : Identity.generate()
   if (ledger.meta.mintAuthority && ledger.meta.mintAuthority !== authority.address) {
-    throw new KilnError('CONFIG_INVALID', `the mint authority keypair in ${dir} does not match its ledger`, { dataDir: dir })
+    throw new KilnError('CONFIG_INVALID', `the mint authority keypair in ${dir} does not match its ledger`, {
+      dataDir: dir,
+    })
   }
   if (!ledger.meta.mint) {
     ledger.meta.mint = createStablecoin(ledger, authority)

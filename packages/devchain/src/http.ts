@@ -8,7 +8,11 @@ const MAX_BATCH = 100
 
 type Id = string | number | null
 const reply = (id: Id, result: unknown): object => ({ jsonrpc: '2.0', id, result })
-const fail = (id: Id, code: number, message: string, data?: unknown): object => ({ jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } })
+const fail = (id: Id, code: number, message: string, data?: unknown): object => ({
+  jsonrpc: '2.0',
+  id,
+  error: data === undefined ? { code, message } : { code, message, data },
+})
 
 function callOne(req: unknown, ctx: RpcContext): object {
   if (typeof req !== 'object' || req === null || Array.isArray(req)) return fail(null, -32600, 'Invalid request')
@@ -26,13 +30,17 @@ function callOne(req: unknown, ctx: RpcContext): object {
 /** Answers a parsed JSON-RPC body: one call or a batch. */
 export function answer(body: unknown, ctx: RpcContext): unknown {
   if (!Array.isArray(body)) return callOne(body, ctx)
-  if (body.length === 0 || body.length > MAX_BATCH) return fail(null, -32600, `Invalid request: a batch holds 1 to ${MAX_BATCH} calls`)
+  if (body.length === 0 || body.length > MAX_BATCH)
+    return fail(null, -32600, `Invalid request: a batch holds 1 to ${MAX_BATCH} calls`)
   return body.map((b) => callOne(b, ctx))
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body)
-  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, {
+    'content-type': typeof body === 'string' ? 'text/plain' : 'application/json',
+    'content-length': Buffer.byteLength(text),
+  })
   res.end(text)
 }
 
@@ -113,7 +121,12 @@ export async function listenPair(
       await closeServer(b)
       const code = (e as { code?: string }).code
       if (port !== 0 || code !== 'EADDRINUSE') {
-        throw new KilnError('CONFIG_INVALID', `devchain cannot listen on ${host}:${port} and ${port + 1}: ${(e as Error).message}`, { host, port }, { cause: e })
+        throw new KilnError(
+          'CONFIG_INVALID',
+          `devchain cannot listen on ${host}:${port} and ${port + 1}: ${(e as Error).message}`,
+          { host, port },
+          { cause: e },
+        )
       }
     }
   }

@@ -1,5 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { getTransactionDecoder, lamports as kitLamports, type Address as KitAddress, type Transaction as KitTransaction } from '@solana/kit'
+import {
+  getTransactionDecoder,
+  lamports as kitLamports,
+  type Address as KitAddress,
+  type Transaction as KitTransaction,
+} from '@solana/kit'
 import { VersionedTransaction } from '@solana/web3.js'
 import bs58 from 'bs58'
 import { FailedTransactionMetadata, LiteSVM, type TransactionMetadata } from 'litesvm'
@@ -14,7 +19,10 @@ const SLOTS_PER_EPOCH = 432_000
 const MAX_STATUSES = 50_000
 const MAX_TX_RECORDS = 2_000
 
-export interface SignatureStatus { slot: number; err: TxErrorJson | null }
+export interface SignatureStatus {
+  slot: number
+  err: TxErrorJson | null
+}
 export interface TxRecord extends SignatureStatus {
   signature: string
   blockTime: number
@@ -26,7 +34,10 @@ export interface TxRecord extends SignatureStatus {
   /** base64 of the wire transaction. */
   tx: string
 }
-export interface CommitEvent extends SignatureStatus { signature: string; accounts: string[] }
+export interface CommitEvent extends SignatureStatus {
+  signature: string
+  accounts: string[]
+}
 export interface SimulationResult {
   err: TxErrorJson | null
   logs: string[]
@@ -53,11 +64,22 @@ const sigFailure = (): RpcError => new RpcError(-32003, 'Transaction signature v
 
 function preflightError(err: TxErrorJson, logs: string[], unitsConsumed = 0): RpcError {
   return new RpcError(-32002, `Transaction simulation failed: ${txErrorMessage(err)}`, {
-    accounts: null, err, innerInstructions: null, logs, replacementBlockhash: null, returnData: null, unitsConsumed,
+    accounts: null,
+    err,
+    innerInstructions: null,
+    logs,
+    replacementBlockhash: null,
+    returnData: null,
+    unitsConsumed,
   })
 }
 
-interface Decoded { vtx: VersionedTransaction; kit: KitTransaction; signature: string; keys: string[] }
+interface Decoded {
+  vtx: VersionedTransaction
+  kit: KitTransaction
+  signature: string
+  keys: string[]
+}
 
 function decode(bytes: Uint8Array): Decoded {
   try {
@@ -83,7 +105,12 @@ export class Ledger {
 
   constructor(state: LedgerState | undefined, ttlMs: number) {
     this.#seed = state ? Buffer.from(state.seed, 'hex') : randomBytes(32)
-    this.clock = new SlotClock({ genesisMs: state?.genesisMs ?? Date.now(), seed: this.#seed, ttlMs, lastSlot: state?.lastSlot })
+    this.clock = new SlotClock({
+      genesisMs: state?.genesisMs ?? Date.now(),
+      seed: this.#seed,
+      ttlMs,
+      lastSlot: state?.lastSlot,
+    })
     this.meta = { ...state?.meta }
     // The blockhash window is ours (time based, many valid at once); LiteSVM only knows one.
     // Its history is off too: #statuses is the duplicate check and it persists.
@@ -140,7 +167,8 @@ export class Ledger {
       throw preflightError('AlreadyProcessed', [])
     }
     // Unlike a node, which silently drops it, say so even with skipPreflight: clearer in dev.
-    if (this.clock.issuedSlot(d.vtx.message.recentBlockhash) === undefined) throw preflightError('BlockhashNotFound', [])
+    if (this.clock.issuedSlot(d.vtx.message.recentBlockhash) === undefined)
+      throw preflightError('BlockhashNotFound', [])
     const slot = this.#syncClock()
     if (!opts.skipPreflight) {
       const sim = this.#simulate(d.kit, true)
@@ -158,20 +186,33 @@ export class Ledger {
     const meta = res instanceof FailedTransactionMetadata ? res.meta() : res
     if (err === 'SignatureFailure' || err === 'MissingSignatureForFee') throw sigFailure()
     if (err !== null && !landsOnChain(err)) throw preflightError(err, meta.logs())
-    this.#record({
-      signature: d.signature, slot, err, blockTime: Math.floor(Date.now() / 1000), logs: meta.logs(),
-      fee: LAMPORTS_PER_SIGNATURE * d.vtx.message.header.numRequiredSignatures,
-      unitsConsumed: Number(meta.computeUnitsConsumed()), preBalances: pre,
-      postBalances: d.keys.map((k) => Number(this.balance(k))), tx: Buffer.from(bytes).toString('base64'),
-    }, d.keys)
+    this.#record(
+      {
+        signature: d.signature,
+        slot,
+        err,
+        blockTime: Math.floor(Date.now() / 1000),
+        logs: meta.logs(),
+        fee: LAMPORTS_PER_SIGNATURE * d.vtx.message.header.numRequiredSignatures,
+        unitsConsumed: Number(meta.computeUnitsConsumed()),
+        preBalances: pre,
+        postBalances: d.keys.map((k) => Number(this.balance(k))),
+        tx: Buffer.from(bytes).toString('base64'),
+      },
+      d.keys,
+    )
     return d.signature
   }
 
-  simulate(bytes: Uint8Array, opts: { sigVerify?: boolean; replaceRecentBlockhash?: boolean; accounts?: string[] } = {}): SimulationResult {
+  simulate(
+    bytes: Uint8Array,
+    opts: { sigVerify?: boolean; replaceRecentBlockhash?: boolean; accounts?: string[] } = {},
+  ): SimulationResult {
     let d = decode(bytes)
     let replacementBlockhash: SimulationResult['replacementBlockhash']
     if (opts.replaceRecentBlockhash) {
-      if (opts.sigVerify) throw new RpcError(-32602, 'Invalid params: sigVerify may not be used with replaceRecentBlockhash')
+      if (opts.sigVerify)
+        throw new RpcError(-32602, 'Invalid params: sigVerify may not be used with replaceRecentBlockhash')
       const latest = this.clock.latest()
       d.vtx.message.recentBlockhash = latest.blockhash
       d = decode(d.vtx.serialize())
@@ -185,8 +226,13 @@ export class Ledger {
     const retData = ret.data()
     const accounts = opts.accounts?.map((a) => (sim.post.has(a) ? sim.post.get(a) : this.account(a))) ?? null
     return {
-      err: sim.err, logs: sim.meta.logs(), unitsConsumed: Number(sim.meta.computeUnitsConsumed()), accounts,
-      returnData: retData.length ? { programId: bs58.encode(ret.programId()), data: [Buffer.from(retData).toString('base64'), 'base64'] } : null,
+      err: sim.err,
+      logs: sim.meta.logs(),
+      unitsConsumed: Number(sim.meta.computeUnitsConsumed()),
+      accounts,
+      returnData: retData.length
+        ? { programId: bs58.encode(ret.programId()), data: [Buffer.from(retData).toString('base64'), 'base64'] }
+        : null,
       ...(replacementBlockhash ? { replacementBlockhash } : {}),
     }
   }
@@ -207,13 +253,21 @@ export class Ledger {
 
   snapshot(): LedgerState {
     return {
-      format: 1, genesisMs: this.clock.genesisMs, seed: Buffer.from(this.#seed).toString('hex'), lastSlot: this.clock.slot(),
-      meta: { ...this.meta }, svm: Buffer.from(this.#svm.toBytes()).toString('base64'),
-      statuses: [...this.#statuses].map(([sig, s]) => [sig, s.slot, s.err]), txs: [...this.#txs.values()],
+      format: 1,
+      genesisMs: this.clock.genesisMs,
+      seed: Buffer.from(this.#seed).toString('hex'),
+      lastSlot: this.clock.slot(),
+      meta: { ...this.meta },
+      svm: Buffer.from(this.#svm.toBytes()).toString('base64'),
+      statuses: [...this.#statuses].map(([sig, s]) => [sig, s.slot, s.err]),
+      txs: [...this.#txs.values()],
     }
   }
 
-  #simulate(tx: KitTransaction, sigverify: boolean): { err: TxErrorJson | null; meta: TransactionMetadata; post: Map<string, AccountState | undefined> } {
+  #simulate(
+    tx: KitTransaction,
+    sigverify: boolean,
+  ): { err: TxErrorJson | null; meta: TransactionMetadata; post: Map<string, AccountState | undefined> } {
     this.#svm.withSigverify(sigverify)
     try {
       const r = this.#svm.simulateTransaction(tx)
@@ -221,7 +275,12 @@ export class Ledger {
       // An account emptied by the transaction is gone afterwards (undefined), not unchanged.
       const post = new Map<string, AccountState | undefined>()
       for (const a of r.postAccounts()) {
-        post.set(a.address, a.lamports > 0n ? { lamports: a.lamports, owner: a.programAddress, data: new Uint8Array(a.data), executable: a.executable } : undefined)
+        post.set(
+          a.address,
+          a.lamports > 0n
+            ? { lamports: a.lamports, owner: a.programAddress, data: new Uint8Array(a.data), executable: a.executable }
+            : undefined,
+        )
       }
       return { err: null, meta: r.meta(), post }
     } catch {

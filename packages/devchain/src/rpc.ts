@@ -1,7 +1,14 @@
 import { VersionedMessage } from '@solana/web3.js'
 import bs58 from 'bs58'
 import { isAddress, isKilnError, TOKEN_DECIMALS, type Identity } from '@kiln/protocol'
-import { encodeAccount, mintDecimalsOf, parseEncoding, tokenAccountOf, tokenAmount, type DataSlice } from './accounts.ts'
+import {
+  encodeAccount,
+  mintDecimalsOf,
+  parseEncoding,
+  tokenAccountOf,
+  tokenAmount,
+  type DataSlice,
+} from './accounts.ts'
 import { fund } from './dev.ts'
 import { LAMPORTS_PER_SIGNATURE, type Ledger } from './ledger.ts'
 import { invalidParams, RpcError } from './rpc-error.ts'
@@ -33,11 +40,13 @@ function cfg(p: unknown[], i: number): Record<string, unknown> {
   return v as Record<string, unknown>
 }
 function uint(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalidParams(`${what} must be a non-negative integer`)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw invalidParams(`${what} must be a non-negative integer`)
   return v
 }
 function strings(v: unknown, what: string, max: number): string[] {
-  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw invalidParams(`${what} must be an array of strings`)
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string'))
+    throw invalidParams(`${what} must be an array of strings`)
   if (v.length > max) throw invalidParams(`too many ${what} (max ${max})`)
   return v as string[]
 }
@@ -59,7 +68,10 @@ function slice(c: Record<string, unknown>): DataSlice | undefined {
   return s ? { offset: uint(s.offset, 'dataSlice.offset'), length: uint(s.length, 'dataSlice.length') } : undefined
 }
 
-const withContext = (ctx: RpcContext, value: unknown): unknown => ({ context: { apiVersion: '2.2.0', slot: ctx.ledger.slot() }, value })
+const withContext = (ctx: RpcContext, value: unknown): unknown => ({
+  context: { apiVersion: '2.2.0', slot: ctx.ledger.slot() },
+  value,
+})
 
 function accountJson(ctx: RpcContext, address: string, c: Record<string, unknown>): unknown {
   const acc = ctx.ledger.account(address)
@@ -81,9 +93,22 @@ const handlers: Record<string, Handler> = {
   getBlockHeight: (_p, ctx) => ctx.ledger.slot(),
   getEpochInfo: (_p, ctx) => {
     const slot = ctx.ledger.slot()
-    return { absoluteSlot: slot, blockHeight: slot, epoch: Math.floor(slot / SLOTS_PER_EPOCH), slotIndex: slot % SLOTS_PER_EPOCH, slotsInEpoch: SLOTS_PER_EPOCH, transactionCount: ctx.ledger.transactionCount() }
+    return {
+      absoluteSlot: slot,
+      blockHeight: slot,
+      epoch: Math.floor(slot / SLOTS_PER_EPOCH),
+      slotIndex: slot % SLOTS_PER_EPOCH,
+      slotsInEpoch: SLOTS_PER_EPOCH,
+      transactionCount: ctx.ledger.transactionCount(),
+    }
   },
-  getEpochSchedule: () => ({ slotsPerEpoch: SLOTS_PER_EPOCH, leaderScheduleSlotOffset: SLOTS_PER_EPOCH, warmup: false, firstNormalEpoch: 0, firstNormalSlot: 0 }),
+  getEpochSchedule: () => ({
+    slotsPerEpoch: SLOTS_PER_EPOCH,
+    leaderScheduleSlotOffset: SLOTS_PER_EPOCH,
+    warmup: false,
+    firstNormalEpoch: 0,
+    firstNormalSlot: 0,
+  }),
   getLatestBlockhash: (_p, ctx) => {
     const { blockhash, lastValidBlockHeight } = ctx.ledger.clock.latest()
     return withContext(ctx, { blockhash, lastValidBlockHeight })
@@ -110,7 +135,10 @@ const handlers: Record<string, Handler> = {
     const keys = strings(p[0], 'pubkeys', MAX_KEYS)
     if (!keys.every(isAddress)) throw invalidParams('pubkeys must be base58 public keys')
     const c = cfg(p, 1)
-    return withContext(ctx, keys.map((k) => accountJson(ctx, k, c)))
+    return withContext(
+      ctx,
+      keys.map((k) => accountJson(ctx, k, c)),
+    )
   },
   getTokenAccountBalance: (p, ctx) => tokenBalance(ctx, addr(p, 0)),
   getTokenSupply: (p, ctx) => {
@@ -121,12 +149,21 @@ const handlers: Record<string, Handler> = {
   },
   getSignatureStatuses: (p, ctx) => {
     const sigs = strings(p[0], 'signatures', MAX_SIGNATURES)
-    return withContext(ctx, sigs.map((s) => {
-      const st = ctx.ledger.status(s)
-      if (!st) return null
-      // One node, no forks: whatever is processed is final.
-      return { slot: st.slot, confirmations: null, err: st.err, status: st.err === null ? { Ok: null } : { Err: st.err }, confirmationStatus: 'finalized' }
-    }))
+    return withContext(
+      ctx,
+      sigs.map((s) => {
+        const st = ctx.ledger.status(s)
+        if (!st) return null
+        // One node, no forks: whatever is processed is final.
+        return {
+          slot: st.slot,
+          confirmations: null,
+          err: st.err,
+          status: st.err === null ? { Ok: null } : { Err: st.err },
+          confirmationStatus: 'finalized',
+        }
+      }),
+    )
   },
   getTransaction: (p, ctx) => {
     if (typeof p[0] !== 'string') throw invalidParams('param 0 must be a signature')
@@ -145,9 +182,16 @@ const handlers: Record<string, Handler> = {
     const want = c.accounts as { addresses?: unknown; encoding?: unknown } | undefined
     const addresses = want ? strings(want.addresses, 'accounts.addresses', MAX_KEYS) : undefined
     if (addresses && !addresses.every(isAddress)) throw invalidParams('accounts.addresses must be base58 public keys')
-    const r = ctx.ledger.simulate(wireBytes(p, c), { sigVerify: c.sigVerify === true, replaceRecentBlockhash: c.replaceRecentBlockhash === true, accounts: addresses })
+    const r = ctx.ledger.simulate(wireBytes(p, c), {
+      sigVerify: c.sigVerify === true,
+      replaceRecentBlockhash: c.replaceRecentBlockhash === true,
+      accounts: addresses,
+    })
     const enc = parseEncoding(want?.encoding, 'base64')
-    const accounts = r.accounts?.map((a) => (a ? encodeAccount(a, enc, undefined, (m) => mintDecimalsOf(ctx.ledger.account(m))) : null)) ?? null
+    const accounts =
+      r.accounts?.map((a) =>
+        a ? encodeAccount(a, enc, undefined, (m) => mintDecimalsOf(ctx.ledger.account(m))) : null,
+      ) ?? null
     return withContext(ctx, { ...r, accounts, innerInstructions: null })
   },
   requestAirdrop: (p, ctx) => {
@@ -158,7 +202,10 @@ const handlers: Record<string, Handler> = {
   kiln_devInfo: (_p, ctx) => ({ mint: ctx.mint, decimals: TOKEN_DECIMALS }),
   kiln_fund: (p, ctx) => {
     const c = cfg(p, 1)
-    const opts = { lamports: c.lamports === undefined ? undefined : uint(c.lamports, 'lamports'), tokens: c.tokens === undefined ? undefined : uint(c.tokens, 'tokens') }
+    const opts = {
+      lamports: c.lamports === undefined ? undefined : uint(c.lamports, 'lamports'),
+      tokens: c.tokens === undefined ? undefined : uint(c.tokens, 'tokens'),
+    }
     const signature = fund(ctx.ledger, ctx.mintAuthority, ctx.mint, addr(p, 0), opts)
     ctx.changed()
     return signature ? { signature } : {}

@@ -14,10 +14,19 @@ export function loadLedger(dir: string): LedgerState | undefined {
   try {
     state = JSON.parse(readFileSync(path, 'utf8')) as LedgerState
   } catch (cause) {
-    throw new KilnError('CONFIG_INVALID', `devchain ledger ${path} is unreadable; move it away to start a fresh chain`, { path }, { cause })
+    throw new KilnError(
+      'CONFIG_INVALID',
+      `devchain ledger ${path} is unreadable; move it away to start a fresh chain`,
+      { path },
+      { cause },
+    )
   }
   if (state.format !== 1 || typeof state.svm !== 'string' || typeof state.seed !== 'string') {
-    throw new KilnError('CONFIG_INVALID', `devchain ledger ${path} has an unknown format; move it away to start a fresh chain`, { path })
+    throw new KilnError(
+      'CONFIG_INVALID',
+      `devchain ledger ${path} has an unknown format; move it away to start a fresh chain`,
+      { path },
+    )
   }
   return state
 }

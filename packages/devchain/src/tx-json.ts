@@ -8,20 +8,31 @@ export function transactionJson(r: TxRecord, encoding: 'json' | 'base64'): Recor
   const tx = VersionedTransaction.deserialize(bytes)
   const m = tx.message
   const legacy = m.version === 'legacy'
-  const transaction = encoding === 'base64'
-    ? [r.tx, 'base64']
-    : {
-        signatures: tx.signatures.map((s) => bs58.encode(s)),
-        message: {
-          accountKeys: m.staticAccountKeys.map((k) => k.toBase58()),
-          header: m.header,
-          instructions: m.compiledInstructions.map((ix) => ({
-            programIdIndex: ix.programIdIndex, accounts: ix.accountKeyIndexes, data: bs58.encode(ix.data), stackHeight: null,
-          })),
-          recentBlockhash: m.recentBlockhash,
-          ...(legacy ? {} : { addressTableLookups: m.addressTableLookups.map((l) => ({ ...l, accountKey: l.accountKey.toBase58() })) }),
-        },
-      }
+  const transaction =
+    encoding === 'base64'
+      ? [r.tx, 'base64']
+      : {
+          signatures: tx.signatures.map((s) => bs58.encode(s)),
+          message: {
+            accountKeys: m.staticAccountKeys.map((k) => k.toBase58()),
+            header: m.header,
+            instructions: m.compiledInstructions.map((ix) => ({
+              programIdIndex: ix.programIdIndex,
+              accounts: ix.accountKeyIndexes,
+              data: bs58.encode(ix.data),
+              stackHeight: null,
+            })),
+            recentBlockhash: m.recentBlockhash,
+            ...(legacy
+              ? {}
+              : {
+                  addressTableLookups: m.addressTableLookups.map((l) => ({
+                    ...l,
+                    accountKey: l.accountKey.toBase58(),
+                  })),
+                }),
+          },
+        }
   return {
     slot: r.slot,
     blockTime: r.blockTime,

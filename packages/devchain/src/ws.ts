@@ -77,7 +77,8 @@ export class PubSub {
     const cfg = (typeof params[1] === 'object' && params[1] !== null ? params[1] : {}) as { encoding?: unknown }
     switch (method) {
       case 'signatureSubscribe':
-        if (typeof params[0] !== 'string' || params[0].length < 64 || params[0].length > 90) throw new RpcError(-32602, 'Invalid params: param 0 must be a signature')
+        if (typeof params[0] !== 'string' || params[0].length < 64 || params[0].length > 90)
+          throw new RpcError(-32602, 'Invalid params: param 0 must be a signature')
         return this.#add({ ws, kind: 'signature', key: params[0], encoding: 'base64' })
       case 'accountSubscribe':
         if (!isAddress(params[0])) throw new RpcError(-32602, 'Invalid params: param 0 must be a base58 public key')
@@ -95,7 +96,8 @@ export class PubSub {
   #add(sub: Sub): number {
     let count = 0
     for (const s of this.#subs.values()) if (s.ws === sub.ws) count++
-    if (count >= MAX_SUBS_PER_SOCKET) throw new RpcError(-32602, `Invalid params: over ${MAX_SUBS_PER_SOCKET} subscriptions on one socket`)
+    if (count >= MAX_SUBS_PER_SOCKET)
+      throw new RpcError(-32602, `Invalid params: over ${MAX_SUBS_PER_SOCKET} subscriptions on one socket`)
     const id = this.#nextId++
     this.#subs.set(id, sub)
     const k = `${sub.kind}:${sub.key}`
@@ -140,7 +142,15 @@ export class PubSub {
   #accountValue(key: string, encoding: Encoding): unknown {
     const acc = this.#ledger.account(key)
     // A closed account is announced as an empty system account, as a node does.
-    if (!acc) return { lamports: 0, owner: '11111111111111111111111111111111', data: ['', 'base64'], executable: false, rentEpoch: 0, space: 0 }
+    if (!acc)
+      return {
+        lamports: 0,
+        owner: '11111111111111111111111111111111',
+        data: ['', 'base64'],
+        executable: false,
+        rentEpoch: 0,
+        space: 0,
+      }
     return encodeAccount(acc, encoding, undefined, (m) => mintDecimalsOf(this.#ledger.account(m)))
   }
 

@@ -9,7 +9,12 @@ describe('account encoding', () => {
   })
 
   it('encodes data as base64 with an optional slice, base58 only when small', () => {
-    const acc = { lamports: 10n, owner: '11111111111111111111111111111111', data: Uint8Array.from([1, 2, 3, 4]), executable: false }
+    const acc = {
+      lamports: 10n,
+      owner: '11111111111111111111111111111111',
+      data: Uint8Array.from([1, 2, 3, 4]),
+      executable: false,
+    }
     const full = encodeAccount(acc, 'base64', undefined, () => undefined)
     expect(full).toMatchObject({ lamports: 10, data: ['AQIDBA==', 'base64'], space: 4 })
     expect(encodeAccount(acc, 'base64', { offset: 1, length: 2 }, () => undefined).data).toEqual(['AgM=', 'base64'])

@@ -9,12 +9,18 @@ import { describe, expect, it } from 'vitest'
 const ROOT = join(import.meta.dirname, '..', '..', '..')
 const BIN = join(ROOT, 'packages', 'devchain', 'src', 'bin.ts')
 
-interface Running { child: ChildProcess; info: { rpcUrl: string; wsUrl: string; mint: string } }
+interface Running {
+  child: ChildProcess
+  info: { rpcUrl: string; wsUrl: string; mint: string }
+}
 
 async function startBin(dataDir: string): Promise<Running> {
   // Node itself with tsx as a loader (not the tsx wrapper, which would leave its child
   // running when killed), so that SIGKILL really is a crash of the devchain.
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, '--port', '0', '--data', dataDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', BIN, '--port', '0', '--data', dataDir], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve)
     child.once('exit', (code) => reject(new Error(`devchain exited early with ${code}`)))
@@ -23,7 +29,9 @@ async function startBin(dataDir: string): Promise<Running> {
 }
 
 const exited = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+  child.exitCode !== null
+    ? Promise.resolve(child.exitCode)
+    : new Promise((resolve) => child.once('exit', (code) => resolve(code)))
 
 describe('devchain bin (a separate process, as other processes see it)', () => {
   it('prints its URLs as one JSON line, keeps state through a crash, and stops cleanly on SIGTERM', async () => {

@@ -1,14 +1,35 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { getAccount, getAssociatedTokenAddressSync, getOrCreateAssociatedTokenAccount, transfer } from '@solana/spl-token'
-import { Connection, Keypair, LAMPORTS_PER_SOL, PublicKey, SendTransactionError, SystemProgram, Transaction, sendAndConfirmTransaction } from '@solana/web3.js'
+import {
+  getAccount,
+  getAssociatedTokenAddressSync,
+  getOrCreateAssociatedTokenAccount,
+  transfer,
+} from '@solana/spl-token'
+import {
+  Connection,
+  Keypair,
+  LAMPORTS_PER_SOL,
+  PublicKey,
+  SendTransactionError,
+  SystemProgram,
+  Transaction,
+  sendAndConfirmTransaction,
+} from '@solana/web3.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDevchain, type Devchain } from '../src/index.ts'
 
-interface RpcReply { result?: Record<string, unknown>; error?: { code: number; message: string; data?: unknown } }
+interface RpcReply {
+  result?: Record<string, unknown>
+  error?: { code: number; message: string; data?: unknown }
+}
 async function rpc(url: string, method: string, params: unknown[] = []): Promise<RpcReply> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  })
   return (await res.json()) as RpcReply
 }
 
@@ -51,7 +72,10 @@ describe('devchain over HTTP and WebSocket, with an unmodified web3.js Connectio
     const bob = Keypair.generate()
     const info = await rpc(chain.rpcUrl, 'kiln_devInfo')
     expect(info.result).toEqual({ mint: chain.mint, decimals: 6 })
-    const funded = await rpc(chain.rpcUrl, 'kiln_fund', [alice.publicKey.toBase58(), { lamports: LAMPORTS_PER_SOL, tokens: 5_000_000 }])
+    const funded = await rpc(chain.rpcUrl, 'kiln_fund', [
+      alice.publicKey.toBase58(),
+      { lamports: LAMPORTS_PER_SOL, tokens: 5_000_000 },
+    ])
     expect(typeof funded.result?.signature).toBe('string')
     const mint = new PublicKey(chain.mint)
     const aliceAta = getAssociatedTokenAddressSync(mint, alice.publicKey)
@@ -60,15 +84,32 @@ describe('devchain over HTTP and WebSocket, with an unmodified web3.js Connectio
     const bobAta = await getOrCreateAssociatedTokenAccount(conn, alice, mint, bob.publicKey)
     await transfer(conn, alice, aliceAta, bobAta.address, alice, 1_250_000)
     expect((await getAccount(conn, aliceAta)).amount).toBe(3_750_000n)
-    expect((await conn.getTokenAccountBalance(bobAta.address)).value).toMatchObject({ amount: '1250000', decimals: 6, uiAmount: 1.25 })
+    expect((await conn.getTokenAccountBalance(bobAta.address)).value).toMatchObject({
+      amount: '1250000',
+      decimals: 6,
+      uiAmount: 1.25,
+    })
 
     // sendAndConfirmTransaction waits on signatureSubscribe over the WebSocket.
     const before = await conn.getBalance(bob.publicKey)
-    await sendAndConfirmTransaction(conn, new Transaction().add(SystemProgram.transfer({ fromPubkey: alice.publicKey, toPubkey: bob.publicKey, lamports: LAMPORTS_PER_SOL / 10 })), [alice])
+    await sendAndConfirmTransaction(
+      conn,
+      new Transaction().add(
+        SystemProgram.transfer({
+          fromPubkey: alice.publicKey,
+          toPubkey: bob.publicKey,
+          lamports: LAMPORTS_PER_SOL / 10,
+        }),
+      ),
+      [alice],
+    )
     expect(await conn.getBalance(bob.publicKey)).toBe(before + LAMPORTS_PER_SOL / 10)
 
     const parsed = await conn.getParsedAccountInfo(bobAta.address)
-    expect(parsed.value?.data).toMatchObject({ program: 'spl-token', parsed: { type: 'account', info: { owner: bob.publicKey.toBase58(), mint: chain.mint } } })
+    expect(parsed.value?.data).toMatchObject({
+      program: 'spl-token',
+      parsed: { type: 'account', info: { owner: bob.publicKey.toBase58(), mint: chain.mint } },
+    })
   })
 
   it('answers a failing transaction with a JSON-RPC error carrying the logs', async () => {
@@ -83,7 +124,13 @@ describe('devchain over HTTP and WebSocket, with an unmodified web3.js Connectio
     expect((await getAccount(conn, ata)).amount).toBe(10n)
 
     // A signature that does not verify is refused before execution, as a node does.
-    const tx = new Transaction({ feePayer: poor.publicKey, ...(await conn.getLatestBlockhash()) }).add(SystemProgram.transfer({ fromPubkey: poor.publicKey, toPubkey: Keypair.generate().publicKey, lamports: 1_000_000 }))
+    const tx = new Transaction({ feePayer: poor.publicKey, ...(await conn.getLatestBlockhash()) }).add(
+      SystemProgram.transfer({
+        fromPubkey: poor.publicKey,
+        toPubkey: Keypair.generate().publicKey,
+        lamports: 1_000_000,
+      }),
+    )
     tx.sign(poor)
     const bytes = tx.serialize()
     bytes[5] = bytes[5]! ^ 0xff
@@ -93,7 +140,13 @@ describe('devchain over HTTP and WebSocket, with an unmodified web3.js Connectio
   it('simulates, answers transaction queries and statuses', async () => {
     const kp = Keypair.generate()
     await chain.fund(kp.publicKey.toBase58(), { lamports: LAMPORTS_PER_SOL })
-    const tx = new Transaction().add(SystemProgram.transfer({ fromPubkey: kp.publicKey, toPubkey: Keypair.generate().publicKey, lamports: LAMPORTS_PER_SOL / 2 }))
+    const tx = new Transaction().add(
+      SystemProgram.transfer({
+        fromPubkey: kp.publicKey,
+        toPubkey: Keypair.generate().publicKey,
+        lamports: LAMPORTS_PER_SOL / 2,
+      }),
+    )
     const sim = await conn.simulateTransaction(tx, [kp])
     expect(sim.value.err).toBeNull()
     expect(sim.value.logs?.[0]).toContain('invoke [1]')
@@ -121,7 +174,13 @@ describe('devchain over HTTP and WebSocket, with an unmodified web3.js Connectio
     const { blockhash } = await conn.getLatestBlockhash()
     await sleep(1_500)
     expect((await conn.getLatestBlockhash()).blockhash).not.toBe(blockhash)
-    const tx = new Transaction({ feePayer: kp.publicKey, recentBlockhash: blockhash }).add(SystemProgram.transfer({ fromPubkey: kp.publicKey, toPubkey: Keypair.generate().publicKey, lamports: LAMPORTS_PER_SOL / 4 }))
+    const tx = new Transaction({ feePayer: kp.publicKey, recentBlockhash: blockhash }).add(
+      SystemProgram.transfer({
+        fromPubkey: kp.publicKey,
+        toPubkey: Keypair.generate().publicKey,
+        lamports: LAMPORTS_PER_SOL / 4,
+      }),
+    )
     tx.sign(kp)
     const sig = await conn.sendRawTransaction(tx.serialize())
     expect((await conn.getSignatureStatus(sig)).value?.err).toBeNull()
@@ -133,10 +192,23 @@ describe('devchain over HTTP and WebSocket, with an unmodified web3.js Connectio
     expect((await rpc(chain.rpcUrl, 'noSuchMethod')).error?.code).toBe(-32601)
     expect((await rpc(chain.rpcUrl, 'getBalance', ['not-a-key'])).error?.code).toBe(-32602)
     expect((await rpc(chain.rpcUrl, 'sendTransaction', ['@@@', { encoding: 'base58' }])).error?.code).toBe(-32602)
-    const big = await fetch(chain.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(2 << 20) })
+    const big = await fetch(chain.rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: 'x'.repeat(2 << 20),
+    })
     expect(big.status).toBe(413)
-    const batch = await fetch(chain.rpcUrl, { method: 'POST', body: JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'getSlot' }, { jsonrpc: '2.0', id: 2, method: 'getHealth' }]) })
-    expect(await batch.json()).toMatchObject([{ id: 1, result: expect.any(Number) }, { id: 2, result: 'ok' }])
+    const batch = await fetch(chain.rpcUrl, {
+      method: 'POST',
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 1, method: 'getSlot' },
+        { jsonrpc: '2.0', id: 2, method: 'getHealth' },
+      ]),
+    })
+    expect(await batch.json()).toMatchObject([
+      { id: 1, result: expect.any(Number) },
+      { id: 2, result: 'ok' },
+    ])
   })
 })
 
@@ -149,7 +221,13 @@ describe('devchain lifetimes', () => {
       await chain.fund(kp.publicKey.toBase58(), { lamports: LAMPORTS_PER_SOL })
       const { blockhash } = await conn.getLatestBlockhash()
       await sleep(1_700)
-      const tx = new Transaction({ feePayer: kp.publicKey, recentBlockhash: blockhash }).add(SystemProgram.transfer({ fromPubkey: kp.publicKey, toPubkey: Keypair.generate().publicKey, lamports: 1_000_000 }))
+      const tx = new Transaction({ feePayer: kp.publicKey, recentBlockhash: blockhash }).add(
+        SystemProgram.transfer({
+          fromPubkey: kp.publicKey,
+          toPubkey: Keypair.generate().publicKey,
+          lamports: 1_000_000,
+        }),
+      )
       tx.sign(kp)
       await expect(conn.sendRawTransaction(tx.serialize())).rejects.toThrow(/Blockhash not found/)
       expect((await conn.isBlockhashValid(blockhash)).value).toBe(false)
@@ -168,8 +246,18 @@ describe('devchain lifetimes', () => {
     let conn = new Connection(chain.rpcUrl, 'confirmed')
     await chain.fund(alice.publicKey.toBase58(), { lamports: 2 * LAMPORTS_PER_SOL, tokens: 7_000_000 })
     const bobAta = await getOrCreateAssociatedTokenAccount(conn, alice, new PublicKey(mint), bob.publicKey)
-    const sig = await transfer(conn, alice, getAssociatedTokenAddressSync(new PublicKey(mint), alice.publicKey), bobAta.address, alice, 2_000_000)
-    const before = { alice: await conn.getBalance(alice.publicKey), bob: (await getAccount(conn, bobAta.address)).amount }
+    const sig = await transfer(
+      conn,
+      alice,
+      getAssociatedTokenAddressSync(new PublicKey(mint), alice.publicKey),
+      bobAta.address,
+      alice,
+      2_000_000,
+    )
+    const before = {
+      alice: await conn.getBalance(alice.publicKey),
+      bob: (await getAccount(conn, bobAta.address)).amount,
+    }
     await chain.stop()
 
     chain = await startDevchain({ port: 0, dataDir })

@@ -3,7 +3,10 @@ import { landsOnChain, txErrorJson, txErrorMessage } from '../src/tx-errors.ts'
 
 // Shapes as litesvm 1.x hands them out (classes with these members).
 class InstructionError {
-  constructor(readonly index: number, private readonly inner: unknown) {}
+  constructor(
+    readonly index: number,
+    private readonly inner: unknown,
+  ) {}
   err(): unknown {
     return this.inner
   }
@@ -31,6 +34,8 @@ describe('transaction errors in RPC form', () => {
   })
 
   it('keeps the account index of rent errors', () => {
-    expect(txErrorJson(new TransactionErrorInsufficientFundsForRent(1))).toEqual({ InsufficientFundsForRent: { account_index: 1 } })
+    expect(txErrorJson(new TransactionErrorInsufficientFundsForRent(1))).toEqual({
+      InsufficientFundsForRent: { account_index: 1 },
+    })
   })
 })

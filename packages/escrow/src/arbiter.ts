@@ -1,17 +1,49 @@
 import {
-  createAssociatedTokenAccountIdempotentInstruction, createCloseAccountInstruction, createInitializeMultisigInstruction,
-  createTransferCheckedInstruction, getAssociatedTokenAddressSync, unpackAccount, MULTISIG_SIZE,
+  createAssociatedTokenAccountIdempotentInstruction,
+  createCloseAccountInstruction,
+  createInitializeMultisigInstruction,
+  createTransferCheckedInstruction,
+  getAssociatedTokenAddressSync,
+  unpackAccount,
+  MULTISIG_SIZE,
 } from '@solana/spl-token'
 import { Transaction, type AccountInfo, type Connection, type TransactionInstruction } from '@solana/web3.js'
 import { assertIsAddress, formatAmount, KilnError, tokenUnitFor, type Address, type Identity } from '@kiln/protocol'
-import { COMMITMENT, createWithSeedIxs, inspectVault, keypairOf, mintDecimals, multisigProblem, onChain, pk, sendAndConfirm, toSafeNumber, unclaimed } from './chain.ts'
-import { assertAmount, assertJobId, assertParties, multisigAddress, multisigSeed, MULTISIG_THRESHOLD, vaultAddress } from './derive.ts'
+import {
+  COMMITMENT,
+  createWithSeedIxs,
+  inspectVault,
+  keypairOf,
+  mintDecimals,
+  multisigProblem,
+  onChain,
+  pk,
+  sendAndConfirm,
+  toSafeNumber,
+  unclaimed,
+} from './chain.ts'
+import {
+  assertAmount,
+  assertJobId,
+  assertParties,
+  multisigAddress,
+  multisigSeed,
+  MULTISIG_THRESHOLD,
+  vaultAddress,
+} from './derive.ts'
 
 /** Solana's limit on a serialised transaction. */
 const MAX_TX_BYTES = 1232
 
-export interface JobParties { jobId: string; client: Address; provider: Address }
-export interface Payout { to: Address; amount: number }
+export interface JobParties {
+  jobId: string
+  client: Address
+  provider: Address
+}
+export interface Payout {
+  to: Address
+  amount: number
+}
 
 /** What a built settlement does, for the coordinator to record and show the co-signer. */
 export interface SettlementExpectation {
@@ -29,7 +61,10 @@ export interface SettlementExpectation {
 }
 
 /** Names a run's vault: its escrow id and its client (whose lock creates it). */
-export interface VaultKey { jobId: string; client: Address }
+export interface VaultKey {
+  jobId: string
+  client: Address
+}
 
 export interface SettlementStatus {
   vault: Address
@@ -42,7 +77,9 @@ export interface Escrow {
   readonly arbiter: Address
   readonly mint: Address
   prepareVault(p: JobParties): Promise<{ multisig: Address; vault: Address }>
-  buildSettlement(p: JobParties & { cosigner: 'client' | 'provider'; payouts: Payout[] }): Promise<{ tx: string; expected: SettlementExpectation }>
+  buildSettlement(
+    p: JobParties & { cosigner: 'client' | 'provider'; payouts: Payout[] },
+  ): Promise<{ tx: string; expected: SettlementExpectation }>
   submitSettlement(txBase64: string): Promise<string>
   /** A run's vault on chain. Its address needs the client too: the client's lock makes it. */
   settlementStatus(key: VaultKey): Promise<SettlementStatus>
@@ -56,8 +93,13 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
   const signer = keypairOf(arbiter)
   const payer = signer.publicKey
 
-  async function readPair(multisig: Address, vault: Address): Promise<[AccountInfo<Buffer> | null, AccountInfo<Buffer> | null]> {
-    const [m, v] = await onChain('reading the escrow accounts', () => connection.getMultipleAccountsInfo([pk(multisig), pk(vault)], COMMITMENT))
+  async function readPair(
+    multisig: Address,
+    vault: Address,
+  ): Promise<[AccountInfo<Buffer> | null, AccountInfo<Buffer> | null]> {
+    const [m, v] = await onChain('reading the escrow accounts', () =>
+      connection.getMultipleAccountsInfo([pk(multisig), pk(vault)], COMMITMENT),
+    )
     return [m ?? null, v ?? null]
   }
 
@@ -104,10 +146,13 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
     return { multisig, vault }
   }
 
-  async function buildSettlement(p: JobParties & { cosigner: 'client' | 'provider'; payouts: Payout[] }): Promise<{ tx: string; expected: SettlementExpectation }> {
+  async function buildSettlement(
+    p: JobParties & { cosigner: 'client' | 'provider'; payouts: Payout[] },
+  ): Promise<{ tx: string; expected: SettlementExpectation }> {
     assertJobId(p.jobId)
     assertParties({ client: p.client, provider: p.provider, arbiter: arbiter.address })
-    if (p.cosigner !== 'client' && p.cosigner !== 'provider') throw new KilnError('PAYLOAD_INVALID', 'cosigner must be "client" or "provider"')
+    if (p.cosigner !== 'client' && p.cosigner !== 'provider')
+      throw new KilnError('PAYLOAD_INVALID', 'cosigner must be "client" or "provider"')
     const merged = new Map<Address, number>()
     for (const [i, po] of p.payouts.entries()) {
       assertIsAddress(po.to, `payouts.${i}.to`)
@@ -118,12 +163,21 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
     const vault = vaultAddress(arbiter.address, p.client, p.jobId)
     const [m, v] = await readPair(multisig, vault)
     if (!v) {
-      throw new KilnError('ESCROW_NOT_FUNDED', `job ${p.jobId} has no vault at ${vault}: it was settled already (the vault closes when settled) or never locked`, { jobId: p.jobId, vault })
+      throw new KilnError(
+        'ESCROW_NOT_FUNDED',
+        `job ${p.jobId} has no vault at ${vault}: it was settled already (the vault closes when settled) or never locked`,
+        { jobId: p.jobId, vault },
+      )
     }
     checkMultisig(p, multisig, m)
     const balance = toSafeNumber(checkVault(p, vault, multisig, v), 'vault balance')
     const total = [...merged.values()].reduce((a, b) => a + b, 0)
-    if (total > balance) throw new KilnError('ESCROW_NOT_FUNDED', `payouts total ${formatAmount(total, tokenUnitFor(mint))} but vault ${vault} holds ${formatAmount(balance, tokenUnitFor(mint))}`, { jobId: p.jobId, vault, total, balance })
+    if (total > balance)
+      throw new KilnError(
+        'ESCROW_NOT_FUNDED',
+        `payouts total ${formatAmount(total, tokenUnitFor(mint))} but vault ${vault} holds ${formatAmount(balance, tokenUnitFor(mint))}`,
+        { jobId: p.jobId, vault, total, balance },
+      )
     if (balance > total) merged.set(p.client, (merged.get(p.client) ?? 0) + balance - total)
 
     const decimals = await mintDecimals(connection, mint)
@@ -136,19 +190,38 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
       payouts.push({ to, amount })
       const ata = getAssociatedTokenAddressSync(pk(mint), pk(to), true)
       ixs.push(createAssociatedTokenAccountIdempotentInstruction(payer, ata, pk(to), pk(mint)))
-      ixs.push(createTransferCheckedInstruction(pk(vault), pk(mint), ata, pk(multisig), BigInt(amount), decimals, signers))
+      ixs.push(
+        createTransferCheckedInstruction(pk(vault), pk(mint), ata, pk(multisig), BigInt(amount), decimals, signers),
+      )
     }
     // Closing in the same transaction empties the vault for good: nothing is left to pay twice.
     // Its rent goes back to the client, whose lock paid it.
     ixs.push(createCloseAccountInstruction(pk(vault), pk(p.client), pk(multisig), signers))
-    const { blockhash, lastValidBlockHeight } = await onChain('reading a blockhash', () => connection.getLatestBlockhash(COMMITMENT))
+    const { blockhash, lastValidBlockHeight } = await onChain('reading a blockhash', () =>
+      connection.getLatestBlockhash(COMMITMENT),
+    )
     const tx = new Transaction({ feePayer: payer, recentBlockhash: blockhash }).add(...ixs)
     tx.partialSign(signer)
     const bytes = tx.serialize({ requireAllSignatures: false, verifySignatures: false })
-    if (bytes.length > MAX_TX_BYTES) throw new KilnError('PAYLOAD_INVALID', `settlement with ${payouts.length} payouts is ${bytes.length} bytes, over Solana's ${MAX_TX_BYTES}`, { jobId: p.jobId })
+    if (bytes.length > MAX_TX_BYTES)
+      throw new KilnError(
+        'PAYLOAD_INVALID',
+        `settlement with ${payouts.length} payouts is ${bytes.length} bytes, over Solana's ${MAX_TX_BYTES}`,
+        { jobId: p.jobId },
+      )
     return {
       tx: bytes.toString('base64'),
-      expected: { jobId: p.jobId, vault, multisig, mint, cosigner, payouts, total: balance, blockhash, lastValidBlockHeight },
+      expected: {
+        jobId: p.jobId,
+        vault,
+        multisig,
+        mint,
+        cosigner,
+        payouts,
+        total: balance,
+        blockhash,
+        lastValidBlockHeight,
+      },
     }
   }
 
@@ -159,8 +232,10 @@ export function createEscrow(init: { connection: Connection; arbiter: Identity; 
     } catch (cause) {
       throw new KilnError('ESCROW_TX_REJECTED', 'settlement is not a serialised transaction', {}, { cause })
     }
-    if (!tx.feePayer?.equals(payer)) throw new KilnError('ESCROW_TX_REJECTED', 'settlement is not one this arbiter built (fee payer differs)')
-    if (!tx.verifySignatures(true)) throw new KilnError('ESCROW_TX_REJECTED', 'settlement is missing a signature or carries an invalid one')
+    if (!tx.feePayer?.equals(payer))
+      throw new KilnError('ESCROW_TX_REJECTED', 'settlement is not one this arbiter built (fee payer differs)')
+    if (!tx.verifySignatures(true))
+      throw new KilnError('ESCROW_TX_REJECTED', 'settlement is missing a signature or carries an invalid one')
     return sendAndConfirm(connection, tx)
   }
 

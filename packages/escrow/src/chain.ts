@@ -1,5 +1,21 @@
-import { getAssociatedTokenAddressSync, unpackAccount, unpackMint, unpackMultisig, MULTISIG_SIZE, TOKEN_PROGRAM_ID } from '@solana/spl-token'
-import { Keypair, PublicKey, SendTransactionError, SystemProgram, type AccountInfo, type Connection, type Transaction, type TransactionInstruction } from '@solana/web3.js'
+import {
+  getAssociatedTokenAddressSync,
+  unpackAccount,
+  unpackMint,
+  unpackMultisig,
+  MULTISIG_SIZE,
+  TOKEN_PROGRAM_ID,
+} from '@solana/spl-token'
+import {
+  Keypair,
+  PublicKey,
+  SendTransactionError,
+  SystemProgram,
+  type AccountInfo,
+  type Connection,
+  type Transaction,
+  type TransactionInstruction,
+} from '@solana/web3.js'
 import { addressFromPublicKey, KilnError, type Address, type Identity } from '@kiln/protocol'
 import { MULTISIG_THRESHOLD, multisigSigners, type Parties } from './derive.ts'
 
@@ -25,7 +41,8 @@ export async function onChain<T>(what: string, fn: () => Promise<T>): Promise<T>
 }
 
 export function toSafeNumber(v: bigint, what: string): number {
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new KilnError('ESCROW_WRONG_ACCOUNT', `${what} ${v} is beyond a safe integer`)
+  if (v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new KilnError('ESCROW_WRONG_ACCOUNT', `${what} ${v} is beyond a safe integer`)
   return Number(v)
 }
 
@@ -45,9 +62,14 @@ export async function mintDecimals(connection: Connection, mint: Address): Promi
 }
 
 /** Why a multisig account is not the 2-of-3 of exactly these parties, or undefined if it is. */
-export function multisigProblem(address: Address, info: AccountInfo<Buffer> | null, parties: Parties): string | undefined {
+export function multisigProblem(
+  address: Address,
+  info: AccountInfo<Buffer> | null,
+  parties: Parties,
+): string | undefined {
   if (!info) return `multisig ${address} does not exist`
-  if (!info.owner.equals(TOKEN_PROGRAM_ID) || info.data.length !== MULTISIG_SIZE) return `${address} is not an SPL Token multisig`
+  if (!info.owner.equals(TOKEN_PROGRAM_ID) || info.data.length !== MULTISIG_SIZE)
+    return `${address} is not an SPL Token multisig`
   const m = unpackMultisig(pk(address), info)
   const expected = multisigSigners(parties)
   const actual = [m.signer1, m.signer2, m.signer3].map((s) => s.toBase58())
@@ -58,7 +80,12 @@ export function multisigProblem(address: Address, info: AccountInfo<Buffer> | nu
 }
 
 /** A vault's balance, or why it is not a clean token account of `mint` held by `multisig`. */
-export function inspectVault(address: Address, info: AccountInfo<Buffer> | null, mint: Address, multisig: Address): { balance: bigint } | { problem: string } {
+export function inspectVault(
+  address: Address,
+  info: AccountInfo<Buffer> | null,
+  mint: Address,
+  multisig: Address,
+): { balance: bigint } | { problem: string } {
   if (!info) return { problem: `vault ${address} does not exist` }
   if (!info.owner.equals(TOKEN_PROGRAM_ID)) return { problem: `vault ${address} is not an SPL Token account` }
   let a
@@ -68,7 +95,8 @@ export function inspectVault(address: Address, info: AccountInfo<Buffer> | null,
     return { problem: `vault ${address} is not an SPL Token account` }
   }
   if (a.mint.toBase58() !== mint) return { problem: `vault ${address} holds ${a.mint.toBase58()}, not ${mint}` }
-  if (a.owner.toBase58() !== multisig) return { problem: `vault ${address} is owned by ${a.owner.toBase58()}, not the parties' multisig ${multisig}` }
+  if (a.owner.toBase58() !== multisig)
+    return { problem: `vault ${address} is owned by ${a.owner.toBase58()}, not the parties' multisig ${multisig}` }
   // A delegate or close authority could move or reclaim funds outside the 2-of-3 rule.
   if (a.delegate) return { problem: `vault ${address} has a delegate` }
   if (a.closeAuthority) return { problem: `vault ${address} has a close authority` }
@@ -78,19 +106,40 @@ export function inspectVault(address: Address, info: AccountInfo<Buffer> | null,
 }
 
 /** Nothing lives at the address yet (it may hold lamports someone sent there). */
-export const unclaimed = (info: AccountInfo<Buffer> | null): boolean => !info || (info.owner.equals(SystemProgram.programId) && info.data.length === 0)
+export const unclaimed = (info: AccountInfo<Buffer> | null): boolean =>
+  !info || (info.owner.equals(SystemProgram.programId) && info.data.length === 0)
 
 /**
  * Creates an SPL Token-owned account at `base`'s seed address, paid by `base`. Creating at a
  * seed address that someone pre-funded with lamports must still work (createAccount would
  * refuse it), so such an account is topped up, allocated and assigned instead.
  */
-export function createWithSeedIxs(base: PublicKey, address: Address, seed: string, space: number, rent: number, existing: AccountInfo<Buffer> | null): TransactionInstruction[] {
+export function createWithSeedIxs(
+  base: PublicKey,
+  address: Address,
+  seed: string,
+  space: number,
+  rent: number,
+  existing: AccountInfo<Buffer> | null,
+): TransactionInstruction[] {
   const common = { basePubkey: base, seed, programId: TOKEN_PROGRAM_ID }
-  if (!existing) return [SystemProgram.createAccountWithSeed({ fromPubkey: base, newAccountPubkey: pk(address), lamports: rent, space, ...common })]
+  if (!existing)
+    return [
+      SystemProgram.createAccountWithSeed({
+        fromPubkey: base,
+        newAccountPubkey: pk(address),
+        lamports: rent,
+        space,
+        ...common,
+      }),
+    ]
   const ixs: TransactionInstruction[] = []
-  if (existing.lamports < rent) ixs.push(SystemProgram.transfer({ fromPubkey: base, toPubkey: pk(address), lamports: rent - existing.lamports }))
-  ixs.push(SystemProgram.allocate({ accountPubkey: pk(address), space, ...common }), SystemProgram.assign({ accountPubkey: pk(address), ...common }))
+  if (existing.lamports < rent)
+    ixs.push(SystemProgram.transfer({ fromPubkey: base, toPubkey: pk(address), lamports: rent - existing.lamports }))
+  ixs.push(
+    SystemProgram.allocate({ accountPubkey: pk(address), space, ...common }),
+    SystemProgram.assign({ accountPubkey: pk(address), ...common }),
+  )
   return ixs
 }
 
@@ -114,9 +163,17 @@ export async function sendAndConfirm(connection: Connection, tx: Transaction): P
   const blockhash = tx.recentBlockhash
   const raw = tx.serialize()
   const landed = async (): Promise<boolean> => {
-    const st = (await onChain('confirming', () => connection.getSignatureStatuses([signature], { searchTransactionHistory: true }))).value[0]
+    const st = (
+      await onChain('confirming', () =>
+        connection.getSignatureStatuses([signature], { searchTransactionHistory: true }),
+      )
+    ).value[0]
     if (!st || (st.confirmationStatus !== 'confirmed' && st.confirmationStatus !== 'finalized')) return false
-    if (st.err) throw new KilnError('ESCROW_TX_REJECTED', `transaction ${signature} failed on chain: ${JSON.stringify(st.err)}`, { signature, err: st.err })
+    if (st.err)
+      throw new KilnError('ESCROW_TX_REJECTED', `transaction ${signature} failed on chain: ${JSON.stringify(st.err)}`, {
+        signature,
+        err: st.err,
+      })
     return true
   }
   if (await landed()) return signature
@@ -125,17 +182,26 @@ export async function sendAndConfirm(connection: Connection, tx: Transaction): P
   } catch (e) {
     if (await landed()) return signature
     if (e instanceof SendTransactionError) {
-      throw new KilnError('ESCROW_TX_REJECTED', e.transactionError.message, { signature, logs: e.transactionError.logs ?? [] }, { cause: e })
+      throw new KilnError(
+        'ESCROW_TX_REJECTED',
+        e.transactionError.message,
+        { signature, logs: e.transactionError.logs ?? [] },
+        { cause: e },
+      )
     }
     throw e
   }
   let lastSend = Date.now()
   for (;;) {
     if (await landed()) return signature
-    const valid = (await onChain('confirming', () => connection.isBlockhashValid(blockhash, { commitment: 'processed' }))).value
+    const valid = (
+      await onChain('confirming', () => connection.isBlockhashValid(blockhash, { commitment: 'processed' }))
+    ).value
     if (!valid) {
       if (await landed()) return signature
-      throw new KilnError('ESCROW_TX_REJECTED', `transaction ${signature} expired before it was confirmed`, { signature })
+      throw new KilnError('ESCROW_TX_REJECTED', `transaction ${signature} expired before it was confirmed`, {
+        signature,
+      })
     }
     if (Date.now() - lastSend > RESEND_MS) {
       lastSend = Date.now()

@@ -1,6 +1,10 @@
 import {
-  decodeCloseAccountInstruction, decodeTransferCheckedInstruction, getAssociatedTokenAddressSync,
-  ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID, TokenInstruction,
+  decodeCloseAccountInstruction,
+  decodeTransferCheckedInstruction,
+  getAssociatedTokenAddressSync,
+  ASSOCIATED_TOKEN_PROGRAM_ID,
+  TOKEN_PROGRAM_ID,
+  TokenInstruction,
 } from '@solana/spl-token'
 import { SystemProgram, Transaction, type TransactionInstruction } from '@solana/web3.js'
 import { assertIsAddress, KilnError, type Address, type Identity } from '@kiln/protocol'
@@ -27,12 +31,15 @@ function refuse(reason: string): never {
 }
 
 function checkAtaCreate(ix: TransactionInstruction, i: number, mint: Address): void {
-  if (ix.data.length !== 1 || ix.data[0] !== ATA_CREATE_IDEMPOTENT) refuse(`instruction ${i} is an associated-token-account call other than idempotent create`)
+  if (ix.data.length !== 1 || ix.data[0] !== ATA_CREATE_IDEMPOTENT)
+    refuse(`instruction ${i} is an associated-token-account call other than idempotent create`)
   const [, ata, owner, ixMint, system, token] = ix.keys
   if (!ata || !owner || !ixMint || !system || !token) refuse(`instruction ${i} lacks accounts`)
   if (ixMint.pubkey.toBase58() !== mint) refuse(`instruction ${i} creates an account for another mint`)
-  if (!system.pubkey.equals(SystemProgram.programId) || !token.pubkey.equals(TOKEN_PROGRAM_ID)) refuse(`instruction ${i} names unexpected programs`)
-  if (!ata.pubkey.equals(getAssociatedTokenAddressSync(pk(mint), owner.pubkey, true))) refuse(`instruction ${i} creates a non-associated account`)
+  if (!system.pubkey.equals(SystemProgram.programId) || !token.pubkey.equals(TOKEN_PROGRAM_ID))
+    refuse(`instruction ${i} names unexpected programs`)
+  if (!ata.pubkey.equals(getAssociatedTokenAddressSync(pk(mint), owner.pubkey, true)))
+    refuse(`instruction ${i} creates a non-associated account`)
 }
 
 /**
@@ -56,7 +63,11 @@ function harmlessSlot(ix: TransactionInstruction, at: number): boolean {
  * Anything else (an Approve, a SetAuthority, another program) could leave a way to move
  * funds later or spend the signer's own, so it is refused whole.
  */
-export function decodeSettlement(tx: Transaction, expect: { vault: Address; mint: Address }, signer?: Address): DecodedSettlement {
+export function decodeSettlement(
+  tx: Transaction,
+  expect: { vault: Address; mint: Address },
+  signer?: Address,
+): DecodedSettlement {
   const transfers = new Map<string, bigint>()
   let closes = 0
   if (tx.instructions.length === 0) refuse('the transaction is empty')
@@ -73,7 +84,8 @@ export function decodeSettlement(tx: Transaction, expect: { vault: Address; mint
       } catch {
         refuse(`instruction ${i} is a malformed transfer`)
       }
-      if (d.keys.source.pubkey.toBase58() !== expect.vault) refuse(`instruction ${i} transfers from ${d.keys.source.pubkey.toBase58()}, not the vault`)
+      if (d.keys.source.pubkey.toBase58() !== expect.vault)
+        refuse(`instruction ${i} transfers from ${d.keys.source.pubkey.toBase58()}, not the vault`)
       if (d.keys.mint.pubkey.toBase58() !== expect.mint) refuse(`instruction ${i} transfers another mint`)
       const dest = d.keys.destination.pubkey.toBase58()
       transfers.set(dest, (transfers.get(dest) ?? 0n) + d.data.amount)
@@ -84,7 +96,8 @@ export function decodeSettlement(tx: Transaction, expect: { vault: Address; mint
       } catch {
         refuse(`instruction ${i} is a malformed close`)
       }
-      if (d.keys.account.pubkey.toBase58() !== expect.vault) refuse(`instruction ${i} closes an account other than the vault`)
+      if (d.keys.account.pubkey.toBase58() !== expect.vault)
+        refuse(`instruction ${i} closes an account other than the vault`)
       closes++
     } else {
       refuse(`instruction ${i} is token instruction ${ix.data[0]}, not part of a settlement`)
@@ -92,7 +105,8 @@ export function decodeSettlement(tx: Transaction, expect: { vault: Address; mint
   }
   if (closes !== 1) refuse('the settlement must close the vault exactly once, so nothing stays locked')
   for (const [i, ix] of tx.instructions.entries()) {
-    if (signer && ix.keys.some((k, at) => k.pubkey.toBase58() === signer && !harmlessSlot(ix, at))) refuse(`instruction ${i} would write to or spend from the co-signer's own account`)
+    if (signer && ix.keys.some((k, at) => k.pubkey.toBase58() === signer && !harmlessSlot(ix, at)))
+      refuse(`instruction ${i} would write to or spend from the co-signer's own account`)
   }
   return { transfers, closesVault: true }
 }
@@ -113,13 +127,15 @@ export function cosignSettlement(init: { tx: string; signer: Identity; expect: C
     refuse('not a serialised transaction')
   }
   if (tx.feePayer?.toBase58() === signer.address) refuse('the co-signer would pay the fee')
-  if (!tx.signatures.some((s) => s.publicKey.toBase58() === signer.address)) refuse('the transaction does not ask for this signer')
+  if (!tx.signatures.some((s) => s.publicKey.toBase58() === signer.address))
+    refuse('the transaction does not ask for this signer')
   const decoded = decodeSettlement(tx, expect, signer.address)
   if (expect.minPayout) {
     assertIsAddress(expect.minPayout.to, 'expect.minPayout.to')
     const ata = getAssociatedTokenAddressSync(pk(expect.mint), pk(expect.minPayout.to), true).toBase58()
     const paid = decoded.transfers.get(ata) ?? 0n
-    if (paid < BigInt(expect.minPayout.amount)) refuse(`pays ${paid} to ${expect.minPayout.to}, expected at least ${expect.minPayout.amount}`)
+    if (paid < BigInt(expect.minPayout.amount))
+      refuse(`pays ${paid} to ${expect.minPayout.to}, expected at least ${expect.minPayout.amount}`)
   }
   tx.partialSign(keypairOf(signer))
   return tx.serialize({ requireAllSignatures: false, verifySignatures: false }).toString('base64')

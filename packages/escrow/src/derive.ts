@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto'
 import { TOKEN_PROGRAM_ID } from '@solana/spl-token'
 import { PublicKey } from '@solana/web3.js'
-import { amount as amountSchema, assertIsAddress, jobId as jobIdSchema, KilnError, parseOrThrow, sha256Hex, type Address } from '@kiln/protocol'
+import {
+  amount as amountSchema,
+  assertIsAddress,
+  jobId as jobIdSchema,
+  KilnError,
+  parseOrThrow,
+  sha256Hex,
+  type Address,
+} from '@kiln/protocol'
 
 /** Two of the three parties must sign anything that moves escrowed funds. */
 export const MULTISIG_THRESHOLD = 2
@@ -48,7 +56,11 @@ export function vaultSeed(arbiter: Address, jobId: string): string {
 
 /** PublicKey.createWithSeed (owner = SPL Token), computed synchronously. */
 export function tokenAccountWithSeed(base: Address, seed: string): Address {
-  const digest = createHash('sha256').update(new PublicKey(base).toBuffer()).update(seed).update(TOKEN_PROGRAM_ID.toBuffer()).digest()
+  const digest = createHash('sha256')
+    .update(new PublicKey(base).toBuffer())
+    .update(seed)
+    .update(TOKEN_PROGRAM_ID.toBuffer())
+    .digest()
   return new PublicKey(digest).toBase58() as Address
 }
 

@@ -1,7 +1,33 @@
-import { createInitializeAccount3Instruction, createTransferCheckedInstruction, getAssociatedTokenAddressSync, ACCOUNT_SIZE } from '@solana/spl-token'
+import {
+  createInitializeAccount3Instruction,
+  createTransferCheckedInstruction,
+  getAssociatedTokenAddressSync,
+  ACCOUNT_SIZE,
+} from '@solana/spl-token'
 import { Transaction, type AccountInfo, type Connection, type TransactionInstruction } from '@solana/web3.js'
-import { assertIsAddress, formatAmount, KilnError, tokenUnitFor, type Address, type Identity, type TokenUnit } from '@kiln/protocol'
-import { ataBalance, COMMITMENT, createWithSeedIxs, inspectVault, keypairOf, mintDecimals, multisigProblem, onChain, pk, sendAndConfirm, toSafeNumber, unclaimed } from './chain.ts'
+import {
+  assertIsAddress,
+  formatAmount,
+  KilnError,
+  tokenUnitFor,
+  type Address,
+  type Identity,
+  type TokenUnit,
+} from '@kiln/protocol'
+import {
+  ataBalance,
+  COMMITMENT,
+  createWithSeedIxs,
+  inspectVault,
+  keypairOf,
+  mintDecimals,
+  multisigProblem,
+  onChain,
+  pk,
+  sendAndConfirm,
+  toSafeNumber,
+  unclaimed,
+} from './chain.ts'
 import { assertAmount, assertParties, multisigAddress, vaultAddress, vaultSeed } from './derive.ts'
 
 /** Lamports a lock needs besides any rent: the transaction fee, with room to spare. */
@@ -30,7 +56,11 @@ export async function checkLock(connection: Connection, ref: VaultRef & { amount
   if ('reason' in r) return { ok: false, reason: r.reason }
   if ('problem' in r.vault) return { ok: false, reason: r.vault.problem }
   const balance = toSafeNumber(r.vault.balance, 'vault balance')
-  if (balance < ref.amount) return { ok: false, reason: `vault ${ref.vault} holds ${formatAmount(balance, tokenUnitFor(ref.mint))}, less than ${formatAmount(ref.amount, tokenUnitFor(ref.mint))}` }
+  if (balance < ref.amount)
+    return {
+      ok: false,
+      reason: `vault ${ref.vault} holds ${formatAmount(balance, tokenUnitFor(ref.mint))}, less than ${formatAmount(ref.amount, tokenUnitFor(ref.mint))}`,
+    }
   return { ok: true, balance }
 }
 
@@ -41,9 +71,12 @@ async function readVault(connection: Connection, ref: VaultRef): Promise<VaultRe
   assertParties(ref)
   assertIsAddress(ref.mint, 'mint')
   const expectedVault = vaultAddress(ref.arbiter, ref.client, ref.jobId)
-  if (ref.vault !== expectedVault) return { reason: `vault ${ref.vault} is not job ${ref.jobId}'s vault (${expectedVault})` }
+  if (ref.vault !== expectedVault)
+    return { reason: `vault ${ref.vault} is not job ${ref.jobId}'s vault (${expectedVault})` }
   const multisig = multisigAddress(ref.arbiter, ref.client, ref.provider)
-  const [v, m] = await onChain('reading the vault', () => connection.getMultipleAccountsInfo([pk(ref.vault), pk(multisig)], COMMITMENT))
+  const [v, m] = await onChain('reading the vault', () =>
+    connection.getMultipleAccountsInfo([pk(ref.vault), pk(multisig)], COMMITMENT),
+  )
   const problem = multisigProblem(multisig, m ?? null, ref)
   if (problem) return { reason: problem }
   return { info: v ?? null, vault: inspectVault(ref.vault, v ?? null, ref.mint, multisig) }
@@ -63,33 +96,57 @@ export async function tokenBalance(connection: Connection, mint: Address, owner:
  * anyone else only adds to a vault that exists and checks out.
  * Not idempotent by itself: check the vault's balance (checkLock) before locking again.
  */
-export async function lockFunds(init: VaultRef & { connection: Connection; from: Identity; amount: number; token?: TokenUnit }): Promise<string> {
+export async function lockFunds(
+  init: VaultRef & { connection: Connection; from: Identity; amount: number; token?: TokenUnit },
+): Promise<string> {
   const { connection, from, amount } = init
   assertAmount(amount)
   if (amount === 0) throw new KilnError('PAYLOAD_INVALID', 'nothing to lock: amount is 0')
   const read = await readVault(connection, init)
-  const refuse = (reason: string) => new KilnError('ESCROW_WRONG_ACCOUNT', `refusing to lock funds: ${reason}`, { jobId: init.jobId, vault: init.vault })
+  const refuse = (reason: string) =>
+    new KilnError('ESCROW_WRONG_ACCOUNT', `refusing to lock funds: ${reason}`, { jobId: init.jobId, vault: init.vault })
   if ('reason' in read) throw refuse(read.reason)
   const create = unclaimed(read.info)
-  if (create && from.address !== init.client) throw refuse(`vault ${init.vault} does not exist yet; only the client's lock creates it`)
+  if (create && from.address !== init.client)
+    throw refuse(`vault ${init.vault} does not exist yet; only the client's lock creates it`)
   if (!create && 'problem' in read.vault) throw refuse(read.vault.problem)
-  const rent = create ? await onChain('reading rent', () => connection.getMinimumBalanceForRentExemption(ACCOUNT_SIZE)) : 0
+  const rent = create
+    ? await onChain('reading rent', () => connection.getMinimumBalanceForRentExemption(ACCOUNT_SIZE))
+    : 0
   const available = await tokenBalance(connection, init.mint, from.address)
   if (available < amount) {
     const unit = init.token ?? tokenUnitFor(init.mint)
-    throw new KilnError('INSUFFICIENT_FUNDS', `${from.address} holds ${formatAmount(available, unit)}, needs ${formatAmount(amount, unit)} to lock`, { needed: amount, available, mint: init.mint })
+    throw new KilnError(
+      'INSUFFICIENT_FUNDS',
+      `${from.address} holds ${formatAmount(available, unit)}, needs ${formatAmount(amount, unit)} to lock`,
+      { needed: amount, available, mint: init.mint },
+    )
   }
   const lamports = await onChain('reading SOL balance', () => connection.getBalance(pk(from.address), COMMITMENT))
   if (lamports < FEE_ROOM + rent) {
-    const what = rent ? `the transaction fee and the vault's rent (${rent}, returned at settlement)` : 'the transaction fee'
-    throw new KilnError('INSUFFICIENT_FUNDS', `${from.address} has ${lamports} lamports, not enough SOL for ${what}`, { lamports, needed: FEE_ROOM + rent })
+    const what = rent
+      ? `the transaction fee and the vault's rent (${rent}, returned at settlement)`
+      : 'the transaction fee'
+    throw new KilnError('INSUFFICIENT_FUNDS', `${from.address} has ${lamports} lamports, not enough SOL for ${what}`, {
+      lamports,
+      needed: FEE_ROOM + rent,
+    })
   }
   const decimals = await mintDecimals(connection, init.mint)
   const source = getAssociatedTokenAddressSync(pk(init.mint), pk(from.address), true)
   const ixs: TransactionInstruction[] = []
   if (create) {
     const multisig = multisigAddress(init.arbiter, init.client, init.provider)
-    ixs.push(...createWithSeedIxs(pk(from.address), init.vault, vaultSeed(init.arbiter, init.jobId), ACCOUNT_SIZE, rent, read.info))
+    ixs.push(
+      ...createWithSeedIxs(
+        pk(from.address),
+        init.vault,
+        vaultSeed(init.arbiter, init.jobId),
+        ACCOUNT_SIZE,
+        rent,
+        read.info,
+      ),
+    )
     ixs.push(createInitializeAccount3Instruction(pk(init.vault), pk(init.mint), pk(multisig)))
   }
   const { blockhash } = await onChain('reading a blockhash', () => connection.getLatestBlockhash(COMMITMENT))

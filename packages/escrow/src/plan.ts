@@ -1,4 +1,13 @@
-import { amount as amountSchema, KilnError, leaseCost, moneyFormat, parseOrThrow, TEST_TOKEN, type Address, type TokenUnit } from '@kiln/protocol'
+import {
+  amount as amountSchema,
+  KilnError,
+  leaseCost,
+  moneyFormat,
+  parseOrThrow,
+  TEST_TOKEN,
+  type Address,
+  type TokenUnit,
+} from '@kiln/protocol'
 import type { Payout } from './arbiter.ts'
 
 /**
@@ -11,7 +20,14 @@ import type { Payout } from './arbiter.ts'
  * caught: the verifier's majority found the output wrong: full refund and the bond to the client.
  */
 export type SettlementOutcome = 'verified' | 'failed_client' | 'cancelled' | 'failed_provider' | 'timeout' | 'caught'
-export const SETTLEMENT_OUTCOMES: readonly SettlementOutcome[] = ['verified', 'failed_client', 'cancelled', 'failed_provider', 'timeout', 'caught']
+export const SETTLEMENT_OUTCOMES: readonly SettlementOutcome[] = [
+  'verified',
+  'failed_client',
+  'cancelled',
+  'failed_provider',
+  'timeout',
+  'caught',
+]
 
 export interface SettlementPlanInput {
   /** The client's payment in the vault (token base units). */
@@ -59,13 +75,20 @@ function check(input: SettlementPlanInput): void {
   parseOrThrow(amountSchema, input.bond, 'bond')
   parseOrThrow(amountSchema, input.pricePerHour, 'pricePerHour')
   if (!Number.isInteger(input.feeBps) || input.feeBps < 0 || input.feeBps > 10_000) {
-    throw new KilnError('PAYLOAD_INVALID', `feeBps must be an integer in [0, 10000], got ${input.feeBps}`, { issues: [{ path: 'feeBps', message: 'out of range', expected: '0..10000' }] })
+    throw new KilnError('PAYLOAD_INVALID', `feeBps must be an integer in [0, 10000], got ${input.feeBps}`, {
+      issues: [{ path: 'feeBps', message: 'out of range', expected: '0..10000' }],
+    })
   }
   if (!(Number.isFinite(input.containerSeconds) && input.containerSeconds >= 0)) {
-    throw new KilnError('PAYLOAD_INVALID', `containerSeconds must be a non-negative number, got ${input.containerSeconds}`)
+    throw new KilnError(
+      'PAYLOAD_INVALID',
+      `containerSeconds must be a non-negative number, got ${input.containerSeconds}`,
+    )
   }
-  if (!SETTLEMENT_OUTCOMES.includes(input.outcome)) throw new KilnError('PAYLOAD_INVALID', `unknown settlement outcome ${String(input.outcome)}`)
-  if (input.lock + input.bond > Number.MAX_SAFE_INTEGER) throw new KilnError('PAYLOAD_INVALID', 'lock + bond is beyond a safe integer')
+  if (!SETTLEMENT_OUTCOMES.includes(input.outcome))
+    throw new KilnError('PAYLOAD_INVALID', `unknown settlement outcome ${String(input.outcome)}`)
+  if (input.lock + input.bond > Number.MAX_SAFE_INTEGER)
+    throw new KilnError('PAYLOAD_INVALID', 'lock + bond is beyond a safe integer')
 }
 
 /** Who gets what out of one vault (lock + bond). Pure: the chain is only touched to carry it out. */
@@ -78,7 +101,13 @@ export function planSettlement(input: SettlementPlanInput): SettlementPlan {
   const caught = outcome === 'caught'
   const plan = {
     outcome,
-    action: caught ? 'slash' as const : work === 0 ? 'refund' as const : work === lock ? 'release' as const : 'split' as const,
+    action: caught
+      ? ('slash' as const)
+      : work === 0
+        ? ('refund' as const)
+        : work === lock
+          ? ('release' as const)
+          : ('split' as const),
     work,
     fee,
     provider: caught ? 0 : work - fee + bond,
@@ -86,10 +115,15 @@ export function planSettlement(input: SettlementPlanInput): SettlementPlan {
     arbiter: fee,
     bondReturned: caught ? 0 : bond,
     bondSlashed: caught ? bond : 0,
-    cosigner: caught ? 'client' as const : 'provider' as const,
+    cosigner: caught ? ('client' as const) : ('provider' as const),
   }
   const m = moneyFormat(input.token ?? TEST_TOKEN)
-  const bondLine = bond === 0 ? '' : caught ? `; its bond ${m.amount(bond)} slashed to the client` : ` + its bond ${m.amount(bond)} returned`
+  const bondLine =
+    bond === 0
+      ? ''
+      : caught
+        ? `; its bond ${m.amount(bond)} slashed to the client`
+        : ` + its bond ${m.amount(bond)} returned`
   const lines = [
     `outcome: ${outcome} (${plan.action})`,
     `paid for the work: ${m.amount(work)} for ${input.containerSeconds.toFixed(1)} s at ${m.rate(input.pricePerHour)}, out of a lock of ${m.amount(lock)}`,

@@ -11,7 +11,12 @@ export interface SettleInit {
   /** Where the marketplace fee goes; the arbiter by default. */
   feeTo?: Address
   /** Gets the co-signer's signature (over the mesh for a provider, through the API for a client). */
-  cosign: (req: { tx: string; expected: SettlementExpectation; cosigner: 'client' | 'provider'; minPayout: number }) => Promise<string>
+  cosign: (req: {
+    tx: string
+    expected: SettlementExpectation
+    cosigner: 'client' | 'provider'
+    minPayout: number
+  }) => Promise<string>
   /**
    * Write-ahead record: called with the signed transaction and its signature before it is
    * sent, so that after a crash the retry finds it (as `pending`) instead of guessing.
@@ -22,8 +27,7 @@ export interface SettleInit {
 }
 
 export type SettleResult =
-  | { status: 'settled'; signature: string; payouts: Payout[] | null }
-  | { status: 'already_settled'; signature: null }
+  { status: 'settled'; signature: string; payouts: Payout[] | null } | { status: 'already_settled'; signature: null }
 
 /** The transaction's id: the fee payer's (arbiter's) signature, known before it is sent. */
 export function settlementSignature(txBase64: string): string {
@@ -55,7 +59,11 @@ export async function settleOnce(init: SettleInit): Promise<SettleResult> {
   const total = plan.provider + plan.client + plan.arbiter
   if (status.balance < total) {
     const unit = tokenUnitFor(escrow.mint)
-    throw new KilnError('ESCROW_NOT_FUNDED', `vault ${status.vault} holds ${formatAmount(status.balance, unit)}, the plan pays out ${formatAmount(total, unit)} (is the bond missing?)`, { jobId: job.jobId, balance: status.balance, total })
+    throw new KilnError(
+      'ESCROW_NOT_FUNDED',
+      `vault ${status.vault} holds ${formatAmount(status.balance, unit)}, the plan pays out ${formatAmount(total, unit)} (is the bond missing?)`,
+      { jobId: job.jobId, balance: status.balance, total },
+    )
   }
   const payouts = payoutsFor(plan, { client: job.client, provider: job.provider, feeTo: init.feeTo ?? escrow.arbiter })
   const { tx, expected } = await escrow.buildSettlement({ ...job, cosigner: plan.cosigner, payouts })

@@ -1,6 +1,9 @@
 import {
-  createApproveInstruction, createAssociatedTokenAccountIdempotentInstruction, createCloseAccountInstruction,
-  createTransferCheckedInstruction, getAssociatedTokenAddressSync,
+  createApproveInstruction,
+  createAssociatedTokenAccountIdempotentInstruction,
+  createCloseAccountInstruction,
+  createTransferCheckedInstruction,
+  getAssociatedTokenAddressSync,
 } from '@solana/spl-token'
 import { Keypair, PublicKey, SystemProgram, Transaction, type TransactionInstruction } from '@solana/web3.js'
 import { Identity, type Address } from '@kiln/protocol'
@@ -18,14 +21,21 @@ const vault = vaultAddress(arbiter.address, client.address, jobId)
 const multisig = new PublicKey(multisigAddress(arbiter.address, client.address, provider.address))
 const arbiterKp = Keypair.fromSecretKey(arbiter.exportSecretKey())
 const signers = [arbiterKp.publicKey, new PublicKey(provider.address)]
-const ata = (owner: Address): PublicKey => getAssociatedTokenAddressSync(new PublicKey(mint), new PublicKey(owner), true)
+const ata = (owner: Address): PublicKey =>
+  getAssociatedTokenAddressSync(new PublicKey(mint), new PublicKey(owner), true)
 
 const pay = (to: Address, amount: number, from: string = vault, by = signers): TransactionInstruction[] => [
-  createAssociatedTokenAccountIdempotentInstruction(arbiterKp.publicKey, ata(to), new PublicKey(to), new PublicKey(mint)),
+  createAssociatedTokenAccountIdempotentInstruction(
+    arbiterKp.publicKey,
+    ata(to),
+    new PublicKey(to),
+    new PublicKey(mint),
+  ),
   createTransferCheckedInstruction(new PublicKey(from), new PublicKey(mint), ata(to), multisig, amount, 6, by),
 ]
 // The vault's rent goes back to the client, whose lock created it.
-const close = (by = signers): TransactionInstruction => createCloseAccountInstruction(new PublicKey(vault), new PublicKey(client.address), multisig, by)
+const close = (by = signers): TransactionInstruction =>
+  createCloseAccountInstruction(new PublicKey(vault), new PublicKey(client.address), multisig, by)
 
 function build(ixs: TransactionInstruction[], feePayer = arbiterKp.publicKey): string {
   const tx = new Transaction({ feePayer, recentBlockhash: Keypair.generate().publicKey.toBase58() }).add(...ixs)
@@ -38,7 +48,11 @@ const refused = expect.objectContaining({ kind: 'SETTLEMENT_REFUSED' })
 
 describe('cosignSettlement', () => {
   it('signs a settlement that pays the signer at least its floor and closes the vault', () => {
-    const out = cosignSettlement({ tx: build([...pay(provider.address, 700), ...pay(client.address, 300), close()]), signer: provider, expect: expectProvider })
+    const out = cosignSettlement({
+      tx: build([...pay(provider.address, 700), ...pay(client.address, 300), close()]),
+      signer: provider,
+      expect: expectProvider,
+    })
     const tx = Transaction.from(Buffer.from(out, 'base64'))
     expect(tx.verifySignatures(true)).toBe(true)
   })
@@ -50,8 +64,15 @@ describe('cosignSettlement', () => {
     const out = cosignSettlement({ tx: build(refund), signer: client, expect: expectClient })
     expect(Transaction.from(Buffer.from(out, 'base64')).verifySignatures(false)).toBe(true)
     // The client as the payer of a new token account would spend its own SOL.
-    const spends = createAssociatedTokenAccountIdempotentInstruction(new PublicKey(client.address), ata(mallory.address), new PublicKey(mallory.address), new PublicKey(mint))
-    expect(() => cosignSettlement({ tx: build([spends, ...refund]), signer: client, expect: expectClient })).toThrowError(/co-signer's own account/)
+    const spends = createAssociatedTokenAccountIdempotentInstruction(
+      new PublicKey(client.address),
+      ata(mallory.address),
+      new PublicKey(mallory.address),
+      new PublicKey(mint),
+    )
+    expect(() =>
+      cosignSettlement({ tx: build([spends, ...refund]), signer: client, expect: expectClient }),
+    ).toThrowError(/co-signer's own account/)
   })
 
   it('refuses a payout redirected to someone else', () => {
@@ -61,27 +82,57 @@ describe('cosignSettlement', () => {
 
   it('refuses a payout below the floor', () => {
     const tx = build([...pay(provider.address, 699), close()])
-    expect(() => cosignSettlement({ tx, signer: provider, expect: expectProvider })).toThrowError(/expected at least 700/)
+    expect(() => cosignSettlement({ tx, signer: provider, expect: expectProvider })).toThrowError(
+      /expected at least 700/,
+    )
   })
 
   it('refuses instructions outside the whitelist', () => {
     const approve = createApproveInstruction(new PublicKey(vault), new PublicKey(mallory.address), multisig, 1, signers)
-    expect(() => cosignSettlement({ tx: build([...pay(provider.address, 700), approve, close()]), signer: provider, expect: expectProvider })).toThrowError(/token instruction 4/)
-    const sol = SystemProgram.transfer({ fromPubkey: arbiterKp.publicKey, toPubkey: new PublicKey(mallory.address), lamports: 1 })
-    expect(() => cosignSettlement({ tx: build([...pay(provider.address, 700), sol, close()]), signer: provider, expect: expectProvider })).toThrowError(/calls program 1111/)
+    expect(() =>
+      cosignSettlement({
+        tx: build([...pay(provider.address, 700), approve, close()]),
+        signer: provider,
+        expect: expectProvider,
+      }),
+    ).toThrowError(/token instruction 4/)
+    const sol = SystemProgram.transfer({
+      fromPubkey: arbiterKp.publicKey,
+      toPubkey: new PublicKey(mallory.address),
+      lamports: 1,
+    })
+    expect(() =>
+      cosignSettlement({
+        tx: build([...pay(provider.address, 700), sol, close()]),
+        signer: provider,
+        expect: expectProvider,
+      }),
+    ).toThrowError(/calls program 1111/)
   })
 
   it('refuses transfers out of another account, or a settlement that leaves the vault open', () => {
     const other = vaultAddress(arbiter.address, client.address, 'job_fedcba9876543210')
-    expect(() => cosignSettlement({ tx: build([...pay(provider.address, 700, other), close()]), signer: provider, expect: expectProvider })).toThrowError(/not the vault/)
-    expect(() => cosignSettlement({ tx: build(pay(provider.address, 700)), signer: provider, expect: expectProvider })).toThrowError(/close the vault exactly once/)
+    expect(() =>
+      cosignSettlement({
+        tx: build([...pay(provider.address, 700, other), close()]),
+        signer: provider,
+        expect: expectProvider,
+      }),
+    ).toThrowError(/not the vault/)
+    expect(() =>
+      cosignSettlement({ tx: build(pay(provider.address, 700)), signer: provider, expect: expectProvider }),
+    ).toThrowError(/close the vault exactly once/)
   })
 
   it('refuses to pay the fee or sign a transaction that does not need it', () => {
     const asPayer = build([...pay(provider.address, 700), close()], new PublicKey(provider.address))
-    expect(() => cosignSettlement({ tx: asPayer, signer: provider, expect: expectProvider })).toThrowError(/pay the fee/)
+    expect(() => cosignSettlement({ tx: asPayer, signer: provider, expect: expectProvider })).toThrowError(
+      /pay the fee/,
+    )
     const tx = build([...pay(provider.address, 700), close()])
-    expect(() => cosignSettlement({ tx, signer: mallory, expect: expectProvider })).toThrowError(/does not ask for this signer/)
+    expect(() => cosignSettlement({ tx, signer: mallory, expect: expectProvider })).toThrowError(
+      /does not ask for this signer/,
+    )
     expect(() => cosignSettlement({ tx: 'garbage', signer: provider, expect: expectProvider })).toThrowError(refused)
   })
 })

@@ -3,7 +3,11 @@ import { startDevchain, type Devchain } from '@kiln/devchain'
 import type { Address } from '@kiln/protocol'
 import { afterAll, beforeAll } from 'vitest'
 
-export interface ChainFixture { chain: Devchain; conn: Connection; mint: Address }
+export interface ChainFixture {
+  chain: Devchain
+  conn: Connection
+  mint: Address
+}
 
 /** A real devchain (LiteSVM behind JSON-RPC) for the enclosing describe block. */
 export function useDevchain(): ChainFixture {
@@ -13,6 +17,8 @@ export function useDevchain(): ChainFixture {
     fx.conn = new Connection(fx.chain.rpcUrl, 'confirmed')
     fx.mint = fx.chain.mint as Address
   })
-  afterAll(async () => { await fx.chain?.stop() })
+  afterAll(async () => {
+    await fx.chain?.stop()
+  })
   return fx
 }

@@ -4,8 +4,16 @@ import { startDevchain, type Devchain } from '@kiln/devchain'
 import { Identity, isKilnError, randomHex, type Address } from '@kiln/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  cosignSettlement, createEscrow, lockFunds, planSettlement, SETTLEMENT_OUTCOMES, settleOnce, tokenBalance,
-  type Escrow, type SettleInit, type SettlementPlan,
+  cosignSettlement,
+  createEscrow,
+  lockFunds,
+  planSettlement,
+  SETTLEMENT_OUTCOMES,
+  settleOnce,
+  tokenBalance,
+  type Escrow,
+  type SettleInit,
+  type SettlementPlan,
 } from '../src/index.ts'
 
 /**
@@ -43,20 +51,33 @@ describe('settlement properties on a real devchain', () => {
   })
 
   it('conserves tokens, leaves no vault behind and never pays twice, over random sequences', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(jobArb, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { minLength: 16, maxLength: 16 }), async (cases, picks) => {
-      const world = await newWorld(cases)
-      const queues: Step[][] = cases.map((c) => ['vault', 'lock', ...(c.bond > 0 ? ['bond' as const] : []), 'settle', ...c.retries])
-      const run = async (i: number): Promise<void> => {
-        await world.step(i, (queues[i] as Step[]).shift() as Step)
-        await world.checkBalances()
-      }
-      for (const pick of picks) {
-        const open = queues.flatMap((q, i) => (q.length ? [i] : []))
-        if (open.length) await run(open[pick % open.length] as number)
-      }
-      for (const [i, q] of queues.entries()) while (q.length) await run(i)
-      await world.checkFinal()
-    }), { numRuns: 15 })
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(jobArb, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.nat(), { minLength: 16, maxLength: 16 }),
+        async (cases, picks) => {
+          const world = await newWorld(cases)
+          const queues: Step[][] = cases.map((c) => [
+            'vault',
+            'lock',
+            ...(c.bond > 0 ? ['bond' as const] : []),
+            'settle',
+            ...c.retries,
+          ])
+          const run = async (i: number): Promise<void> => {
+            await world.step(i, (queues[i] as Step[]).shift() as Step)
+            await world.checkBalances()
+          }
+          for (const pick of picks) {
+            const open = queues.flatMap((q, i) => (q.length ? [i] : []))
+            if (open.length) await run(open[pick % open.length] as number)
+          }
+          for (const [i, q] of queues.entries()) while (q.length) await run(i)
+          await world.checkFinal()
+        },
+      ),
+      { numRuns: 15 },
+    )
   })
 
   it('refuses before sending when the vault holds less than the plan pays out (bond never posted)', async () => {
@@ -67,10 +88,32 @@ describe('settlement properties on a real devchain', () => {
     const job = { jobId: `job_${randomHex(8)}`, client: client.address, provider: provider.address }
     const { vault } = await escrow.prepareVault(job)
     await lockFunds({ connection: conn, from: client, amount: 1_000, mint, vault, ...job, arbiter: arbiter.address })
-    const plan = planSettlement({ lock: 1_000, bond: 500, pricePerHour: 3_600, containerSeconds: 10, outcome: 'caught', feeBps: 0 })
+    const plan = planSettlement({
+      lock: 1_000,
+      bond: 500,
+      pricePerHour: 3_600,
+      containerSeconds: 10,
+      outcome: 'caught',
+      feeBps: 0,
+    })
     let cosigned = false
-    const attempt = settleOnce({ escrow, job, plan, cosign: async () => { cosigned = true; return '' } })
-    await expect(attempt).rejects.toThrowError(expect.objectContaining({ kind: 'ESCROW_NOT_FUNDED', message: expect.stringMatching(/holds 0\.001 tUSDC, the plan pays out 0\.0015 tUSDC \(is the bond missing\?\)$/) }))
+    const attempt = settleOnce({
+      escrow,
+      job,
+      plan,
+      cosign: async () => {
+        cosigned = true
+        return ''
+      },
+    })
+    await expect(attempt).rejects.toThrowError(
+      expect.objectContaining({
+        kind: 'ESCROW_NOT_FUNDED',
+        message: expect.stringMatching(
+          /holds 0\.001 tUSDC, the plan pays out 0\.0015 tUSDC \(is the bond missing\?\)$/,
+        ),
+      }),
+    )
     expect(cosigned).toBe(false)
     expect((await escrow.settlementStatus(job)).balance).toBe(1_000)
   })
@@ -85,8 +128,19 @@ describe('settlement properties on a real devchain', () => {
     await chain.fund(provider.address, { lamports: LAMPORTS_PER_SOL, ...(bonds > 0 ? { tokens: bonds } : {}) })
     const escrow: Escrow = createEscrow({ connection: conn, arbiter, mint })
     const total = locks + bonds
-    const model = new Map<Address, number>([[client.address, locks], [provider.address, bonds], [arbiter.address, 0]])
-    const jobs = cases.map((c) => ({ c, jobId: `job_${randomHex(8)}`, vault: '' as Address, plan: planSettlement(c) as SettlementPlan, recorded: [] as string[], signatures: new Set<string>() }))
+    const model = new Map<Address, number>([
+      [client.address, locks],
+      [provider.address, bonds],
+      [arbiter.address, 0],
+    ])
+    const jobs = cases.map((c) => ({
+      c,
+      jobId: `job_${randomHex(8)}`,
+      vault: '' as Address,
+      plan: planSettlement(c) as SettlementPlan,
+      recorded: [] as string[],
+      signatures: new Set<string>(),
+    }))
     const parties = { client: client.address, provider: provider.address, arbiter: arbiter.address }
     const move = (from: Address | null, to: Address | null, n: number): void => {
       if (from) model.set(from, (model.get(from) ?? 0) - n)
@@ -97,10 +151,16 @@ describe('settlement properties on a real devchain', () => {
     function settleInit(i: number, extra: Partial<SettleInit> = {}): SettleInit {
       const j = jobs[i] as (typeof jobs)[number]
       return {
-        escrow, plan: j.plan, job: { jobId: j.jobId, client: client.address, provider: provider.address },
+        escrow,
+        plan: j.plan,
+        job: { jobId: j.jobId, client: client.address, provider: provider.address },
         cosign: async ({ tx, expected, cosigner, minPayout }) => {
           const signer = cosigner === 'client' ? client : provider
-          return cosignSettlement({ tx, signer, expect: { vault: expected.vault, mint, minPayout: { to: signer.address, amount: minPayout } } })
+          return cosignSettlement({
+            tx,
+            signer,
+            expect: { vault: expected.vault, mint, minPayout: { to: signer.address, amount: minPayout } },
+          })
         },
         record: async ({ tx }) => {
           j.recorded.push(tx)
@@ -121,7 +181,9 @@ describe('settlement properties on a real devchain', () => {
       const ref = { jobId: j.jobId, mint, vault: j.vault, ...parties }
       switch (s) {
         case 'vault':
-          j.vault = (await escrow.prepareVault({ jobId: j.jobId, client: client.address, provider: provider.address })).vault
+          j.vault = (
+            await escrow.prepareVault({ jobId: j.jobId, client: client.address, provider: provider.address })
+          ).vault
           return
         case 'lock':
         case 'bond': {
@@ -149,8 +211,15 @@ describe('settlement properties on a real devchain', () => {
           return
         }
         case 'rebuild':
-          await expect(escrow.buildSettlement({ jobId: j.jobId, client: client.address, provider: provider.address, cosigner: 'provider', payouts: [] }))
-            .rejects.toThrowError(expect.objectContaining({ kind: 'ESCROW_NOT_FUNDED' }))
+          await expect(
+            escrow.buildSettlement({
+              jobId: j.jobId,
+              client: client.address,
+              provider: provider.address,
+              cosigner: 'provider',
+              payouts: [],
+            }),
+          ).rejects.toThrowError(expect.objectContaining({ kind: 'ESCROW_NOT_FUNDED' }))
           return
       }
     }
@@ -159,7 +228,16 @@ describe('settlement properties on a real devchain', () => {
       const j = jobs[i] as (typeof jobs)[number]
       if (j.c.mode === 'crash_then_resume') {
         // Signed and recorded, then the coordinator dies before sending: nothing moves.
-        await expect(settleOnce(settleInit(i, { record: async ({ tx }) => { j.recorded.push(tx); throw new Error('crash') } }))).rejects.toThrow('crash')
+        await expect(
+          settleOnce(
+            settleInit(i, {
+              record: async ({ tx }) => {
+                j.recorded.push(tx)
+                throw new Error('crash')
+              },
+            }),
+          ),
+        ).rejects.toThrow('crash')
         await checkBalances()
         const r = await settleOnce(settleInit(i, { pending: j.recorded.at(-1) as string }))
         expect(r.status).toBe('settled')
@@ -184,7 +262,10 @@ describe('settlement properties on a real devchain', () => {
       let sum = 0
       for (const [who, want] of model) {
         const have = await tokenBalance(conn, mint, who)
-        expect(have, `balance of ${who === client.address ? 'client' : who === provider.address ? 'provider' : 'arbiter'}`).toBe(want)
+        expect(
+          have,
+          `balance of ${who === client.address ? 'client' : who === provider.address ? 'provider' : 'arbiter'}`,
+        ).toBe(want)
         sum += have
       }
       for (const [jobId, held] of vaultHeld) {
@@ -197,7 +278,8 @@ describe('settlement properties on a real devchain', () => {
 
     async function checkFinal(): Promise<void> {
       expect(vaultHeld.size).toBe(0)
-      for (const j of jobs) expect((await escrow.settlementStatus({ jobId: j.jobId, client: client.address })).exists).toBe(false)
+      for (const j of jobs)
+        expect((await escrow.settlementStatus({ jobId: j.jobId, client: client.address })).exists).toBe(false)
       await checkBalances()
     }
 

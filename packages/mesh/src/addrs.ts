@@ -7,7 +7,9 @@ const P2P_CODE = 421
 /** The PeerId named by a multiaddr's last /p2p/ component, if any. */
 export function namedPeer(addr: string): string | undefined {
   try {
-    return multiaddr(addr).getComponents().findLast((c) => c.name === 'p2p')?.value
+    return multiaddr(addr)
+      .getComponents()
+      .findLast((c) => c.name === 'p2p')?.value
   } catch {
     return undefined
   }

@@ -3,7 +3,16 @@ import { advertPeerAddress } from './ids.ts'
 import { MAX_ADVERT_BYTES } from './types.ts'
 
 /** Why an advert from the network was dropped; each is counted in `stats.advertsDropped`. */
-export const DROP_REASONS = ['too_large', 'bad_signature', 'expired', 'not_yet_valid', 'replayed', 'malformed', 'stale_seq', 'peer_mismatch'] as const
+export const DROP_REASONS = [
+  'too_large',
+  'bad_signature',
+  'expired',
+  'not_yet_valid',
+  'replayed',
+  'malformed',
+  'stale_seq',
+  'peer_mismatch',
+] as const
 export type DropReason = (typeof DROP_REASONS)[number]
 
 export interface AdvertEvent {
@@ -52,7 +61,13 @@ export class AdvertGate implements AdvertValidator {
     if (data.byteLength > this.#maxBytes) return { ok: false, reason: 'too_large', penalise: true }
     let opened
     try {
-      opened = open(data, { kind: Kind.advert, schema: CapacityAdvert, nonces: this.#nonces, maxBytes: this.#maxBytes, now })
+      opened = open(data, {
+        kind: Kind.advert,
+        schema: CapacityAdvert,
+        nonces: this.#nonces,
+        maxBytes: this.#maxBytes,
+        now,
+      })
     } catch (err) {
       return { ok: false, ...classify(err) }
     }
@@ -61,7 +76,8 @@ export class AdvertGate implements AdvertValidator {
     const last = this.#seq.get(signer)
     // Once the last accepted advert has expired the order no longer matters, so a provider that
     // restarted and lost its counter is heard again after one TTL.
-    if (last !== undefined && last.expiresAt > now && advert.seq <= last.seq) return { ok: false, reason: 'stale_seq', penalise: false }
+    if (last !== undefined && last.expiresAt > now && advert.seq <= last.seq)
+      return { ok: false, reason: 'stale_seq', penalise: false }
     if (last === undefined && this.#seq.size >= MAX_TRACKED_SIGNERS) this.#prune(now)
     this.#seq.set(signer, { seq: advert.seq, expiresAt: envelope.expiresAt })
     return { ok: true, event: { advert, signer, expiresAt: envelope.expiresAt, receivedAt: now } }

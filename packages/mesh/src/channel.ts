@@ -73,7 +73,11 @@ export class FramedChannel implements Channel {
 
   async send(frame: Uint8Array): Promise<void> {
     if (frame.byteLength > this.#maxFrame) {
-      throw new KilnError('STREAM_FRAME_TOO_LARGE', `frame is ${frame.byteLength} bytes; the limit is ${this.#maxFrame}`, { size: frame.byteLength, maxFrameBytes: this.#maxFrame })
+      throw new KilnError(
+        'STREAM_FRAME_TOO_LARGE',
+        `frame is ${frame.byteLength} bytes; the limit is ${this.#maxFrame}`,
+        { size: frame.byteLength, maxFrameBytes: this.#maxFrame },
+      )
     }
     try {
       this.#stream.send(lp.encode.single(frame))
@@ -104,7 +108,12 @@ export class FramedChannel implements Channel {
   }
 
   #unwritable(cause?: unknown): KilnError {
-    return new KilnError('PEER_UNREACHABLE', `cannot send to ${this.remote} on ${this.protocol}: the stream is ${this.#stream.status}`, { protocol: this.protocol }, { cause: cause ?? this.#error })
+    return new KilnError(
+      'PEER_UNREACHABLE',
+      `cannot send to ${this.remote} on ${this.protocol}: the stream is ${this.#stream.status}`,
+      { protocol: this.protocol },
+      { cause: cause ?? this.#error },
+    )
   }
 
   async sendJson(value: unknown): Promise<void> {
@@ -118,7 +127,11 @@ export class FramedChannel implements Channel {
       if (frame !== undefined) return frame
       if (this.#error !== undefined) throw this.#error
       if (this.#ended) {
-        if (this.#buffered > 0) throw new KilnError('PAYLOAD_INVALID', `stream ended inside a frame (${this.#buffered} bytes left)`, { truncated: true, protocol: this.protocol })
+        if (this.#buffered > 0)
+          throw new KilnError('PAYLOAD_INVALID', `stream ended inside a frame (${this.#buffered} bytes left)`, {
+            truncated: true,
+            protocol: this.protocol,
+          })
         return undefined
       }
       await this.#waitFor(deadline, timeoutMs)
@@ -170,7 +183,11 @@ export class FramedChannel implements Channel {
 
   /** A peer that declares an oversize frame is broken or hostile: reset rather than skip. */
   #oversize(length: number): never {
-    this.#fatal = new KilnError('STREAM_FRAME_TOO_LARGE', `remote sent a ${length}-byte frame; the limit is ${this.#maxFrame}`, { size: length, maxFrameBytes: this.#maxFrame })
+    this.#fatal = new KilnError(
+      'STREAM_FRAME_TOO_LARGE',
+      `remote sent a ${length}-byte frame; the limit is ${this.#maxFrame}`,
+      { size: length, maxFrameBytes: this.#maxFrame },
+    )
     this.#chunks = []
     this.#buffered = 0
     this.#stream.abort(this.#fatal)
@@ -246,10 +263,19 @@ export class FramedChannel implements Channel {
       }
       this.#wakers.add(waker)
       if (deadline !== undefined) {
-        timer = setTimeout(() => {
-          this.#wakers.delete(waker)
-          reject(new KilnError('PEER_UNREACHABLE', `no frame from ${this.remote} on ${this.protocol} within ${timeoutMs} ms`, { timeout: true, timeoutMs, protocol: this.protocol }))
-        }, Math.max(0, deadline - Date.now()))
+        timer = setTimeout(
+          () => {
+            this.#wakers.delete(waker)
+            reject(
+              new KilnError(
+                'PEER_UNREACHABLE',
+                `no frame from ${this.remote} on ${this.protocol} within ${timeoutMs} ms`,
+                { timeout: true, timeoutMs, protocol: this.protocol },
+              ),
+            )
+          },
+          Math.max(0, deadline - Date.now()),
+        )
       }
     })
   }

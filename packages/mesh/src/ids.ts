@@ -1,7 +1,14 @@
 import { privateKeyFromRaw, publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { KilnError, addressFromPublicKey, isAddress, publicKeyFromAddress, type Address, type Identity } from '@kiln/protocol'
+import {
+  KilnError,
+  addressFromPublicKey,
+  isAddress,
+  publicKeyFromAddress,
+  type Address,
+  type Identity,
+} from '@kiln/protocol'
 
 /**
  * A Kiln Address is the base58 of a raw Ed25519 public key; a libp2p PeerId wraps the same
@@ -21,7 +28,9 @@ export function peerIdToAddress(p: PeerId | string): Address {
     throw new KilnError('PAYLOAD_INVALID', 'not a valid PeerId', { peerId: String(p) }, { cause })
   }
   if (id.type !== 'Ed25519') {
-    throw new KilnError('PAYLOAD_INVALID', `a ${id.type} PeerId has no Kiln address; only Ed25519 keys do`, { peerId: id.toString() })
+    throw new KilnError('PAYLOAD_INVALID', `a ${id.type} PeerId has no Kiln address; only Ed25519 keys do`, {
+      peerId: id.toString(),
+    })
   }
   return addressFromPublicKey(id.publicKey.raw)
 }

@@ -64,11 +64,14 @@ export class PeerKeeper {
   #lost(peer: PeerId): void {
     const entries = this.#bootstrap.filter((a) => namedPeer(a) === peer.toString())
     if (this.#timer === undefined || entries.length === 0) return
-    const t = setTimeout(() => {
-      this.#redials.delete(t)
-      if (this.#timer === undefined || this.#node.getConnections(peer).length > 0) return
-      for (const a of entries) this.#tryBootstrap(a)
-    }, REDIAL_MIN_MS + Math.random() * REDIAL_JITTER_MS)
+    const t = setTimeout(
+      () => {
+        this.#redials.delete(t)
+        if (this.#timer === undefined || this.#node.getConnections(peer).length > 0) return
+        for (const a of entries) this.#tryBootstrap(a)
+      },
+      REDIAL_MIN_MS + Math.random() * REDIAL_JITTER_MS,
+    )
     t.unref()
     this.#redials.add(t)
   }

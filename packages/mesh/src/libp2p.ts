@@ -18,7 +18,9 @@ export type KilnLibp2p = Libp2p<KilnServices>
 function fastMsgId(m: { from?: Uint8Array; seqno?: Uint8Array }): string {
   // Without both the message is invalid under the signing policy, and an invalid one is never
   // recorded as seen, so every such message maps to the same (never seen) key.
-  return m.from === undefined || m.seqno === undefined ? '' : `${Buffer.from(m.from).toString('base64')}/${Buffer.from(m.seqno).toString('base64')}`
+  return m.from === undefined || m.seqno === undefined
+    ? ''
+    : `${Buffer.from(m.from).toString('base64')}/${Buffer.from(m.seqno).toString('base64')}`
 }
 
 /** Largest flow-control window a stream may grant; bounds what a paused Channel holds. */

@@ -70,22 +70,29 @@ export class LivenessMonitor {
 
   /** Before libp2p starts, so that the first identify already lists the protocol. */
   async register(): Promise<void> {
-    await this.#node.handle(LIVENESS_PROTOCOL, (stream, conn) => {
-      stream.addEventListener('message', () => {
-        const s = this.#state(conn)
-        const at = performance.now()
-        if (s.heard !== undefined) {
-          const gap = at - s.heard.at - (this.#stalled - s.heard.stalled)
-          if (s.gap === undefined) s.gap = { mean: gap, variance: 0 }
-          else {
-            const d = gap - s.gap.mean
-            s.gap = { mean: s.gap.mean + ALPHA * d, variance: (1 - ALPHA) * (s.gap.variance + ALPHA * d * d) }
+    await this.#node.handle(
+      LIVENESS_PROTOCOL,
+      (stream, conn) => {
+        stream.addEventListener('message', () => {
+          const s = this.#state(conn)
+          const at = performance.now()
+          if (s.heard !== undefined) {
+            const gap = at - s.heard.at - (this.#stalled - s.heard.stalled)
+            if (s.gap === undefined) s.gap = { mean: gap, variance: 0 }
+            else {
+              const d = gap - s.gap.mean
+              s.gap = { mean: s.gap.mean + ALPHA * d, variance: (1 - ALPHA) * (s.gap.variance + ALPHA * d * d) }
+            }
           }
-        }
-        s.heard = { at, stalled: this.#stalled }
-      })
-      stream.addEventListener('remoteCloseWrite', () => void stream.close().catch(() => stream.abort(new Error('close failed'))))
-    }, { maxInboundStreams: MAX_BEAT_STREAMS, maxOutboundStreams: MAX_BEAT_STREAMS, force: true })
+          s.heard = { at, stalled: this.#stalled }
+        })
+        stream.addEventListener(
+          'remoteCloseWrite',
+          () => void stream.close().catch(() => stream.abort(new Error('close failed'))),
+        )
+      },
+      { maxInboundStreams: MAX_BEAT_STREAMS, maxOutboundStreams: MAX_BEAT_STREAMS, force: true },
+    )
   }
 
   start(): void {
@@ -141,19 +148,29 @@ export class LivenessMonitor {
     s.opening = true
     // Silence counts from now: a peer that hung before it finished negotiating is silent too.
     s.heard ??= { at: now, stalled: this.#stalled }
-    s.conn.newStream(LIVENESS_PROTOCOL, { signal: AbortSignal.timeout(this.#p.timeoutMs * MAX_TIMEOUT_FACTOR) }).then((stream) => {
-      if (!this.#conns.has(s.conn.id) || s.conn.status !== 'open') return stream.abort(new Error('connection gone'))
-      s.out = stream
-      s.heard = { at: performance.now(), stalled: this.#stalled }
-      stream.addEventListener('close', () => { if (s.out === stream) s.out = undefined })
-      this.#beat(s, performance.now())
-    }, (err: Error) => {
-      if (err.name === 'UnsupportedProtocolError') {
-        s.unsupported = true
-        s.heard = undefined
-      }
-      this.#log.info({ peer: s.conn.remotePeer.toString(), err: err.message }, 'liveness stream failed')
-    }).finally(() => { s.opening = false })
+    s.conn
+      .newStream(LIVENESS_PROTOCOL, { signal: AbortSignal.timeout(this.#p.timeoutMs * MAX_TIMEOUT_FACTOR) })
+      .then(
+        (stream) => {
+          if (!this.#conns.has(s.conn.id) || s.conn.status !== 'open') return stream.abort(new Error('connection gone'))
+          s.out = stream
+          s.heard = { at: performance.now(), stalled: this.#stalled }
+          stream.addEventListener('close', () => {
+            if (s.out === stream) s.out = undefined
+          })
+          this.#beat(s, performance.now())
+        },
+        (err: Error) => {
+          if (err.name === 'UnsupportedProtocolError') {
+            s.unsupported = true
+            s.heard = undefined
+          }
+          this.#log.info({ peer: s.conn.remotePeer.toString(), err: err.message }, 'liveness stream failed')
+        },
+      )
+      .finally(() => {
+        s.opening = false
+      })
   }
 
   #beat(s: ConnState, now: number): void {
@@ -167,7 +184,10 @@ export class LivenessMonitor {
   #dead(s: ConnState, silent: number): void {
     this.#conns.delete(s.conn.id)
     s.out?.abort(new Error('peer went silent'))
-    this.#log.info({ peer: s.conn.remotePeer.toString(), addr: s.conn.remoteAddr.toString(), silentMs: Math.round(silent) }, 'peer went silent; closing the connection')
+    this.#log.info(
+      { peer: s.conn.remotePeer.toString(), addr: s.conn.remoteAddr.toString(), silentMs: Math.round(silent) },
+      'peer went silent; closing the connection',
+    )
     s.conn.abort(new Error(`peer silent for ${Math.round(silent)} ms`))
   }
 }

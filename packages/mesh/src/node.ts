@@ -1,6 +1,15 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
-import { CapacityAdvert, KilnError, Kind, parseOrThrow, seal, silentLogger, type Address, type Logger } from '@kiln/protocol'
+import {
+  CapacityAdvert,
+  KilnError,
+  Kind,
+  parseOrThrow,
+  seal,
+  silentLogger,
+  type Address,
+  type Logger,
+} from '@kiln/protocol'
 import { AdvertGate, DROP_REASONS, type AdvertEvent, type DropReason } from './adverts.ts'
 import { FramedChannel, type Channel } from './channel.ts'
 import { namedPeer, parseAddrs } from './addrs.ts'
@@ -10,14 +19,19 @@ import { buildLibp2p, type KilnLibp2p } from './libp2p.ts'
 import { LivenessMonitor } from './liveness.ts'
 import { AdvertPush } from './push.ts'
 import {
-  ADVERT_TOPIC, DEFAULT_ADVERT_TTL_MS, DEFAULT_MAX_FRAME_BYTES, MAX_ADVERT_BYTES,
-  type MeshInit, type MeshNode, type MeshStats, type OpenOptions,
+  ADVERT_TOPIC,
+  DEFAULT_ADVERT_TTL_MS,
+  DEFAULT_MAX_FRAME_BYTES,
+  MAX_ADVERT_BYTES,
+  type MeshInit,
+  type MeshNode,
+  type MeshStats,
+  type OpenOptions,
 } from './types.ts'
 
 /** A hung peer is dropped ~3 s after its last beat; see LivenessInit. */
 const DEFAULT_BEAT_INTERVAL_MS = 1_000
 const DEFAULT_SILENCE_TIMEOUT_MS = 3_000
-
 
 export function createMeshNode(init: MeshInit): MeshNode {
   return new KilnMeshNode(init)
@@ -53,7 +67,10 @@ class KilnMeshNode implements MeshNode {
     this.peerId = this.#self.toString()
     for (const a of init.bootstrap ?? []) {
       // Checked here because @libp2p/bootstrap would only log a bad entry and carry on alone.
-      if (namedPeer(a) === undefined) throw new KilnError('CONFIG_INVALID', `bootstrap address ${a} is not a multiaddr ending in /p2p/<peerId>`, { address: a })
+      if (namedPeer(a) === undefined)
+        throw new KilnError('CONFIG_INVALID', `bootstrap address ${a} is not a multiaddr ending in /p2p/<peerId>`, {
+          address: a,
+        })
     }
     // A bootstrap node is often handed the same list as everyone else, itself included.
     this.#bootstrap = (init.bootstrap ?? []).filter((a) => namedPeer(a) !== this.peerId)
@@ -69,16 +86,27 @@ class KilnMeshNode implements MeshNode {
       bootstrap: this.#bootstrap,
     })
     this.#node = node
-    const push = new AdvertPush(node, (data) => this.#validate(data), () => { this.stats.advertsDropped.too_large += 1 }, this.#log)
+    const push = new AdvertPush(
+      node,
+      (data) => this.#validate(data),
+      () => {
+        this.stats.advertsDropped.too_large += 1
+      },
+      this.#log,
+    )
     this.#push = push
     node.services.pubsub.topicValidators.set(ADVERT_TOPIC, (_from, msg) => this.#validate(msg.data))
     node.addEventListener('peer:disconnect', (evt) => this.#peerGone(evt.detail))
     const beatMs = this.#init.liveness?.intervalMs ?? DEFAULT_BEAT_INTERVAL_MS
-    const liveness = new LivenessMonitor(node, {
-      intervalMs: beatMs,
-      // At least two beats must go missing before a peer counts as hung.
-      timeoutMs: Math.max(2 * beatMs, this.#init.liveness?.timeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS),
-    }, this.#log)
+    const liveness = new LivenessMonitor(
+      node,
+      {
+        intervalMs: beatMs,
+        // At least two beats must go missing before a peer counts as hung.
+        timeoutMs: Math.max(2 * beatMs, this.#init.liveness?.timeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS),
+      },
+      this.#log,
+    )
     try {
       for (const [protocol, handler] of this.#handlers) await this.#register(protocol, handler)
       await push.start()
@@ -139,7 +167,11 @@ class KilnMeshNode implements MeshNode {
     const envelope = seal(this.#init.identity, Kind.advert, advert, { ttlMs: this.#ttl })
     const bytes = new TextEncoder().encode(JSON.stringify(envelope))
     if (bytes.byteLength > MAX_ADVERT_BYTES) {
-      throw new KilnError('ENVELOPE_TOO_LARGE', `sealed advert is ${bytes.byteLength} bytes; the limit is ${MAX_ADVERT_BYTES}`, { size: bytes.byteLength, maxBytes: MAX_ADVERT_BYTES })
+      throw new KilnError(
+        'ENVELOPE_TOO_LARGE',
+        `sealed advert is ${bytes.byteLength} bytes; the limit is ${MAX_ADVERT_BYTES}`,
+        { size: bytes.byteLength, maxBytes: MAX_ADVERT_BYTES },
+      )
     }
     await this.publishRaw(bytes)
     this.#push?.published(bytes, envelope.expiresAt)
@@ -167,7 +199,8 @@ class KilnMeshNode implements MeshNode {
   async open(peer: Address, protocol: string, opts: OpenOptions = {}): Promise<Channel> {
     const node = this.#started()
     const target = addressToPeerId(peer)
-    if (target.equals(this.#self)) throw new KilnError('PEER_UNREACHABLE', 'cannot open a channel to ourselves', { peer })
+    if (target.equals(this.#self))
+      throw new KilnError('PEER_UNREACHABLE', 'cannot open a channel to ourselves', { peer })
     if (node.getConnections(target).length === 0) {
       const addrs = parseAddrs(opts.addrs ?? [], target)
       if (addrs.length > 0) await node.peerStore.merge(target, { multiaddrs: addrs })
@@ -179,7 +212,12 @@ class KilnMeshNode implements MeshNode {
       remote = conn.remotePeer
       stream = await conn.newStream(protocol, { signal: opts.signal })
     } catch (cause) {
-      throw new KilnError('PEER_UNREACHABLE', `cannot open ${protocol} on ${peer}: ${(cause as Error).message}`, { peer, protocol }, { cause })
+      throw new KilnError(
+        'PEER_UNREACHABLE',
+        `cannot open ${protocol} on ${peer}: ${(cause as Error).message}`,
+        { peer, protocol },
+        { cause },
+      )
     }
     // Noise proved the remote holds this key; a different key here would be a libp2p bug.
     if (!remote.equals(target)) {
@@ -195,23 +233,27 @@ class KilnMeshNode implements MeshNode {
   }
 
   async #register(protocol: string, handler: (ch: Channel) => Promise<void>): Promise<void> {
-    await this.#started().handle(protocol, async (stream, connection) => {
-      let ch: FramedChannel
-      try {
-        ch = new FramedChannel(stream, peerIdToAddress(connection.remotePeer), this.#maxFrame)
-      } catch (err) {
-        // Not an Ed25519 peer, so it has no Kiln address and nothing to say to us.
-        stream.abort(err as Error)
-        return
-      }
-      try {
-        await handler(ch)
-        await ch.close()
-      } catch (err) {
-        this.#log.warn({ protocol, peer: ch.remote, err: (err as Error).message }, 'stream handler failed')
-        ch.abort(err instanceof Error ? err : new Error(String(err)))
-      }
-    }, { force: true })
+    await this.#started().handle(
+      protocol,
+      async (stream, connection) => {
+        let ch: FramedChannel
+        try {
+          ch = new FramedChannel(stream, peerIdToAddress(connection.remotePeer), this.#maxFrame)
+        } catch (err) {
+          // Not an Ed25519 peer, so it has no Kiln address and nothing to say to us.
+          stream.abort(err as Error)
+          return
+        }
+        try {
+          await handler(ch)
+          await ch.close()
+        } catch (err) {
+          this.#log.warn({ protocol, peer: ch.remote, err: (err as Error).message }, 'stream handler failed')
+          ch.abort(err instanceof Error ? err : new Error(String(err)))
+        }
+      },
+      { force: true },
+    )
   }
 
   /** Runs inside gossipsub before a message is delivered or forwarded; must not throw. */

@@ -56,7 +56,11 @@ export class AdvertPush {
 
   /** Before libp2p starts, so that no connection is opened before we listen for it. */
   async start(): Promise<void> {
-    await this.#node.handle(ADVERT_PUSH_PROTOCOL, (stream, conn) => this.#onPush(stream, conn), { maxInboundStreams: 2, maxOutboundStreams: 2, force: true })
+    await this.#node.handle(ADVERT_PUSH_PROTOCOL, (stream, conn) => this.#onPush(stream, conn), {
+      maxInboundStreams: 2,
+      maxOutboundStreams: 2,
+      force: true,
+    })
     this.#node.addEventListener('connection:open', this.#onOpen)
     this.#node.addEventListener('peer:disconnect', this.#onGone)
   }
@@ -82,7 +86,11 @@ export class AdvertPush {
       const signal = AbortSignal.timeout(PUSH_TIMEOUT_MS)
       const c = conn ?? this.#node.getConnections(peer).find((x) => x.status === 'open')
       if (c === undefined) return
-      const ch = new FramedChannel(await c.newStream(ADVERT_PUSH_PROTOCOL, { signal }), peerIdToAddress(peer), MAX_ADVERT_BYTES)
+      const ch = new FramedChannel(
+        await c.newStream(ADVERT_PUSH_PROTOCOL, { signal }),
+        peerIdToAddress(peer),
+        MAX_ADVERT_BYTES,
+      )
       await ch.send(latest.bytes)
       await ch.close()
     })().catch((err: Error) => {

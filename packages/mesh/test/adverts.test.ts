@@ -7,10 +7,15 @@ const bytes = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringif
 
 function advert(id: Identity, seq: number, peerId: string = addressToPeerId(id.address).toString()): CapacityAdvert {
   return {
-    peerId, addrs: [], seq,
+    peerId,
+    addrs: [],
+    seq,
     hardware: { cpuCores: 4, memoryMb: 8192, diskMb: 1000, gpus: [] },
     free: { cpu: 4, memoryMb: 8000, gpus: 0 },
-    pricePerHour: 1000, region: 'local', version: '0.1.0', available: true,
+    pricePerHour: 1000,
+    region: 'local',
+    version: '0.1.0',
+    available: true,
   }
 }
 
@@ -63,7 +68,11 @@ describe('AdvertGate', () => {
     const gate = new AdvertGate(16 * 1024)
     const t = Date.now()
     expect(gate.check(bytes(seal(id, Kind.advert, advert(id, 50), { ttlMs: 1000, now: t })), t).ok).toBe(true)
-    expect(gate.check(bytes(seal(id, Kind.advert, advert(id, 0), { ttlMs: 1000, now: t })), t)).toMatchObject({ reason: 'stale_seq' })
-    expect(gate.check(bytes(seal(id, Kind.advert, advert(id, 0), { ttlMs: 1000, now: t + 1500 })), t + 1500).ok).toBe(true)
+    expect(gate.check(bytes(seal(id, Kind.advert, advert(id, 0), { ttlMs: 1000, now: t })), t)).toMatchObject({
+      reason: 'stale_seq',
+    })
+    expect(gate.check(bytes(seal(id, Kind.advert, advert(id, 0), { ttlMs: 1000, now: t + 1500 })), t + 1500).ok).toBe(
+      true,
+    )
   })
 })

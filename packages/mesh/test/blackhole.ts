@@ -27,8 +27,12 @@ export async function startBlackhole(targetPort: number): Promise<Blackhole> {
     const upstream = track(connect(targetPort, '127.0.0.1'))
     // Not pipe(): a hang must stop the flow without ending either side.
     const forward = (from: Socket, to: Socket) => {
-      from.on('data', (chunk) => { if (!hung) to.write(chunk) })
-      from.once('end', () => { if (!hung) to.end() })
+      from.on('data', (chunk) => {
+        if (!hung) to.write(chunk)
+      })
+      from.once('end', () => {
+        if (!hung) to.end()
+      })
     }
     forward(client, upstream)
     forward(upstream, client)
@@ -43,9 +47,10 @@ export async function startBlackhole(targetPort: number): Promise<Blackhole> {
       // would against a stopped process.
       for (const s of sockets) s.pause()
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
   }
 }

@@ -14,10 +14,12 @@ describe('createMeshNode', () => {
   })
 
   it('refuses a bootstrap entry that names no peer, instead of running alone', () => {
-    expect(() => createMeshNode({ identity: Identity.generate(), bootstrap: ['/ip4/127.0.0.1/tcp/4001'] }))
-      .toThrowError(expect.objectContaining({ kind: 'CONFIG_INVALID' }))
-    expect(() => createMeshNode({ identity: Identity.generate(), bootstrap: ['not a multiaddr'] }))
-      .toThrowError(expect.objectContaining({ kind: 'CONFIG_INVALID' }))
+    expect(() =>
+      createMeshNode({ identity: Identity.generate(), bootstrap: ['/ip4/127.0.0.1/tcp/4001'] }),
+    ).toThrowError(expect.objectContaining({ kind: 'CONFIG_INVALID' }))
+    expect(() => createMeshNode({ identity: Identity.generate(), bootstrap: ['not a multiaddr'] })).toThrowError(
+      expect.objectContaining({ kind: 'CONFIG_INVALID' }),
+    )
   })
 
   it('says so when used before start', async () => {
@@ -28,8 +30,13 @@ describe('createMeshNode', () => {
 
   it('logs through the given Logger, fields first, as pino takes them', async () => {
     const lines: [object, string | undefined][] = []
-    const keep = (obj: object, msg?: string) => { lines.push([obj, msg]) }
-    const node = createMeshNode({ identity: Identity.generate(), logger: { debug: keep, info: keep, warn: keep, error: keep } })
+    const keep = (obj: object, msg?: string) => {
+      lines.push([obj, msg])
+    }
+    const node = createMeshNode({
+      identity: Identity.generate(),
+      logger: { debug: keep, info: keep, warn: keep, error: keep },
+    })
     await node.start()
     try {
       expect(lines).toContainEqual([{ address: node.address, addrs: node.multiaddrs() }, 'mesh node listening'])

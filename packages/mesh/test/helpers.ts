@@ -27,7 +27,12 @@ export function sampleAdvert(node: MeshNode, seq: number): CapacityAdvert {
     peerId: node.peerId,
     addrs: node.multiaddrs(),
     seq,
-    hardware: { cpuCores: 8, memoryMb: 32_768, diskMb: 500_000, gpus: [{ index: 0, model: 'NVIDIA GeForce RTX 4090', vramMb: 24_564 }] },
+    hardware: {
+      cpuCores: 8,
+      memoryMb: 32_768,
+      diskMb: 500_000,
+      gpus: [{ index: 0, model: 'NVIDIA GeForce RTX 4090', vramMb: 24_564 }],
+    },
     free: { cpu: 8, memoryMb: 30_000, gpus: 1 },
     pricePerHour: 450_000,
     region: 'local',

@@ -51,7 +51,9 @@ describe('liveness', () => {
     // Three timeouts of busy CPU, as a starved process on an overloaded machine sees it: the
     // peer's beats are waiting in the socket when the loop comes back, and must count.
     const until = Date.now() + 3_000
-    while (Date.now() < until) { /* stall */ }
+    while (Date.now() < until) {
+      /* stall */
+    }
     await new Promise((r) => setTimeout(r, 1_500))
     expect(gone).toEqual([])
     expect(a.peers()).toContain(b.address)
@@ -72,7 +74,7 @@ describe('advert push', () => {
     expect(m.stats.advertsAccepted).toBe(1)
   })
 
-  it('rebuilds a restarted bootstrap node\'s view without anyone publishing again', async () => {
+  it("rebuilds a restarted bootstrap node's view without anyone publishing again", async () => {
     const identity = Identity.generate()
     const m = await startNode(started, { identity })
     const listen = m.multiaddrs().map((a) => a.replace(/\/p2p\/.*$/, ''))
@@ -89,7 +91,9 @@ describe('advert push', () => {
     const again = new Set<Address>()
     m2.onAdvert((ev) => again.add(ev.signer))
     const t = Date.now()
-    await waitFor(() => again.size === 3, 'every provider\'s advert at the restarted node', 15_000)
-    report(`restarted bootstrap node had all 3 providers' adverts back ${Date.now() - t} ms after it started (no new publish)`)
+    await waitFor(() => again.size === 3, "every provider's advert at the restarted node", 15_000)
+    report(
+      `restarted bootstrap node had all 3 providers' adverts back ${Date.now() - t} ms after it started (no new publish)`,
+    )
   })
 })

@@ -23,7 +23,11 @@ describe('capacity adverts over gossipsub', () => {
     const boot = new Set<Address>([b1.address, b2.address])
 
     // More than the bootstrap nodes: every ordinary node also holds a link to another ordinary node.
-    await waitFor(() => others.every((n) => n.peers().some((p) => !boot.has(p))), 'links between non-bootstrap nodes', 8_000)
+    await waitFor(
+      () => others.every((n) => n.peers().some((p) => !boot.has(p))),
+      'links between non-bootstrap nodes',
+      8_000,
+    )
     const meshMs = Date.now() - t0
 
     const publisher = others[2] as MeshNode
@@ -44,7 +48,9 @@ describe('capacity adverts over gossipsub', () => {
     }
     const lastMs = Math.max(...[...seen.values()].map((s) => s.at)) - tPublish
     const degree = nodes.map((n) => n.peers().length)
-    report(`5 nodes: mesh formed in ${meshMs} ms; advert seen by all 4 others ${lastMs} ms after publish (publishes: ${seq}); peers per node ${degree.join(',')}`)
+    report(
+      `5 nodes: mesh formed in ${meshMs} ms; advert seen by all 4 others ${lastMs} ms after publish (publishes: ${seq}); peers per node ${degree.join(',')}`,
+    )
 
     for (const { ev } of seen.values()) {
       expect(ev.signer).toBe(publisher.address)
@@ -92,11 +98,24 @@ describe('capacity adverts over gossipsub', () => {
 
     const total = (r: Record<string, number>): number => Object.values(r).reduce((x, y) => x + y, 0)
     await waitFor(() => total(b.stats.advertsDropped) - total(before) >= 7, 'seven drops', 5_000)
-    const delta = Object.fromEntries(Object.entries(b.stats.advertsDropped).map(([k, v]) => [k, v - (before[k as keyof typeof before] ?? 0)]))
-    expect(delta).toEqual({ bad_signature: 1, replayed: 1, expired: 1, not_yet_valid: 0, too_large: 1, malformed: 1, peer_mismatch: 1, stale_seq: 1 })
+    const delta = Object.fromEntries(
+      Object.entries(b.stats.advertsDropped).map(([k, v]) => [k, v - (before[k as keyof typeof before] ?? 0)]),
+    )
+    expect(delta).toEqual({
+      bad_signature: 1,
+      replayed: 1,
+      expired: 1,
+      not_yet_valid: 0,
+      too_large: 1,
+      malformed: 1,
+      peer_mismatch: 1,
+      stale_seq: 1,
+    })
     expect(b.stats.advertsAccepted).toBe(accepted)
     expect(got).toHaveLength(accepted)
-    await expect(a.publishAdvert({ ...sampleAdvert(a, 200), peerId: stranger.address })).rejects.toMatchObject({ kind: 'PAYLOAD_INVALID' })
+    await expect(a.publishAdvert({ ...sampleAdvert(a, 200), peerId: stranger.address })).rejects.toMatchObject({
+      kind: 'PAYLOAD_INVALID',
+    })
   })
 })
 
@@ -136,7 +155,10 @@ describe('channels', () => {
     // Compared as Buffers: vitest's deep equality takes a second over half a million bytes.
     expect(echoed !== undefined && Buffer.from(echoed).equals(payload)).toBe(true)
 
-    await expect(ch.send(new Uint8Array(1024 * 1024 + 1))).rejects.toMatchObject({ kind: 'STREAM_FRAME_TOO_LARGE', code: 'KILN_6003' })
+    await expect(ch.send(new Uint8Array(1024 * 1024 + 1))).rejects.toMatchObject({
+      kind: 'STREAM_FRAME_TOO_LARGE',
+      code: 'KILN_6003',
+    })
     await expect(ch.next(100)).rejects.toMatchObject({ kind: 'PEER_UNREACHABLE', context: { timeout: true } })
     await ch.close()
     expect(await ch.next(5_000)).toBeUndefined()
@@ -150,10 +172,16 @@ describe('channels', () => {
     expect(seenByB[1]).toEqual({ remote: big.address, error: 'STREAM_FRAME_TOO_LARGE' })
     await expect(ch2.next(5_000)).rejects.toThrow()
 
-    await expect(a.open(b.address, '/kiln/test/nobody-serves-this/1')).rejects.toMatchObject({ kind: 'PEER_UNREACHABLE' })
+    await expect(a.open(b.address, '/kiln/test/nobody-serves-this/1')).rejects.toMatchObject({
+      kind: 'PEER_UNREACHABLE',
+    })
     const absent = Identity.generate()
-    await expect(a.open(absent.address, '/kiln/test/echo/1', { addrs: ['/ip4/127.0.0.1/tcp/9'], signal: AbortSignal.timeout(3_000) }))
-      .rejects.toMatchObject({ kind: 'PEER_UNREACHABLE' })
+    await expect(
+      a.open(absent.address, '/kiln/test/echo/1', {
+        addrs: ['/ip4/127.0.0.1/tcp/9'],
+        signal: AbortSignal.timeout(3_000),
+      }),
+    ).rejects.toMatchObject({ kind: 'PEER_UNREACHABLE' })
   })
 
   it('holds a sender back while the receiver does not read, and loses nothing', async () => {

@@ -16,11 +16,16 @@ describe('the mesh survives the loss of one node', () => {
     const { nodes, b1, b2 } = await startMesh(8)
     const rest = nodes.filter((n) => n !== b1)
     await b1.stop()
-    await waitFor(() => rest.every((n) => !n.peers().includes(b1.address)), 'everyone to notice the bootstrap node left')
+    await waitFor(
+      () => rest.every((n) => !n.peers().includes(b1.address)),
+      'everyone to notice the bootstrap node left',
+    )
     expect(components(rest)).toBe(1)
 
     const ms = await reachesAll(rest[rest.length - 1] as MeshNode, rest, 1)
-    report(`8 nodes, bootstrap node 1 stopped: an advert published afterwards reached the other ${rest.length - 1} in ${ms} ms`)
+    report(
+      `8 nodes, bootstrap node 1 stopped: an advert published afterwards reached the other ${rest.length - 1} in ${ms} ms`,
+    )
 
     // A newcomer handed both bootstrap addresses, one of them dead, joins through the other.
     const late = await startNode(started, { bootstrap: [...b1.multiaddrs(), ...b2.multiaddrs()] })
@@ -41,7 +46,9 @@ describe('the mesh survives the loss of one node', () => {
     // Published by the node that had the fewest links, the one most likely to be cut off.
     const weakest = rest.reduce((a, b) => (b.peers().length < a.peers().length ? b : a))
     const ms = await reachesAll(weakest, rest, 1)
-    report(`8 nodes (peers per node ${degree.join(',')}), hub (${nodes.indexOf(hub) < 2 ? 'a bootstrap node' : 'not a bootstrap node'}) with ${degree[nodes.indexOf(hub)]} links stopped: advert from a node with ${weakest.peers().length} links reached the other ${rest.length - 1} in ${ms} ms`)
+    report(
+      `8 nodes (peers per node ${degree.join(',')}), hub (${nodes.indexOf(hub) < 2 ? 'a bootstrap node' : 'not a bootstrap node'}) with ${degree[nodes.indexOf(hub)]} links stopped: advert from a node with ${weakest.peers().length} links reached the other ${rest.length - 1} in ${ms} ms`,
+    )
   })
 })
 
@@ -52,7 +59,11 @@ async function startMesh(n: number): Promise<{ nodes: MeshNode[]; b1: MeshNode; 
   const list = [...b1.multiaddrs(), ...b2.multiaddrs()]
   const others = await Promise.all(Array.from({ length: n - 2 }, () => startNode(started, { bootstrap: list })))
   const boot = new Set<Address>([b1.address, b2.address])
-  await waitFor(() => others.every((o) => o.peers().some((p) => !boot.has(p))), 'links beyond the bootstrap nodes', 15_000)
+  await waitFor(
+    () => others.every((o) => o.peers().some((p) => !boot.has(p))),
+    'links beyond the bootstrap nodes',
+    15_000,
+  )
   const nodes = [b1, b2, ...others]
   // The gossip mesh is formed once one advert gets everywhere.
   await reachesAll(others[0] as MeshNode, nodes, 0, 10_000)
@@ -88,9 +99,11 @@ function components(nodes: MeshNode[]): number {
  */
 async function reachesAll(from: MeshNode, nodes: MeshNode[], seq: number, timeoutMs = 5_000): Promise<number> {
   const waiting = new Set(nodes.filter((n) => n !== from).map((n) => n.address))
-  const offs = nodes.map((n) => n.onAdvert((ev) => {
-    if (ev.signer === from.address && ev.advert.seq === seq) waiting.delete(n.address)
-  }))
+  const offs = nodes.map((n) =>
+    n.onAdvert((ev) => {
+      if (ev.signer === from.address && ev.advert.seq === seq) waiting.delete(n.address)
+    }),
+  )
   const t = Date.now()
   try {
     await from.publishAdvert(sampleAdvert(from, seq))

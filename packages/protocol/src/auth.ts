@@ -19,8 +19,20 @@ export const READ_TOKEN_TTL_MS = 5 * 60_000
 export const MAX_READ_TOKEN_TTL_MS = 10 * 60_000
 const SCHEME = 'Kiln '
 
-export function sealReadToken(identity: Identity, audience: Address, opts: { ttlMs?: number; now?: number } = {}): Envelope {
-  return seal(identity, Kind.read, { audience }, { ttlMs: Math.min(opts.ttlMs ?? READ_TOKEN_TTL_MS, MAX_READ_TOKEN_TTL_MS), ...(opts.now !== undefined ? { now: opts.now } : {}) })
+export function sealReadToken(
+  identity: Identity,
+  audience: Address,
+  opts: { ttlMs?: number; now?: number } = {},
+): Envelope {
+  return seal(
+    identity,
+    Kind.read,
+    { audience },
+    {
+      ttlMs: Math.min(opts.ttlMs ?? READ_TOKEN_TTL_MS, MAX_READ_TOKEN_TTL_MS),
+      ...(opts.now !== undefined ? { now: opts.now } : {}),
+    },
+  )
 }
 
 /** The HTTP `authorization` header value carrying a read token. */
@@ -36,7 +48,11 @@ export function authorizationHeader(token: Envelope): string {
 export function readerOf(header: string | undefined, audience: Address, now = Date.now()): Address | null {
   if (header === undefined || header === '') return null
   if (!header.startsWith(SCHEME)) {
-    throw new KilnError('AUTH_REQUIRED', `the authorization header must be "${SCHEME.trim()} <token>", a read token signed by your key`, { expected: 'Kiln <base64url read token>' })
+    throw new KilnError(
+      'AUTH_REQUIRED',
+      `the authorization header must be "${SCHEME.trim()} <token>", a read token signed by your key`,
+      { expected: 'Kiln <base64url read token>' },
+    )
   }
   let raw: unknown
   try {
@@ -46,10 +62,18 @@ export function readerOf(header: string | undefined, audience: Address, now = Da
   }
   const { payload, envelope } = open(raw, { kind: Kind.read, schema: ReadToken, now, maxBytes: 2048 })
   if (envelope.expiresAt - envelope.issuedAt > MAX_READ_TOKEN_TTL_MS) {
-    throw new KilnError('ENVELOPE_MALFORMED', `a read token may live at most ${MAX_READ_TOKEN_TTL_MS / 60_000} minutes`, { maxTtlMs: MAX_READ_TOKEN_TTL_MS })
+    throw new KilnError(
+      'ENVELOPE_MALFORMED',
+      `a read token may live at most ${MAX_READ_TOKEN_TTL_MS / 60_000} minutes`,
+      { maxTtlMs: MAX_READ_TOKEN_TTL_MS },
+    )
   }
   if (payload.audience !== audience) {
-    throw new KilnError('ENVELOPE_WRONG_SIGNER', `the read token is for marketplace ${payload.audience}, not this one (${audience})`, { audience: payload.audience, expected: audience })
+    throw new KilnError(
+      'ENVELOPE_WRONG_SIGNER',
+      `the read token is for marketplace ${payload.audience}, not this one (${audience})`,
+      { audience: payload.audience, expected: audience },
+    )
   }
   return envelope.signer
 }
@@ -57,5 +81,9 @@ export function readerOf(header: string | undefined, audience: Address, now = Da
 /** The reader an owner-only read must name: refused with AUTH_REQUIRED when it names none. */
 export function requireReader(reader: Address | null, what: string, context: KilnErrorContext = {}): Address {
   if (reader !== null) return reader
-  throw new KilnError('AUTH_REQUIRED', `${what} are their owner's only: send a read token signed by the owner's key (the SDK and the kiln CLI do)`, context)
+  throw new KilnError(
+    'AUTH_REQUIRED',
+    `${what} are their owner's only: send a read token signed by the owner's key (the SDK and the kiln CLI do)`,
+    context,
+  )
 }

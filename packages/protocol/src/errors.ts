@@ -99,7 +99,12 @@ export class KilnError<K extends KilnErrorName = KilnErrorName> extends Error {
   readonly context: KilnErrorContextOf<K>
 
   // Every typed field is optional, so an empty context fits every kind.
-  constructor(kind: K, message: string, context: KilnErrorContextOf<K> = {} as KilnErrorContextOf<K>, options?: { cause?: unknown }) {
+  constructor(
+    kind: K,
+    message: string,
+    context: KilnErrorContextOf<K> = {} as KilnErrorContextOf<K>,
+    options?: { cause?: unknown },
+  ) {
     super(message, options)
     this.kind = kind
     this.code = KilnErrorCode[kind]

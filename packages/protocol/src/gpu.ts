@@ -22,7 +22,11 @@ export function gpuNeed(request: JobSpec['resources']['gpu']): GpuNeed {
  * is the reason. `models` are the GPUs' models in lower case; the scheduler keeps them so,
  * since this runs for every provider it examines.
  */
-export function gpuMismatch(need: GpuNeed, gpus: readonly Pick<GpuInfo, 'vramMb' | 'model'>[], models: readonly string[] = gpus.map((g) => g.model.toLowerCase())): GpuMismatch | undefined {
+export function gpuMismatch(
+  need: GpuNeed,
+  gpus: readonly Pick<GpuInfo, 'vramMb' | 'model'>[],
+  models: readonly string[] = gpus.map((g) => g.model.toLowerCase()),
+): GpuMismatch | undefined {
   if (need.count === 0) return undefined
   if (gpus.length < need.count) return 'gpu_count'
   let modelOk = false

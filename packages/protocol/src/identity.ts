@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto'
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign as edSign,
+  verify as edVerify,
+  type KeyObject,
+} from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { inspect } from 'node:util'
@@ -42,7 +49,11 @@ const publicKeyCache = new Map<string, KeyObject>()
 function publicKeyObject(address: Address): KeyObject {
   let key = publicKeyCache.get(address)
   if (!key) {
-    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKeyFromAddress(address)]), format: 'der', type: 'spki' })
+    key = createPublicKey({
+      key: Buffer.concat([SPKI_PREFIX, publicKeyFromAddress(address)]),
+      format: 'der',
+      type: 'spki',
+    })
     if (publicKeyCache.size > 10_000) publicKeyCache.clear()
     publicKeyCache.set(address, key)
   }
@@ -73,7 +84,11 @@ export class Identity {
     this.#secretKey = Uint8Array.from(secretKey)
     this.publicKey = this.#secretKey.slice(32)
     this.address = addressFromPublicKey(this.publicKey)
-    this.#privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, this.#secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' })
+    this.#privateKey = createPrivateKey({
+      key: Buffer.concat([PKCS8_PREFIX, this.#secretKey.subarray(0, 32)]),
+      format: 'der',
+      type: 'pkcs8',
+    })
   }
 
   static generate(): Identity {
@@ -83,7 +98,8 @@ export class Identity {
   }
 
   static fromSeed(seed: Uint8Array): Identity {
-    if (seed.length !== 32) throw new KilnError('KEYPAIR_FILE_INVALID', 'an Ed25519 seed is 32 bytes', { length: seed.length })
+    if (seed.length !== 32)
+      throw new KilnError('KEYPAIR_FILE_INVALID', 'an Ed25519 seed is 32 bytes', { length: seed.length })
     const priv = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
     const pub = createPublicKey(priv).export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length)
     return new Identity(Uint8Array.from([...seed, ...pub]))
@@ -91,7 +107,8 @@ export class Identity {
 
   /** From a 64-byte Solana secret key (seed followed by public key); checks they belong together. */
   static fromSecretKey(secretKey: Uint8Array): Identity {
-    if (secretKey.length !== 64) throw new KilnError('KEYPAIR_FILE_INVALID', 'a Solana secret key is 64 bytes', { length: secretKey.length })
+    if (secretKey.length !== 64)
+      throw new KilnError('KEYPAIR_FILE_INVALID', 'a Solana secret key is 64 bytes', { length: secretKey.length })
     const id = Identity.fromSeed(secretKey.subarray(0, 32))
     if (!Buffer.from(id.publicKey).equals(Buffer.from(secretKey.subarray(32)))) {
       throw new KilnError('KEYPAIR_FILE_INVALID', 'the public half of the secret key does not match its seed')
@@ -127,7 +144,11 @@ export function loadIdentity(path: string): Identity {
     throw new KilnError('KEYPAIR_FILE_INVALID', `keypair file ${path} is not JSON`, { path }, { cause })
   }
   if (!Array.isArray(bytes) || bytes.length !== 64 || !bytes.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-    throw new KilnError('KEYPAIR_FILE_INVALID', `keypair file ${path} must be a JSON array of 64 bytes (Solana keypair format)`, { path })
+    throw new KilnError(
+      'KEYPAIR_FILE_INVALID',
+      `keypair file ${path} must be a JSON array of 64 bytes (Solana keypair format)`,
+      { path },
+    )
   }
   return Identity.fromSecretKey(Uint8Array.from(bytes as number[]))
 }

@@ -15,7 +15,10 @@ export interface TokenUnit {
 }
 
 /** Circle's USDC mints (mainnet-beta, devnet): a marketplace settling in one of them says USDC. */
-export const USDC_MINTS: readonly string[] = ['EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v', '4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU']
+export const USDC_MINTS: readonly string[] = [
+  'EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v',
+  '4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU',
+]
 
 /** Any other mint is taken for a test stablecoin (the devchain's), and said so: t for test. */
 export const TEST_TOKEN: TokenUnit = { symbol: 'tUSDC', decimals: TOKEN_DECIMALS }
@@ -39,7 +42,11 @@ export function formatAmount(units: number | bigint, unit: TokenUnit): string {
   const abs = n < 0n ? -n : n
   const scale = 10n ** BigInt(unit.decimals)
   const whole = (abs / scale).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',')
-  const frac = (abs % scale).toString().padStart(unit.decimals, '0').replace(/0+$/, '').padEnd(Math.min(MIN_DECIMALS, unit.decimals), '0')
+  const frac = (abs % scale)
+    .toString()
+    .padStart(unit.decimals, '0')
+    .replace(/0+$/, '')
+    .padEnd(Math.min(MIN_DECIMALS, unit.decimals), '0')
   return `${n < 0n ? '-' : ''}${whole}${frac ? `.${frac}` : ''} ${unit.symbol}`
 }
 
@@ -52,8 +59,10 @@ export function formatRate(unitsPerHour: number, unit: TokenUnit): string {
 export function moneyFormat(unit: TokenUnit) {
   return {
     unit,
-    amount: (units: number | bigint | null | undefined): string => (units === null || units === undefined ? '-' : formatAmount(units, unit)),
-    rate: (unitsPerHour: number | null | undefined): string => (unitsPerHour === null || unitsPerHour === undefined ? '-' : formatRate(unitsPerHour, unit)),
+    amount: (units: number | bigint | null | undefined): string =>
+      units === null || units === undefined ? '-' : formatAmount(units, unit),
+    rate: (unitsPerHour: number | null | undefined): string =>
+      unitsPerHour === null || unitsPerHour === undefined ? '-' : formatRate(unitsPerHour, unit),
   }
 }
 export type MoneyFormat = ReturnType<typeof moneyFormat>

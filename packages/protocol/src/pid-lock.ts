@@ -44,7 +44,8 @@ function create(path: string): boolean {
   }
 }
 
-const liveHolder = (pid: number | undefined, path: string): pid is number => pid !== undefined && isAlive(pid) && (pid !== process.pid || held.has(path))
+const liveHolder = (pid: number | undefined, path: string): pid is number =>
+  pid !== undefined && isAlive(pid) && (pid !== process.pid || held.has(path))
 
 /**
  * Takes the lock file `path` for this process, or throws `inUse(pid)` naming the live process
@@ -55,7 +56,12 @@ export function takePidLock(path: string, inUse: (pid: number | undefined) => Ki
   for (let round = 0; round < 5; round++) {
     if (create(path)) {
       held.add(path)
-      return { path, release: () => { if (held.delete(path) && pidIn(path) === process.pid) rmSync(path, { force: true }) } }
+      return {
+        path,
+        release: () => {
+          if (held.delete(path) && pidIn(path) === process.pid) rmSync(path, { force: true })
+        },
+      }
     }
     const pid = pidIn(path)
     if (liveHolder(pid, path)) throw inUse(pid)
@@ -71,7 +77,11 @@ export function takePidLock(path: string, inUse: (pid: number | undefined) => Ki
     const moved = pidIn(aside)
     if (moved !== pid && liveHolder(moved, path)) {
       // A fresh lock, made between our look and our rename: put it back (unless a third took the place).
-      try { linkSync(aside, path) } catch { /* that one holds it now */ }
+      try {
+        linkSync(aside, path)
+      } catch {
+        /* that one holds it now */
+      }
       rmSync(aside, { force: true })
       throw inUse(moved)
     }

@@ -20,7 +20,11 @@ function withoutControls(allowWhitespace: boolean): z.ZodString {
     const at = firstControl(ctx.value, allowWhitespace)
     if (at < 0) return
     const hex = ctx.value.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0')
-    ctx.issues.push({ code: 'custom', input: ctx.value, message: `contains the control character U+${hex} at position ${at}; only ${allowed} is accepted` })
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      message: `contains the control character U+${hex} at position ${at}; only ${allowed} is accepted`,
+    })
   })
 }
 

@@ -34,5 +34,9 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, wha
   const issues = toFieldIssues(result.error)
   const first = issues[0]
   const summary = first ? `${first.path || '(root)'}: ${first.message}` : 'invalid'
-  throw new KilnError('PAYLOAD_INVALID', `invalid ${what}: ${summary}${issues.length > 1 ? ` (+${issues.length - 1} more)` : ''}`, { issues })
+  throw new KilnError(
+    'PAYLOAD_INVALID',
+    `invalid ${what}: ${summary}${issues.length > 1 ? ` (+${issues.length - 1} more)` : ''}`,
+    { issues },
+  )
 }

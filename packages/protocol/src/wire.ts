@@ -16,7 +16,9 @@ export const Protocol = {
 
 export const OUTPUT_CHUNK_BYTES = 256 * 1024
 
-const errorInfo = z.object({ code: z.string().max(16), kind: z.string().max(64), message: z.string().max(2000) }).strict()
+const errorInfo = z
+  .object({ code: z.string().max(16), kind: z.string().max(64), message: z.string().max(2000) })
+  .strict()
 export type WireError = z.output<typeof errorInfo>
 
 /**
@@ -27,12 +29,23 @@ export const ProviderFrame = z.discriminatedUnion('t', [
   z.object({ t: z.literal('accepted') }).strict(),
   z.object({ t: z.literal('refused'), error: errorInfo }).strict(),
   z.object({ t: z.literal('started'), at: z.number().int() }).strict(),
-  z.object({
-    t: z.literal('log'),
-    seq: z.number().int().nonnegative(),
-    chunks: z.array(z.object({ stream: z.enum(['stdout', 'stderr']), text: z.string().max(64 * 1024) }).strict()).max(64),
-  }).strict(),
-  z.object({ t: z.literal('output'), bytes: z.number().int().nonnegative(), digest: sha256, chunks: z.number().int().nonnegative() }).strict(),
+  z
+    .object({
+      t: z.literal('log'),
+      seq: z.number().int().nonnegative(),
+      chunks: z
+        .array(z.object({ stream: z.enum(['stdout', 'stderr']), text: z.string().max(64 * 1024) }).strict())
+        .max(64),
+    })
+    .strict(),
+  z
+    .object({
+      t: z.literal('output'),
+      bytes: z.number().int().nonnegative(),
+      digest: sha256,
+      chunks: z.number().int().nonnegative(),
+    })
+    .strict(),
   z.object({ t: z.literal('receipt'), envelope: z.unknown() }).strict(),
   /** Result protocol only: the run is not over yet. */
   z.object({ t: z.literal('running') }).strict(),

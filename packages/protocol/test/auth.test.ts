@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { authorizationHeader, Identity, Kind, readerOf, requireReader, seal, sealReadToken, type KilnErrorName } from '../src/index.ts'
+import {
+  authorizationHeader,
+  Identity,
+  Kind,
+  readerOf,
+  requireReader,
+  seal,
+  sealReadToken,
+  type KilnErrorName,
+} from '../src/index.ts'
 
 const market = Identity.generate().address
 const kindOf = (fn: () => unknown): KilnErrorName | 'none' => {
@@ -21,10 +30,16 @@ describe('read tokens', () => {
   it('are refused for another marketplace, once expired, when forged or malformed', () => {
     const me = Identity.generate()
     const now = Date.now()
-    expect(kindOf(() => readerOf(authorizationHeader(sealReadToken(me, Identity.generate().address)), market))).toBe('ENVELOPE_WRONG_SIGNER')
-    expect(kindOf(() => readerOf(authorizationHeader(sealReadToken(me, market, { now: now - 6 * 60_000 })), market, now))).toBe('ENVELOPE_EXPIRED')
+    expect(kindOf(() => readerOf(authorizationHeader(sealReadToken(me, Identity.generate().address)), market))).toBe(
+      'ENVELOPE_WRONG_SIGNER',
+    )
+    expect(
+      kindOf(() => readerOf(authorizationHeader(sealReadToken(me, market, { now: now - 6 * 60_000 })), market, now)),
+    ).toBe('ENVELOPE_EXPIRED')
     const t = sealReadToken(me, market)
-    expect(kindOf(() => readerOf(authorizationHeader({ ...t, signer: Identity.generate().address }), market))).toBe('ENVELOPE_BAD_SIGNATURE')
+    expect(kindOf(() => readerOf(authorizationHeader({ ...t, signer: Identity.generate().address }), market))).toBe(
+      'ENVELOPE_BAD_SIGNATURE',
+    )
     expect(kindOf(() => readerOf('Bearer abc', market))).toBe('AUTH_REQUIRED')
     expect(kindOf(() => readerOf('Kiln %%%', market))).toBe('ENVELOPE_MALFORMED')
   })

@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { Identity, jsonTextDepth, MAX_API_ENVELOPE_TTL_MS, NonceCache, open, seal, isKilnError, valueDepth, type Envelope } from '../src/index.ts'
+import {
+  Identity,
+  jsonTextDepth,
+  MAX_API_ENVELOPE_TTL_MS,
+  NonceCache,
+  open,
+  seal,
+  isKilnError,
+  valueDepth,
+  type Envelope,
+} from '../src/index.ts'
 
 const schema = z.object({ n: z.number() }).strict()
 const kind = 'test/1'
@@ -17,7 +27,9 @@ describe('signed envelopes', () => {
   it('rejects a payload changed after signing', () => {
     const env = seal(Identity.generate(), kind, { n: 1 })
     const tampered = { ...env, payload: { n: 2 } }
-    expect(() => open(tampered, { kind, schema })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_BAD_SIGNATURE' }))
+    expect(() => open(tampered, { kind, schema })).toThrowError(
+      expect.objectContaining({ kind: 'ENVELOPE_BAD_SIGNATURE' }),
+    )
   })
 
   it('rejects an envelope that claims another signer', () => {
@@ -29,14 +41,22 @@ describe('signed envelopes', () => {
   it('rejects expired, replayed, oversized and wrong-kind envelopes', () => {
     const id = Identity.generate()
     const env = seal(id, kind, { n: 1 }, { ttlMs: 1000, now: 1_000 })
-    expect(() => open(env, { kind, schema, now: 5_000 })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_EXPIRED' }))
+    expect(() => open(env, { kind, schema, now: 5_000 })).toThrowError(
+      expect.objectContaining({ kind: 'ENVELOPE_EXPIRED' }),
+    )
     const nonces = new NonceCache()
     const fresh = seal(id, kind, { n: 1 })
     open(fresh, { kind, schema, nonces })
-    expect(() => open(fresh, { kind, schema, nonces })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_REPLAYED' }))
+    expect(() => open(fresh, { kind, schema, nonces })).toThrowError(
+      expect.objectContaining({ kind: 'ENVELOPE_REPLAYED' }),
+    )
     const big = seal(id, kind, { n: 1, pad: 'x'.repeat(70_000) })
-    expect(() => open(JSON.stringify(big), { kind, schema })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_TOO_LARGE' }))
-    expect(() => open(seal(id, 'other/1', { n: 1 }), { kind, schema })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_WRONG_KIND' }))
+    expect(() => open(JSON.stringify(big), { kind, schema })).toThrowError(
+      expect.objectContaining({ kind: 'ENVELOPE_TOO_LARGE' }),
+    )
+    expect(() => open(seal(id, 'other/1', { n: 1 }), { kind, schema })).toThrowError(
+      expect.objectContaining({ kind: 'ENVELOPE_WRONG_KIND' }),
+    )
   })
 
   it('checks the payload schema after the signature and names the field', () => {
@@ -52,8 +72,15 @@ describe('signed envelopes', () => {
 
   it('refuses an envelope nested deeper than any message, as text and as a value, before anything recursive walks it', () => {
     const deep = '['.repeat(100_000) + ']'.repeat(100_000)
-    expect(() => open(`{"v":1,"payload":${deep}}`, { kind, schema, maxBytes: 1 << 20 })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_MALFORMED', message: expect.stringMatching(/nests more than 32 levels/) }))
-    expect(() => open({ v: 1, payload: JSON.parse(deep) as unknown }, { kind, schema, maxBytes: 1 << 20 })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_MALFORMED' }))
+    expect(() => open(`{"v":1,"payload":${deep}}`, { kind, schema, maxBytes: 1 << 20 })).toThrowError(
+      expect.objectContaining({
+        kind: 'ENVELOPE_MALFORMED',
+        message: expect.stringMatching(/nests more than 32 levels/),
+      }),
+    )
+    expect(() =>
+      open({ v: 1, payload: JSON.parse(deep) as unknown }, { kind, schema, maxBytes: 1 << 20 }),
+    ).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_MALFORMED' }))
     // A sealed envelope with a legitimately nested payload still opens.
     const nested = seal(Identity.generate(), kind, { n: 1 })
     expect(open(JSON.stringify(nested), { kind, schema }).payload).toEqual({ n: 1 })
@@ -71,8 +98,15 @@ describe('signed envelopes', () => {
   it('refuses an envelope that lives longer than its kind allows', () => {
     const id = Identity.generate()
     const long = seal(id, kind, { n: 1 }, { ttlMs: MAX_API_ENVELOPE_TTL_MS + 1000 })
-    expect(() => open(long, { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS })).toThrowError(expect.objectContaining({ kind: 'ENVELOPE_MALFORMED', context: expect.objectContaining({ maxTtlMs: MAX_API_ENVELOPE_TTL_MS }) }))
-    expect(open(seal(id, kind, { n: 1 }), { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS }).payload).toEqual({ n: 1 })
+    expect(() => open(long, { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS })).toThrowError(
+      expect.objectContaining({
+        kind: 'ENVELOPE_MALFORMED',
+        context: expect.objectContaining({ maxTtlMs: MAX_API_ENVELOPE_TTL_MS }),
+      }),
+    )
+    expect(open(seal(id, kind, { n: 1 }), { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS }).payload).toEqual({
+      n: 1,
+    })
   })
 
   it('never exposes the secret key through JSON or inspection', () => {

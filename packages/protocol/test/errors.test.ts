@@ -3,7 +3,9 @@ import { isKilnError, KilnError, kilnErrorFromJSON, type KilnErrorContext } from
 
 describe('isKilnError with a kind', () => {
   it('narrows the context to the fields that kind carries', () => {
-    const e: unknown = new KilnError('PEER_UNREACHABLE', 'no result by the run deadline', { deadline: 1_700_000_000_000 })
+    const e: unknown = new KilnError('PEER_UNREACHABLE', 'no result by the run deadline', {
+      deadline: 1_700_000_000_000,
+    })
     if (!isKilnError(e, 'PEER_UNREACHABLE')) throw new Error('expected a PEER_UNREACHABLE')
     expectTypeOf(e.kind).toEqualTypeOf<'PEER_UNREACHABLE'>()
     expectTypeOf(e.context.deadline).toEqualTypeOf<number | undefined>()
@@ -17,7 +19,9 @@ describe('isKilnError with a kind', () => {
   })
 
   it('answers by kind at run time, also for an error rebuilt from its JSON form', () => {
-    const lost = kilnErrorFromJSON(JSON.parse(JSON.stringify(new KilnError('PEER_UNREACHABLE', 'the provider has no result', { lost: true }))))
+    const lost = kilnErrorFromJSON(
+      JSON.parse(JSON.stringify(new KilnError('PEER_UNREACHABLE', 'the provider has no result', { lost: true }))),
+    )
     expect(isKilnError(lost, 'PEER_UNREACHABLE') && lost.context.lost).toBe(true)
     expect(isKilnError(lost, 'JOB_WRONG_STATE')).toBe(false)
     expect(isKilnError(lost)).toBe(true)

@@ -30,7 +30,7 @@ describe('money', () => {
     expect(m.amount(120_000)).toBe('0.12 tUSDC')
   })
 
-  it('names Circle\'s USDC mints USDC and any other mint a test coin, unless told', () => {
+  it("names Circle's USDC mints USDC and any other mint a test coin, unless told", () => {
     expect(tokenUnitFor('EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v').symbol).toBe('USDC')
     expect(tokenUnitFor('4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU').symbol).toBe('USDC')
     expect(tokenUnitFor('So11111111111111111111111111111111111111112').symbol).toBe('tUSDC')

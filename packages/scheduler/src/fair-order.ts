@@ -28,7 +28,10 @@ export function fairOrder<J extends Queued>(jobs: readonly J[]): J[] {
       let any = false
       for (const q of queues) {
         const j = q[round]
-        if (j) { out.push(j); any = true }
+        if (j) {
+          out.push(j)
+          any = true
+        }
       }
       if (!any) break
     }

@@ -10,12 +10,24 @@ import { mulberry32 } from '../../../test/support/prng.ts'
  */
 describe('indexed engine vs scan of every provider', () => {
   // Seeds 1-6: varied machines. Seeds 7-8: many alike machines, so buckets split into price bands.
-  for (const [seed, count, alike] of [[1, 150, false], [2, 150, false], [3, 150, false], [4, 150, false], [5, 150, false], [6, 150, false], [7, 700, true], [8, 700, true]] as const) {
+  for (const [seed, count, alike] of [
+    [1, 150, false],
+    [2, 150, false],
+    [3, 150, false],
+    [4, 150, false],
+    [5, 150, false],
+    [6, 150, false],
+    [7, 700, true],
+    [8, 700, true],
+  ] as const) {
     it(`chooses as the scan does (seed ${seed}, ${count} ${alike ? 'alike' : 'varied'} providers)`, () => {
       const { rand, pick, provider, job } = setup(seed, alike)
       const indexed = createMatchingEngine()
       const scan = createMatchingEngine({ strategy: 'scan' })
-      const both = (f: (e: MatchingEngine) => void) => { f(indexed); f(scan) }
+      const both = (f: (e: MatchingEngine) => void) => {
+        f(indexed)
+        f(scan)
+      }
       const takesNetwork = new Map<Address, boolean>()
       const bondCap = new Map<Address, number | undefined>()
       const upsert = (p: ProviderInput) => {
@@ -43,7 +55,10 @@ describe('indexed engine vs scan of every provider', () => {
           const a = indexed.place(j, opts)
           const b = scan.place(j, opts)
           expect(a).toEqual(b)
-          if (a.ok) { live.push(j.id); placed++ }
+          if (a.ok) {
+            live.push(j.id)
+            placed++
+          }
           if (a.ok && j.bondAt) {
             const maxBond = bondCap.get(a.provider.address)
             expect(maxBond === undefined || j.bondAt(a.pricePerHour) <= maxBond).toBe(true)
@@ -91,15 +106,32 @@ describe('indexed engine vs scan of every provider', () => {
 function setup(seed: number, alike: boolean) {
   const rand = mulberry32(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
-  const gpuKinds: [string, number][] = [['NVIDIA GeForce RTX 4090', 24_564], ['NVIDIA A100-SXM4-80GB', 81_920], ['NVIDIA L4', 23_034]]
+  const gpuKinds: [string, number][] = [
+    ['NVIDIA GeForce RTX 4090', 24_564],
+    ['NVIDIA A100-SXM4-80GB', 81_920],
+    ['NVIDIA L4', 23_034],
+  ]
   const regions = ['eu-west', 'us-east', 'ap-south']
   const provider = (i: number): ProviderInput => {
     // Few distinct values on purpose: equal prices and shapes make exact score ties.
     const cpu = alike ? 4 : pick([2, 4, 16, 64])
     const memoryMb = alike ? 16_384 : pick([4096, 16_384, 65_536])
-    const gpus = alike || rand() < 0.5 ? [] : Array.from({ length: pick([1, 2, 4, 8]) }, (_, index) => ({ index, model: gpuKinds[i % 3]![0], vramMb: gpuKinds[i % 3]![1] }))
+    const gpus =
+      alike || rand() < 0.5
+        ? []
+        : Array.from({ length: pick([1, 2, 4, 8]) }, (_, index) => ({
+            index,
+            model: gpuKinds[i % 3]![0],
+            vramMb: gpuKinds[i % 3]![1],
+          }))
     const advert: CapacityAdvert = {
-      peerId: 'x', addrs: [], seq: 1, region: alike ? regions[i % 2]! : pick(regions), version: '0.1.0', available: rand() < 0.95, pricePerHour: alike ? 100_000 + 1000 * Math.floor(rand() * 50) : pick([100_000, 200_000, 250_000, 400_000]),
+      peerId: 'x',
+      addrs: [],
+      seq: 1,
+      region: alike ? regions[i % 2]! : pick(regions),
+      version: '0.1.0',
+      available: rand() < 0.95,
+      pricePerHour: alike ? 100_000 + 1000 * Math.floor(rand() * 50) : pick([100_000, 200_000, 250_000, 400_000]),
       hardware: { cpuCores: cpu, memoryMb, diskMb: 0, gpus },
       free: { cpu: rand() < 0.8 ? cpu : cpu / 2, memoryMb, gpus: gpus.length },
       // Most providers take no network jobs (the default); a newer advert may change that.
@@ -107,12 +139,26 @@ function setup(seed: number, alike: boolean) {
       // Some say how large a bond they can post (a newer advert may change it); the rest set no limit.
       ...(rand() < 0.6 ? { maxBond: pick([0, 5000, 20_000, 100_000]) } : {}),
     }
-    return { address: `p${String(i).padStart(4, '0')}` as Address, advert, operator: `op${i % 40}`, reputation: pick([0.3, 0.6, 0.9]), maxActiveJobs: pick([1, 2, 4]) }
+    return {
+      address: `p${String(i).padStart(4, '0')}` as Address,
+      advert,
+      operator: `op${i % 40}`,
+      reputation: pick([0.3, 0.6, 0.9]),
+      maxActiveJobs: pick([1, 2, 4]),
+    }
   }
   const job = (id: string) => {
-    const gpu = rand() < 0.5 ? { count: pick([1, 2, 4]), models: rand() < 0.5 ? [] : [pick(['4090', 'a100', 'L4', 'h100'])], minVramMb: pick([0, 0, 24_000, 40_000]) } : undefined
+    const gpu =
+      rand() < 0.5
+        ? {
+            count: pick([1, 2, 4]),
+            models: rand() < 0.5 ? [] : [pick(['4090', 'a100', 'L4', 'h100'])],
+            minVramMb: pick([0, 0, 24_000, 40_000]),
+          }
+        : undefined
     const spec = JobSpec.parse({
-      image: 'kiln/matmul:1', maxPricePerHour: pick([150_000, 300_000, 1_000_000]),
+      image: 'kiln/matmul:1',
+      maxPricePerHour: pick([150_000, 300_000, 1_000_000]),
       resources: { cpu: pick([0.5, 1, 2, 8]), memoryMb: pick([512, 4096, 16_384]), ...(gpu ? { gpu } : {}) },
       ...(rand() < 0.4 ? { region: pick(regions) } : {}),
       ...(rand() < 0.3 ? { network: true } : {}),

@@ -1,12 +1,39 @@
 import { describe, expect, it } from 'vitest'
 import { formatRate, JobSpec, TEST_TOKEN, type Address, type CapacityAdvert } from '@kiln/protocol'
-import { createMatchingEngine, explainUnplaced, type EngineInit, type PlaceJob, type ProviderInput } from '../src/index.ts'
+import {
+  createMatchingEngine,
+  explainUnplaced,
+  type EngineInit,
+  type PlaceJob,
+  type ProviderInput,
+} from '../src/index.ts'
 
 describe('createMatchingEngine: hard constraints', () => {
-  const cases: { name: string; constraint: string; job: Record<string, unknown>; provider: Partial<Machine>; opts?: (a: Address) => Record<string, unknown> }[] = [
-    { name: 'GPU model list', constraint: 'gpu_model', job: { resources: { gpu: { count: 1, models: ['H100'] } } }, provider: { gpus: [['RTX 4090', 24_564]] } },
-    { name: 'minimum VRAM', constraint: 'gpu_vram', job: { resources: { gpu: { count: 1, minVramMb: 40_000 } } }, provider: { gpus: [['RTX 4090', 24_564]] } },
-    { name: 'GPU count on one provider', constraint: 'gpu_count', job: { resources: { gpu: { count: 2 } } }, provider: { gpus: [['RTX 4090', 24_564]] } },
+  const cases: {
+    name: string
+    constraint: string
+    job: Record<string, unknown>
+    provider: Partial<Machine>
+    opts?: (a: Address) => Record<string, unknown>
+  }[] = [
+    {
+      name: 'GPU model list',
+      constraint: 'gpu_model',
+      job: { resources: { gpu: { count: 1, models: ['H100'] } } },
+      provider: { gpus: [['RTX 4090', 24_564]] },
+    },
+    {
+      name: 'minimum VRAM',
+      constraint: 'gpu_vram',
+      job: { resources: { gpu: { count: 1, minVramMb: 40_000 } } },
+      provider: { gpus: [['RTX 4090', 24_564]] },
+    },
+    {
+      name: 'GPU count on one provider',
+      constraint: 'gpu_count',
+      job: { resources: { gpu: { count: 2 } } },
+      provider: { gpus: [['RTX 4090', 24_564]] },
+    },
     { name: 'CPU', constraint: 'cpu', job: { resources: { cpu: 8 } }, provider: { cpu: 4 } },
     { name: 'memory', constraint: 'memory', job: { resources: { memoryMb: 16_384 } }, provider: { memoryMb: 8192 } },
     { name: 'region', constraint: 'region', job: { region: 'us-east' }, provider: { region: 'eu-west' } },
@@ -15,8 +42,19 @@ describe('createMatchingEngine: hard constraints', () => {
     { name: 'escrow readiness', constraint: 'escrow', job: {}, provider: { escrowReady: false } },
     { name: 'availability', constraint: 'unavailable', job: {}, provider: { available: false } },
     { name: 'excluded providers', constraint: 'excluded', job: {}, provider: {}, opts: (a) => ({ exclude: [a] }) },
-    { name: 'excluded operators', constraint: 'operator', job: {}, provider: { operator: 'op-1' }, opts: () => ({ excludeOperators: ['op-1'] }) },
-    { name: 'network access (a provider takes no network job unless its advert says so)', constraint: 'network', job: { network: true }, provider: {} },
+    {
+      name: 'excluded operators',
+      constraint: 'operator',
+      job: {},
+      provider: { operator: 'op-1' },
+      opts: () => ({ excludeOperators: ['op-1'] }),
+    },
+    {
+      name: 'network access (a provider takes no network job unless its advert says so)',
+      constraint: 'network',
+      job: { network: true },
+      provider: {},
+    },
   ]
   for (const c of cases) {
     it(`refuses a provider that fails the ${c.name}, and takes one that passes`, () => {
@@ -26,7 +64,17 @@ describe('createMatchingEngine: hard constraints', () => {
       const refused = engine.place(job(c.job), opts)
       expect(refused.ok).toBe(false)
       if (!refused.ok) expect(refused.excluded).toEqual({ [c.constraint]: 1 })
-      const passing = add({ price: 90_000, gpus: [['NVIDIA H100 80GB HBM3', 81_559], ['NVIDIA H100 80GB HBM3', 81_559]], region: 'us-east', cpu: 32, memoryMb: 128_000, network: true })
+      const passing = add({
+        price: 90_000,
+        gpus: [
+          ['NVIDIA H100 80GB HBM3', 81_559],
+          ['NVIDIA H100 80GB HBM3', 81_559],
+        ],
+        region: 'us-east',
+        cpu: 32,
+        memoryMb: 128_000,
+        network: true,
+      })
       const placed = engine.place(job(c.job), opts)
       expect(placed.ok && placed.provider.address).toBe(passing)
     })
@@ -53,10 +101,16 @@ describe('createMatchingEngine: hard constraints', () => {
 describe('createMatchingEngine: choice', () => {
   it('fits a job to the smallest adequate provider at equal price, keeping the big machine free', () => {
     const { engine, add, job } = setup()
-    const big = add({ cpu: 64, memoryMb: 256_000, gpus: Array.from({ length: 8 }, () => ['NVIDIA A100-SXM4-80GB', 81_920] as const) })
+    const big = add({
+      cpu: 64,
+      memoryMb: 256_000,
+      gpus: Array.from({ length: 8 }, () => ['NVIDIA A100-SXM4-80GB', 81_920] as const),
+    })
     const small = add({ cpu: 4, memoryMb: 8192 })
     const medium = add({ cpu: 16, memoryMb: 64_000 })
-    expect(engine.place(job({ resources: { cpu: 2, memoryMb: 4096 } }, 'small')).ok && engine.get(small)?.activeJobs).toBe(1)
+    expect(
+      engine.place(job({ resources: { cpu: 2, memoryMb: 4096 } }, 'small')).ok && engine.get(small)?.activeJobs,
+    ).toBe(1)
     // The small machine is now busy; the next CPU job still goes to the medium one, not the GPU box.
     const next = engine.place(job({ resources: { cpu: 2, memoryMb: 4096 } }, 'next'))
     expect(next.ok && next.provider.address).toBe(medium)
@@ -66,7 +120,14 @@ describe('createMatchingEngine: choice', () => {
 
   it('packs jobs by free capacity when a provider runs several at once', () => {
     const { engine, add, job } = setup({ maxActiveJobs: 8 })
-    const p = add({ cpu: 8, memoryMb: 32_000, gpus: [['RTX 4090', 24_564], ['RTX 4090', 24_564]] })
+    const p = add({
+      cpu: 8,
+      memoryMb: 32_000,
+      gpus: [
+        ['RTX 4090', 24_564],
+        ['RTX 4090', 24_564],
+      ],
+    })
     for (const id of ['g1', 'g2']) expect(engine.place(job({ resources: { gpu: { count: 1 } } }, id)).ok).toBe(true)
     const third = engine.place(job({ resources: { gpu: { count: 1 } } }, 'g3'))
     expect(!third.ok && third.excluded).toEqual({ gpu_count: 1 })
@@ -135,7 +196,10 @@ describe('createMatchingEngine: choice', () => {
     engine.upsert({ address: dear, advert: advert({ price: 200_000 }) })
     const r = engine.place(job({ network: true }))
     expect(!r.ok && r.excluded).toEqual({ network: 2 })
-    if (!r.ok) expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(/^none of 2 providers fits \(excluded by: 2 network \(they take no jobs with network access\)\); nearest: .* fails network$/)
+    if (!r.ok)
+      expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(
+        /^none of 2 providers fits \(excluded by: 2 network \(they take no jobs with network access\)\); nearest: .* fails network$/,
+      )
   })
 
   it('matches a job only to providers that can post its bond at their own price, and says so when none can', () => {
@@ -149,7 +213,10 @@ describe('createMatchingEngine: choice', () => {
     engine.upsert({ address: rich, advert: advert({ price: 200_000, maxBond: 1999 }) })
     const r = engine.place(bonded())
     expect(!r.ok && r.excluded).toEqual({ bond: 2 })
-    if (!r.ok) expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(/^none of 2 providers fits \(excluded by: 2 bond \(cannot post the bond\)\); nearest: .* fails bond$/)
+    if (!r.ok)
+      expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(
+        /^none of 2 providers fits \(excluded by: 2 bond \(cannot post the bond\)\); nearest: .* fails bond$/,
+      )
     // Funded: a newer advert with room for the bond makes it eligible again.
     engine.upsert({ address: poor, advert: advert({ price: 100_000, maxBond: 1000 }) })
     expect(dry(engine, bonded())).toBe(poor)
@@ -168,8 +235,14 @@ describe('createMatchingEngine: choice', () => {
     if (r.ok) return
     expect(r.total).toBe(3)
     expect(r.excluded).toEqual({ memory: 2, price: 1, region: 1 })
-    expect(r.nearest.map((n) => [n.pricePerHour, n.fails])).toEqual([[50_000, ['region']], [100_000, ['memory']], [900_000, ['price', 'memory']]])
-    expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(/none of 3 providers fits \(excluded by: 2 memory, 1 price, 1 region\); nearest: .* at 0\.05 tUSDC\/h fails region/)
+    expect(r.nearest.map((n) => [n.pricePerHour, n.fails])).toEqual([
+      [50_000, ['region']],
+      [100_000, ['memory']],
+      [900_000, ['price', 'memory']],
+    ])
+    expect(explainUnplaced(r, (n) => formatRate(n, TEST_TOKEN))).toMatch(
+      /none of 3 providers fits \(excluded by: 2 memory, 1 price, 1 region\); nearest: .* at 0\.05 tUSDC\/h fails region/,
+    )
     expect(engine.stats().reservations).toBe(0)
   })
 
@@ -177,17 +250,33 @@ describe('createMatchingEngine: choice', () => {
     const { engine, add, job } = setup()
     for (let i = 0; i < 2000; i++) {
       const region = ['eu-west', 'us-east', 'ap-south', 'us-west'][(i >> 1) % 4]!
-      add(i % 2 ? { region, price: 100_000 + i * 37 } : { region, price: 300_000 + i, gpus: [['RTX 4090', 24_564]], cpu: 16, memoryMb: 64_000 })
+      add(
+        i % 2
+          ? { region, price: 100_000 + i * 37 }
+          : { region, price: 300_000 + i, gpus: [['RTX 4090', 24_564]], cpu: 16, memoryMb: 64_000 },
+      )
     }
-    for (let i = 0; i < 100; i++) expect(engine.place(job({ region: i % 3 ? 'us-east' : undefined, resources: { gpu: { count: i % 2 } } }, `j${i}`)).ok).toBe(true)
+    for (let i = 0; i < 100; i++)
+      expect(
+        engine.place(job({ region: i % 3 ? 'us-east' : undefined, resources: { gpu: { count: i % 2 } } }, `j${i}`)).ok,
+      ).toBe(true)
     // 2,000 providers; a scan would look at every one of them for every job.
     expect(engine.stats().examined / 100).toBeLessThan(100)
   })
 })
 
 type Machine = {
-  cpu: number; memoryMb: number; gpus: (readonly [string, number])[]; price: number; region: string; reputation: number; escrowReady: boolean; available: boolean
-  operator: string; network: boolean; maxBond: number
+  cpu: number
+  memoryMb: number
+  gpus: (readonly [string, number])[]
+  price: number
+  region: string
+  reputation: number
+  escrowReady: boolean
+  available: boolean
+  operator: string
+  network: boolean
+  maxBond: number
 }
 
 function dry(engine: ReturnType<typeof createMatchingEngine>, j: PlaceJob): Address | undefined {
@@ -203,14 +292,27 @@ function setup(init: EngineInit = {}) {
     const cpu = m.cpu ?? 4
     const memoryMb = m.memoryMb ?? 8192
     return {
-      peerId: 'x', addrs: [], seq: 1, region: m.region ?? 'eu-west', version: '0.1.0', available: m.available ?? true, pricePerHour: m.price ?? 100_000,
-      hardware: { cpuCores: cpu, memoryMb, diskMb: 100_000, gpus }, free: { cpu, memoryMb, gpus: gpus.length }, ...(m.network ? { network: true } : {}),
+      peerId: 'x',
+      addrs: [],
+      seq: 1,
+      region: m.region ?? 'eu-west',
+      version: '0.1.0',
+      available: m.available ?? true,
+      pricePerHour: m.price ?? 100_000,
+      hardware: { cpuCores: cpu, memoryMb, diskMb: 100_000, gpus },
+      free: { cpu, memoryMb, gpus: gpus.length },
+      ...(m.network ? { network: true } : {}),
       ...(m.maxBond !== undefined ? { maxBond: m.maxBond } : {}),
     }
   }
   const add = (m: Partial<Machine>): Address => {
     const address = `prov${String(n++).padStart(5, '0')}` as Address
-    const input: ProviderInput = { address, advert: advert(m), reputation: m.reputation ?? 0.9, escrowReady: m.escrowReady ?? true }
+    const input: ProviderInput = {
+      address,
+      advert: advert(m),
+      reputation: m.reputation ?? 0.9,
+      escrowReady: m.escrowReady ?? true,
+    }
     if (m.operator) input.operator = m.operator
     engine.upsert(input)
     return address
@@ -218,7 +320,12 @@ function setup(init: EngineInit = {}) {
   let jobs = 0
   const job = (over: Record<string, unknown>, id = `job${jobs++}`): PlaceJob => {
     const { minReputation, resources, ...rest } = over
-    const parsed = JobSpec.parse({ image: 'kiln/matmul:1', maxPricePerHour: 1_000_000, ...rest, resources: { cpu: 2, memoryMb: 1024, ...(resources as object | undefined) } })
+    const parsed = JobSpec.parse({
+      image: 'kiln/matmul:1',
+      maxPricePerHour: 1_000_000,
+      ...rest,
+      resources: { cpu: 2, memoryMb: 1024, ...(resources as object | undefined) },
+    })
     return { id, spec: parsed, ...(typeof minReputation === 'number' ? { minReputation } : {}) }
   }
   return { engine, add, job, advert }

@@ -4,14 +4,20 @@ import { createLifecycleQueues, type LifecycleHandlers } from '../src/index.ts'
 
 describe('lifecycle queues (real Redis)', () => {
   let redis: RedisServer
-  beforeAll(async () => { redis = await startRedis() })
-  afterAll(async () => { await redis?.stop() })
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
 
   it('parks a task that cannot proceed yet and runs it again later, without dropping it', async () => {
     const q = createLifecycleQueues({ connection: { host: '127.0.0.1', port: redis.port }, prefix: 'test1' })
     const seen: number[] = []
     let finished!: () => void
-    const done = new Promise<void>((r) => { finished = r })
+    const done = new Promise<void>((r) => {
+      finished = r
+    })
     const handlers: LifecycleHandlers = {
       async dispatch() {
         seen.push(Date.now())
@@ -19,8 +25,12 @@ describe('lifecycle queues (real Redis)', () => {
         finished()
         return { done: true }
       },
-      async 'lock-timeout'() { return { done: true } },
-      async settle() { return { done: true } },
+      async 'lock-timeout'() {
+        return { done: true }
+      },
+      async settle() {
+        return { done: true }
+      },
     }
     await q.start(handlers)
     try {

@@ -24,7 +24,10 @@ describe('JobStore (PGlite)', () => {
     const { store, close, create } = await setup()
     try {
       const job = await create()
-      await store.appendLogs(job.id, 0, [{ stream: 'stdout', text: 'before\u0000after\n' }, { stream: 'stderr', text: 'plain' }])
+      await store.appendLogs(job.id, 0, [
+        { stream: 'stdout', text: 'before\u0000after\n' },
+        { stream: 'stderr', text: 'plain' },
+      ])
       expect((await store.logs(job.id, -1)).map((l) => l.text)).toEqual(['before\uFFFDafter\n', 'plain'])
     } finally {
       await close()
@@ -37,7 +40,9 @@ describe('JobStore (PGlite)', () => {
       const job = await create()
       await expect(store.transition(job.id, ['queued'], 'done', 'skip ahead')).rejects.toThrow(/no legal transition/)
       // One illegal source among legal ones is refused too, rather than silently skipped.
-      await expect(store.transition(job.id, ['queued', 'done'], 'matched', 'mixed')).rejects.toThrow(/from done to matched/)
+      await expect(store.transition(job.id, ['queued', 'done'], 'matched', 'mixed')).rejects.toThrow(
+        /from done to matched/,
+      )
       expect((await store.get(job.id))?.state).toBe('queued')
     } finally {
       await close()
@@ -48,7 +53,9 @@ describe('JobStore (PGlite)', () => {
     const { store, close, create } = await setup()
     try {
       const job = await create()
-      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.transition(job.id, ['queued'], 'matched', `writer ${i}`)))
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => store.transition(job.id, ['queued'], 'matched', `writer ${i}`)),
+      )
       expect(results.filter(Boolean)).toHaveLength(1)
     } finally {
       await close()
@@ -59,8 +66,14 @@ describe('JobStore (PGlite)', () => {
     const { store, close, create } = await setup()
     try {
       const job = await create()
-      await store.appendLogs(job.id, 0, [{ stream: 'stdout', text: 'a' }, { stream: 'stdout', text: 'b' }])
-      await store.appendLogs(job.id, 1, [{ stream: 'stdout', text: 'b' }, { stream: 'stderr', text: 'c' }])
+      await store.appendLogs(job.id, 0, [
+        { stream: 'stdout', text: 'a' },
+        { stream: 'stdout', text: 'b' },
+      ])
+      await store.appendLogs(job.id, 1, [
+        { stream: 'stdout', text: 'b' },
+        { stream: 'stderr', text: 'c' },
+      ])
       expect((await store.logs(job.id, -1)).map((l) => l.text)).toEqual(['a', 'b', 'c'])
       expect((await store.logs(job.id, 1)).map((l) => l.text)).toEqual(['c'])
     } finally {
@@ -72,7 +85,14 @@ describe('JobStore (PGlite)', () => {
 async function setup() {
   const { db, close } = await openDb()
   const store = createJobStore(db)
-  const create = () => store.create({ id: newJobId(), client: 'c', spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost: 1 })
+  const create = () =>
+    store.create({
+      id: newJobId(),
+      client: 'c',
+      spec: { image: 'x' } as never,
+      submitEnvelope: {} as never,
+      maxCost: 1,
+    })
   return { store, close, create }
 }
 
@@ -85,11 +105,12 @@ async function spotChecked(store: JobStore) {
 }
 
 describe('JobStore.reservedFor', () => {
-  it('sums the maximum cost of a client\'s jobs that are not locked yet', async () => {
+  it("sums the maximum cost of a client's jobs that are not locked yet", async () => {
     const { db, close } = await openDb()
     const store = createJobStore(db)
     try {
-      const mk = (client: string, maxCost: number) => store.create({ id: newJobId(), client, spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost })
+      const mk = (client: string, maxCost: number) =>
+        store.create({ id: newJobId(), client, spec: { image: 'x' } as never, submitEnvelope: {} as never, maxCost })
       const a = await mk('alice', 100)
       await mk('alice', 50)
       await mk('bob', 7)
@@ -106,7 +127,7 @@ describe('JobStore.reservedFor', () => {
 })
 
 describe('JobStore runs (spot-check re-runs and tie-breaks)', () => {
-  it('keeps a job\'s runs out of job lists, shows them in its family, and adds a tie-break once', async () => {
+  it("keeps a job's runs out of job lists, shows them in its family, and adds a tie-break once", async () => {
     const { store, close } = await setup()
     try {
       const { id, common } = await spotChecked(store)
@@ -127,7 +148,7 @@ describe('JobStore runs (spot-check re-runs and tie-breaks)', () => {
 })
 
 describe('JobStore.unpark (a job its owner did not lock, parked until the owner is back)', () => {
-  it('clears the family\'s lapses and parking durably, records it once per parked run, and is a no-op when nothing is parked', async () => {
+  it("clears the family's lapses and parking durably, records it once per parked run, and is a no-op when nothing is parked", async () => {
     const { store, close } = await setup()
     try {
       const { id, common } = await spotChecked(store)
@@ -141,7 +162,11 @@ describe('JobStore.unpark (a job its owner did not lock, parked until the owner 
       expect(await store.unpark(id, 'the owner came back')).toEqual([id])
       expect(await store.get(id)).toMatchObject({ lapses: 0, parkedAt: null, state: 'queued' })
       expect(await store.get(`${id}r1`)).toMatchObject({ lapses: 0, parkedAt: null })
-      expect((await store.events(id)).at(-1)).toMatchObject({ from: 'queued', to: 'queued', reason: 'the owner came back' })
+      expect((await store.events(id)).at(-1)).toMatchObject({
+        from: 'queued',
+        to: 'queued',
+        reason: 'the owner came back',
+      })
       // Another job of the same owner stays parked until its own owner's read.
       expect((await store.get(other))?.parkedAt).toBe(1_000)
       expect(await store.unpark(id, 'again')).toEqual([])

@@ -1,9 +1,36 @@
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { Connection } from '@solana/web3.js'
 import { cosignSettlement, lockFunds, tokenBalance } from '@kiln/escrow'
-import { authorizationHeader, isKilnError, kilnErrorFromJSON, JobSpec, Kind, KilnError, maxLeaseCost, moneyFormat, parseOrThrow, seal, sealReadToken, sha256Hex, TERMINAL_STATES, type Address, type Identity, type JobSpecInput, type JobState, type MoneyFormat } from '@kiln/protocol'
+import {
+  authorizationHeader,
+  isKilnError,
+  kilnErrorFromJSON,
+  JobSpec,
+  Kind,
+  KilnError,
+  maxLeaseCost,
+  moneyFormat,
+  parseOrThrow,
+  seal,
+  sealReadToken,
+  sha256Hex,
+  TERMINAL_STATES,
+  type Address,
+  type Identity,
+  type JobSpecInput,
+  type JobState,
+  type MoneyFormat,
+} from '@kiln/protocol'
 import { guarantee, resolveVerification, type Guarantee } from '@kiln/verifier'
-import type { AppRouter, JobDetailsView, LogLineView, NetworkInfo, PublicJobDetailsView, PublicJobView, RunView } from '@kiln/api'
+import type {
+  AppRouter,
+  JobDetailsView,
+  LogLineView,
+  NetworkInfo,
+  PublicJobDetailsView,
+  PublicJobView,
+  RunView,
+} from '@kiln/api'
 import { call as callAt, unreachable } from './errors.ts'
 
 export interface KilnClientInit {
@@ -71,7 +98,12 @@ export function createKilnClient(init: KilnClientInit) {
     return token.header
   }
   const api = createTRPCClient<AppRouter>({
-    links: [httpLink({ url: `${base}/trpc`, headers: async ({ op }) => (OWNER_READS.has(op.path) ? { authorization: await authorization() } : {}) })],
+    links: [
+      httpLink({
+        url: `${base}/trpc`,
+        headers: async ({ op }) => (OWNER_READS.has(op.path) ? { authorization: await authorization() } : {}),
+      }),
+    ],
   })
 
   const info = async () => (infoCache ??= await call(() => api.network.info.query()))
@@ -120,7 +152,7 @@ export function createKilnClient(init: KilnClientInit) {
       const g = guarantee({ p: v.p, bond: v.bond, pricePerJob: maxCost, k, token: i.token, ceiling: true })
       const lines = [
         `max cost: at most ${m.amount(maxCost)}, at your max price ${m.rate(parsed.maxPricePerHour)} for ${parsed.timeoutSec} s; your wallet must hold ${m.amount(required)}${v.p > 0 ? ' (room for one re-run)' : ''}`,
-        'the matched provider\'s price sets the lock and its bond (at most the amounts here); both are shown once matched',
+        "the matched provider's price sets the lock and its bond (at most the amounts here); both are shown once matched",
         `marketplace fee: ${(i.feeBps / 100).toFixed(2)}% of the work's pay; comparator: ${v.comparator.kind}`,
         ...g.quoteLines,
       ]
@@ -133,24 +165,42 @@ export function createKilnClient(init: KilnClientInit) {
      * marketplace. Refuses to lock more than the job's maximum cost.
      */
     async lock(job: JobDetails): Promise<string> {
-      if (!job.lock || job.state !== 'matched') throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`)
+      if (!job.lock || job.state !== 'matched')
+        throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`)
       return client.lockRun(job, job)
     },
     /** Locks one run's vault (the job's own, or a re-run's). */
     async lockRun(job: Pick<JobDetails, 'id' | 'maxCost'>, run: Pick<RunDetails, 'lock' | 'state'>): Promise<string> {
       const lock = run.lock
-      if (!lock || run.state !== 'matched') throw new KilnError('JOB_WRONG_STATE', `this run of job ${job.id} is ${run.state}, not waiting for a lock`)
+      if (!lock || run.state !== 'matched')
+        throw new KilnError('JOB_WRONG_STATE', `this run of job ${job.id} is ${run.state}, not waiting for a lock`)
       const i = await info()
       if (lock.amount > job.maxCost) {
         const m = moneyFormat(i.token)
-        throw new KilnError('PAYLOAD_INVALID', `the marketplace asks to lock ${m.amount(lock.amount)}, above the job's maximum cost ${m.amount(job.maxCost)}`)
+        throw new KilnError(
+          'PAYLOAD_INVALID',
+          `the marketplace asks to lock ${m.amount(lock.amount)}, above the job's maximum cost ${m.amount(job.maxCost)}`,
+        )
       }
-      if (lock.mint !== i.mint || lock.arbiter !== i.arbiter) throw new KilnError('ESCROW_WRONG_ACCOUNT', 'the lock names another mint or arbiter than the marketplace')
+      if (lock.mint !== i.mint || lock.arbiter !== i.arbiter)
+        throw new KilnError('ESCROW_WRONG_ACCOUNT', 'the lock names another mint or arbiter than the marketplace')
       const signature = await lockFunds({
-        connection: await chain(), from: init.identity, amount: lock.amount, token: i.token, jobId: lock.escrowId, mint: lock.mint as Address,
-        vault: lock.vault as Address, client: init.identity.address, provider: lock.provider as Address, arbiter: lock.arbiter as Address,
+        connection: await chain(),
+        from: init.identity,
+        amount: lock.amount,
+        token: i.token,
+        jobId: lock.escrowId,
+        mint: lock.mint as Address,
+        vault: lock.vault as Address,
+        client: init.identity.address,
+        provider: lock.provider as Address,
+        arbiter: lock.arbiter as Address,
       })
-      await call(() => api.jobs.lock.mutate({ envelope: seal(init.identity, Kind.lock, { jobId: job.id, signature, escrowId: lock.escrowId }) }))
+      await call(() =>
+        api.jobs.lock.mutate({
+          envelope: seal(init.identity, Kind.lock, { jobId: job.id, signature, escrowId: lock.escrowId }),
+        }),
+      )
       return signature
     },
     /**
@@ -158,14 +208,27 @@ export function createKilnClient(init: KilnClientInit) {
      * co-sign (it is gone), or a slash (a caught provider's bond coming to us). Only a
      * transaction that pays this client at least what it was promised is signed.
      */
-    async cosignRefund(job: Pick<JobDetails, 'id'>, run: Pick<RunDetails, 'lock' | 'pendingCosign'> = job as JobDetails): Promise<void> {
+    async cosignRefund(
+      job: Pick<JobDetails, 'id'>,
+      run: Pick<RunDetails, 'lock' | 'pendingCosign'> = job as JobDetails,
+    ): Promise<void> {
       const pending = run.pendingCosign
-      if (!pending || !run.lock) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no settlement waiting for you`)
+      if (!pending || !run.lock)
+        throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no settlement waiting for you`)
       const transaction = cosignSettlement({
-        tx: pending.transaction, signer: init.identity,
-        expect: { vault: run.lock.vault as Address, mint: run.lock.mint as Address, minPayout: { to: init.identity.address, amount: pending.toClient } },
+        tx: pending.transaction,
+        signer: init.identity,
+        expect: {
+          vault: run.lock.vault as Address,
+          mint: run.lock.mint as Address,
+          minPayout: { to: init.identity.address, amount: pending.toClient },
+        },
       })
-      await call(() => api.jobs.cosign.mutate({ envelope: seal(init.identity, Kind.cosign, { jobId: job.id, transaction, escrowId: run.lock!.escrowId }) }))
+      await call(() =>
+        api.jobs.cosign.mutate({
+          envelope: seal(init.identity, Kind.cosign, { jobId: job.id, transaction, escrowId: run.lock!.escrowId }),
+        }),
+      )
     },
     /** Follows a job to its end: reports state changes and logs, locks funds when matched. */
     async watch(jobId: string, h: WatchHandlers = {}): Promise<JobDetails> {
@@ -204,10 +267,12 @@ export function createKilnClient(init: KilnClientInit) {
         // They need nothing while the job's own run is queued or running (they are placed after
         // it), and a caught re-run's slash may still wait for us after the job has ended.
         const quiet: boolean = runsDone || job.state === 'queued' || job.state === 'locked' || job.state === 'running'
-        const runs: RunDetails[] | undefined = quiet ? [] : await client.runs(jobId).catch((e: unknown) => {
-          if (isKilnError(e, 'PEER_UNREACHABLE')) return undefined
-          throw e
-        })
+        const runs: RunDetails[] | undefined = quiet
+          ? []
+          : await client.runs(jobId).catch((e: unknown) => {
+              if (isKilnError(e, 'PEER_UNREACHABLE')) return undefined
+              throw e
+            })
         if (runs && TERMINAL_STATES.includes(job.state)) runsDone = runs.every((r) => TERMINAL_STATES.includes(r.state))
         for (const run of runs ?? []) {
           if (run.state === 'matched' && run.lock && !locked.has(run.lock.vault)) {
@@ -226,16 +291,25 @@ export function createKilnClient(init: KilnClientInit) {
     },
     /** Downloads one of this client's outputs by digest (owner only) and checks it hashes to that digest. */
     async download(digest: string): Promise<Buffer> {
-      const res = await fetch(`${base}/artifacts/${digest}`, { headers: { authorization: await authorization() } }).catch((e: unknown) => {
+      const res = await fetch(`${base}/artifacts/${digest}`, {
+        headers: { authorization: await authorization() },
+      }).catch((e: unknown) => {
         throw unreachable(base, (e as Error).cause ?? e)
       })
       if (!res.ok) {
         const body = (await res.json().catch(() => undefined)) as unknown
-        throw kilnErrorFromJSON(body) ?? new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} at the marketplace (HTTP ${res.status})`, { digest })
+        throw (
+          kilnErrorFromJSON(body) ??
+          new KilnError('ARTIFACT_NOT_FOUND', `no output ${digest} at the marketplace (HTTP ${res.status})`, { digest })
+        )
       }
       const bytes = Buffer.from(await res.arrayBuffer())
       const actual = sha256Hex(bytes)
-      if (actual !== digest) throw new KilnError('ARTIFACT_DIGEST_MISMATCH', `downloaded output hashes to ${actual}, expected ${digest}`, { expected: digest, actual })
+      if (actual !== digest)
+        throw new KilnError('ARTIFACT_DIGEST_MISMATCH', `downloaded output hashes to ${actual}, expected ${digest}`, {
+          expected: digest,
+          actual,
+        })
       return bytes
     },
   }

@@ -21,7 +21,10 @@ export function unreachable(url: string | undefined, cause: unknown): KilnError 
   // Node's fetch hides the reason one level down; an AggregateError (IPv4 and IPv6 both refused) has only a code.
   const c = cause as { message?: string; code?: string } | undefined
   const why = c?.message || c?.code || String(cause)
-  return new KilnError('PEER_UNREACHABLE', `cannot reach the Kiln API${url ? ` at ${url}` : ''}: ${why}`, { ...(url ? { url } : {}), cause: why })
+  return new KilnError('PEER_UNREACHABLE', `cannot reach the Kiln API${url ? ` at ${url}` : ''}: ${why}`, {
+    ...(url ? { url } : {}),
+    cause: why,
+  })
 }
 
 export async function call<T>(fn: () => Promise<T>, url?: string): Promise<T> {

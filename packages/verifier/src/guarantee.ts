@@ -44,7 +44,8 @@ export interface Guarantee {
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`
 
 function check(name: string, v: number, max = Number.MAX_SAFE_INTEGER): void {
-  if (!(Number.isFinite(v) && v >= 0 && v <= max)) throw new KilnError('PAYLOAD_INVALID', `${name} must be a number in [0, ${max}], got ${v}`)
+  if (!(Number.isFinite(v) && v >= 0 && v <= max))
+    throw new KilnError('PAYLOAD_INVALID', `${name} must be a number in [0, ${max}], got ${v}`)
 }
 
 /**
@@ -78,8 +79,22 @@ export function guarantee(input: GuaranteeInput): Guarantee {
     `spot-check: ${pct(p)} of jobs are re-run on an independent provider; the provider cannot tell which`,
     `chance to catch a provider that cheats ${k} times: ${pct(detectK)}`,
     `provider bond: ${most}${money(bond)}; expected loss per cheat ${money(expectedPenalty)} vs expected gain ${money(expectedGain)}: ` +
-      (!cheatingPays ? 'cheating does not pay' : p === 0 ? 'cheating PAYS (nothing is checked)' : `cheating PAYS (a bond of ${money(minDeterringBond)} would deter it)`),
+      (!cheatingPays
+        ? 'cheating does not pay'
+        : p === 0
+          ? 'cheating PAYS (nothing is checked)'
+          : `cheating PAYS (a bond of ${money(minDeterringBond)} would deter it)`),
     `expected cost: ${most}${money(pricePerJob)} x ${expectedCostFactor.toFixed(3)} = ${money(expectedCost)} (re-runs are paid leases too; a caught cheater's bond comes to you)`,
   ]
-  return { detectK, k, expectedPenalty, expectedGain, cheatingPays, minDeterringBond, expectedCostFactor, expectedCost, quoteLines }
+  return {
+    detectK,
+    k,
+    expectedPenalty,
+    expectedGain,
+    cheatingPays,
+    minDeterringBond,
+    expectedCostFactor,
+    expectedCost,
+    quoteLines,
+  }
 }

@@ -23,7 +23,11 @@ export interface ResolvedVerification {
 }
 
 /** Fills a job's settings from the marketplace defaults; the bond scales with the run's lock. */
-export function resolveVerification(settings: VerificationSettings | undefined, lockAmount: number, defaults: VerificationDefaults = DEFAULT_VERIFICATION): ResolvedVerification {
+export function resolveVerification(
+  settings: VerificationSettings | undefined,
+  lockAmount: number,
+  defaults: VerificationDefaults = DEFAULT_VERIFICATION,
+): ResolvedVerification {
   const s = settings ?? { comparator: { kind: 'exact' as const } }
   const bond = s.bondPerJob ?? Math.ceil(lockAmount * (s.bondRatio ?? defaults.bondRatio))
   return { p: s.p ?? defaults.p, bond, comparator: s.comparator }
@@ -34,7 +38,10 @@ const MIN_SECRET_BYTES = 32
 
 function draw(secret: Uint8Array, label: string, parts: readonly string[]): number {
   if (secret.byteLength < MIN_SECRET_BYTES) {
-    throw new KilnError('CONFIG_INVALID', `the verification secret must be at least ${MIN_SECRET_BYTES} bytes, got ${secret.byteLength}`)
+    throw new KilnError(
+      'CONFIG_INVALID',
+      `the verification secret must be at least ${MIN_SECRET_BYTES} bytes, got ${secret.byteLength}`,
+    )
   }
   // Length-prefixed parts, so ("ab", "c") and ("a", "bc") never hash alike.
   const mac = createHmac('sha256', secret).update(label)

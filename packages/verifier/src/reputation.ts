@@ -8,7 +8,13 @@ import { KilnErrorCode, type ResultReceipt } from '@kiln/protocol'
  *   (image missing, Docker down, lease refused).
  */
 export type ReputationEventKind = 'completed' | 'verified' | 'caught' | 'timed_out' | 'failed'
-export const REPUTATION_EVENT_KINDS: readonly ReputationEventKind[] = ['completed', 'verified', 'caught', 'timed_out', 'failed']
+export const REPUTATION_EVENT_KINDS: readonly ReputationEventKind[] = [
+  'completed',
+  'verified',
+  'caught',
+  'timed_out',
+  'failed',
+]
 
 export interface ReputationEvent {
   kind: ReputationEventKind
@@ -59,7 +65,13 @@ export interface Reputation {
 }
 
 export function emptyReputation(at = 0): ReputationState {
-  return { at, positive: 0, negative: 0, caught: 0, counts: { completed: 0, verified: 0, caught: 0, timed_out: 0, failed: 0 } }
+  return {
+    at,
+    positive: 0,
+    negative: 0,
+    caught: 0,
+    counts: { completed: 0, verified: 0, caught: 0, timed_out: 0, failed: 0 },
+  }
 }
 
 const decay = (ms: number, halfLife: number): number => 2 ** (-Math.max(0, ms) / halfLife)
@@ -68,10 +80,20 @@ const decay = (ms: number, halfLife: number): number => 2 ** (-Math.max(0, ms) /
 export function decayTo(s: ReputationState, now: number, cfg: ReputationConfig = DEFAULT_REPUTATION): ReputationState {
   if (now <= s.at) return s
   const f = decay(now - s.at, cfg.halfLifeMs)
-  return { ...s, at: now, positive: s.positive * f, negative: s.negative * f, caught: s.caught * decay(now - s.at, cfg.caughtHalfLifeMs) }
+  return {
+    ...s,
+    at: now,
+    positive: s.positive * f,
+    negative: s.negative * f,
+    caught: s.caught * decay(now - s.at, cfg.caughtHalfLifeMs),
+  }
 }
 
-export function addEvent(state: ReputationState, e: ReputationEvent, cfg: ReputationConfig = DEFAULT_REPUTATION): ReputationState {
+export function addEvent(
+  state: ReputationState,
+  e: ReputationEvent,
+  cfg: ReputationConfig = DEFAULT_REPUTATION,
+): ReputationState {
   const s = decayTo(state, e.at, cfg)
   // An event older than the state counts with the weight it has left by now.
   const age = s.at - e.at
@@ -101,8 +123,16 @@ export function scoreOf(state: ReputationState, now: number, cfg: ReputationConf
 }
 
 /** The score at `now` from a provider's events. */
-export function reputation(events: readonly ReputationEvent[], now: number, cfg: ReputationConfig = DEFAULT_REPUTATION): Reputation {
-  return scoreOf(events.reduce((s, e) => addEvent(s, e, cfg), emptyReputation()), now, cfg)
+export function reputation(
+  events: readonly ReputationEvent[],
+  now: number,
+  cfg: ReputationConfig = DEFAULT_REPUTATION,
+): Reputation {
+  return scoreOf(
+    events.reduce((s, e) => addEvent(s, e, cfg), emptyReputation()),
+    now,
+    cfg,
+  )
 }
 
 /** Failures that are the job's own doing: it ran past its timeout or wrote too much. */
@@ -115,6 +145,7 @@ const JOB_SIDE = new Set<string>([KilnErrorCode.CONTAINER_TIMEOUT, KilnErrorCode
  * counts against the provider. Verification verdicts add 'verified' or 'caught' on top.
  */
 export function eventFromReceipt(r: Pick<ResultReceipt, 'status' | 'exitCode' | 'error' | 'endedAt'>): ReputationEvent {
-  const carriedOut = r.status === 'succeeded' || r.exitCode !== null || (r.error !== undefined && JOB_SIDE.has(r.error.code))
+  const carriedOut =
+    r.status === 'succeeded' || r.exitCode !== null || (r.error !== undefined && JOB_SIDE.has(r.error.code))
   return { kind: carriedOut ? 'completed' : 'failed', at: r.endedAt }
 }

@@ -34,7 +34,9 @@ function assertRuns(runs: readonly { provider: string }[]): void {
     throw new KilnError('PAYLOAD_INVALID', `a tally needs 2 or 3 runs, got ${runs.length}`, { runs: runs.length })
   }
   if (new Set(runs.map((r) => r.provider)).size !== runs.length) {
-    throw new KilnError('PAYLOAD_INVALID', 'every run in a tally must come from a different provider', { providers: runs.map((r) => r.provider) })
+    throw new KilnError('PAYLOAD_INVALID', 'every run in a tally must come from a different provider', {
+      providers: runs.map((r) => r.provider),
+    })
   }
 }
 
@@ -69,7 +71,10 @@ export function tally<R extends { provider: string }>(runs: readonly R[], same: 
 }
 
 /** Compares every pair of runs' output archives with the job's comparator, then tallies. */
-export async function tallyOutputs(runs: readonly RunResult[], comparator: ComparatorConfigInput): Promise<Tally & { comparisons: Comparison[] }> {
+export async function tallyOutputs(
+  runs: readonly RunResult[],
+  comparator: ComparatorConfigInput,
+): Promise<Tally & { comparisons: Comparison[] }> {
   assertRuns(runs)
   const comparisons: Comparison[] = []
   const results = new Map<string, boolean>()
@@ -78,7 +83,9 @@ export async function tallyOutputs(runs: readonly RunResult[], comparator: Compa
       const [a, b] = [runs[i] as RunResult, runs[j] as RunResult]
       const compared = await compareOutputs(comparator, a.output, b.output)
       const sameExit = (a.exitCode ?? null) === (b.exitCode ?? null)
-      const c = sameExit ? compared : { ...compared, equal: false, reason: `exit codes differ: ${a.exitCode ?? 'none'} vs ${b.exitCode ?? 'none'}` }
+      const c = sameExit
+        ? compared
+        : { ...compared, equal: false, reason: `exit codes differ: ${a.exitCode ?? 'none'} vs ${b.exitCode ?? 'none'}` }
       comparisons.push(c)
       results.set(`${i}/${j}`, c.equal)
     }

@@ -11,43 +11,67 @@ describe('compareOutputs', () => {
     const b = await packOutputs({ 'result.txt': 'forty-two\n', 'sub/x.bin': 'x' })
     const c = await packOutputs({ 'result.txt': 'forty-three\n', 'sub/x.bin': 'x' })
     expect(await compareOutputs({ kind: 'exact' }, a, b)).toMatchObject({ equal: true, comparator: 'exact' })
-    expect(await compareOutputs({ kind: 'exact' }, a, c)).toMatchObject({ equal: false, reason: expect.stringContaining('output digests differ') })
+    expect(await compareOutputs({ kind: 'exact' }, a, c)).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('output digests differ'),
+    })
   })
 
   it('exact with a file selection ignores files left out (timings)', async () => {
     const a = await packOutputs({ 'result.txt': 'same', 'timing.txt': '1.23 s' })
     const b = await packOutputs({ 'result.txt': 'same', 'timing.txt': '1.31 s' })
     expect((await compareOutputs({ kind: 'exact', files: ['result.txt'] }, a, b)).equal).toBe(true)
-    expect(await compareOutputs({ kind: 'exact', files: ['*.txt'] }, a, b)).toMatchObject({ equal: false, reason: expect.stringContaining('timing.txt: content differs') })
+    expect(await compareOutputs({ kind: 'exact', files: ['*.txt'] }, a, b)).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('timing.txt: content differs'),
+    })
   })
 
   it('numeric: .npy and raw float32 within tolerance agree, outside do not, by path', async () => {
     const a = await packOutputs({ 'out/result.npy': npy(values, { shape: [8, 8] }), 'out/raw.f32': rawF32(values) })
-    const close = await packOutputs({ 'out/result.npy': npy(nudged(1e-4), { shape: [8, 8] }), 'out/raw.f32': rawF32(nudged(1e-4, 9)) })
-    const far = await packOutputs({ 'out/result.npy': npy(nudged(0.5), { shape: [8, 8] }), 'out/raw.f32': rawF32(values) })
+    const close = await packOutputs({
+      'out/result.npy': npy(nudged(1e-4), { shape: [8, 8] }),
+      'out/raw.f32': rawF32(nudged(1e-4, 9)),
+    })
+    const far = await packOutputs({
+      'out/result.npy': npy(nudged(0.5), { shape: [8, 8] }),
+      'out/raw.f32': rawF32(values),
+    })
     const cfg = { kind: 'numeric' as const, rtol: 1e-5, atol: 1e-6 }
     const ok = await compareOutputs(cfg, a, close)
     expect(ok.equal).toBe(true)
     expect(ok.files.map((f) => f.path)).toEqual(['out/raw.f32', 'out/result.npy'])
     const bad = await compareOutputs(cfg, a, far)
     expect(bad.equal).toBe(false)
-    expect(bad.files.find((f) => f.path === 'out/result.npy')).toMatchObject({ equal: false, metrics: { mismatches: 1, count: 64 } })
+    expect(bad.files.find((f) => f.path === 'out/result.npy')).toMatchObject({
+      equal: false,
+      metrics: { mismatches: 1, count: 64 },
+    })
     expect(bad.files.find((f) => f.path === 'out/raw.f32')).toMatchObject({ equal: true })
   })
 
   it('numeric: a differing file it cannot read as numbers is a difference, not a pass', async () => {
     const a = await packOutputs({ 'result.npy': npy(values), 'summary.json': '{"checksum": 1.0}' })
     const b = await packOutputs({ 'result.npy': npy(values), 'summary.json': '{"checksum": 1.0000001}' })
-    expect(await compareOutputs({ kind: 'numeric' }, a, b)).toMatchObject({ equal: false, reason: expect.stringContaining('summary.json') })
+    expect(await compareOutputs({ kind: 'numeric' }, a, b)).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('summary.json'),
+    })
     expect((await compareOutputs({ kind: 'numeric', files: ['*.npy'] }, a, b)).equal).toBe(true)
   })
 
   it('numeric: an unsupported or missing array is reported as a difference with its reason', async () => {
     const a = await packOutputs({ 'r.npy': npy([1, 2], { dtype: '>f4' }) })
     const b = await packOutputs({ 'r.npy': npy([1, 3], { dtype: '>f4' }) })
-    expect(await compareOutputs({ kind: 'numeric' }, a, b)).toMatchObject({ equal: false, reason: expect.stringContaining("dtype '>f4' is not supported") })
+    expect(await compareOutputs({ kind: 'numeric' }, a, b)).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining("dtype '>f4' is not supported"),
+    })
     const none = await packOutputs({ 'other.npy': npy([1, 2]) })
-    expect(await compareOutputs({ kind: 'numeric', files: ['r.npy'] }, a, none)).toMatchObject({ equal: false, reason: expect.stringContaining('only in the first output') })
+    expect(await compareOutputs({ kind: 'numeric', files: ['r.npy'] }, a, none)).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('only in the first output'),
+    })
   })
 
   it('image: PNG and PPM renders compared by PSNR or SSIM', async () => {
@@ -66,9 +90,16 @@ describe('compareOutputs', () => {
 
   it('treats an unreadable archive as a difference and a bad config as an error', async () => {
     const a = await packOutputs({ 'x.npy': npy([1]) })
-    expect(await compareOutputs({ kind: 'numeric' }, a, Buffer.from('not a tar at all'.repeat(40)))).toMatchObject({ equal: false, reason: expect.stringContaining('unreadable output archive') })
-    await expect(compareOutputs({ kind: 'numeric', rtol: -1 }, a, a)).rejects.toThrowError(expect.objectContaining({ kind: 'PAYLOAD_INVALID' }))
-    await expect(compareOutputs({ kind: 'fuzzy' } as never, a, a)).rejects.toThrowError(expect.objectContaining({ kind: 'PAYLOAD_INVALID' }))
+    expect(await compareOutputs({ kind: 'numeric' }, a, Buffer.from('not a tar at all'.repeat(40)))).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('unreadable output archive'),
+    })
+    await expect(compareOutputs({ kind: 'numeric', rtol: -1 }, a, a)).rejects.toThrowError(
+      expect.objectContaining({ kind: 'PAYLOAD_INVALID' }),
+    )
+    await expect(compareOutputs({ kind: 'fuzzy' } as never, a, a)).rejects.toThrowError(
+      expect.objectContaining({ kind: 'PAYLOAD_INVALID' }),
+    )
   })
 })
 

@@ -9,10 +9,20 @@ describe('guarantee', () => {
   })
 
   it('names the unit, and says "at most" where the amounts are the client\'s ceiling', () => {
-    const lines = guarantee({ p: 0.1, bond: 333_340, pricePerJob: 33_334, token: { symbol: 'USDC', decimals: 6 }, ceiling: true }).quoteLines
-    expect(lines[2]).toBe('provider bond: at most 0.33334 USDC; expected loss per cheat 0.033334 USDC vs expected gain 0.030001 USDC: cheating does not pay')
+    const lines = guarantee({
+      p: 0.1,
+      bond: 333_340,
+      pricePerJob: 33_334,
+      token: { symbol: 'USDC', decimals: 6 },
+      ceiling: true,
+    }).quoteLines
+    expect(lines[2]).toBe(
+      'provider bond: at most 0.33334 USDC; expected loss per cheat 0.033334 USDC vs expected gain 0.030001 USDC: cheating does not pay',
+    )
     expect(lines[3]).toMatch(/^expected cost: at most 0\.033334 USDC x 1\.100 = 0\.036667 USDC/)
-    expect(guarantee({ p: 0.1, bond: 120_000, pricePerJob: 12_000 }).quoteLines[2]).toMatch(/^provider bond: 0\.12 tUSDC;/)
+    expect(guarantee({ p: 0.1, bond: 120_000, pricePerJob: 12_000 }).quoteLines[2]).toMatch(
+      /^provider bond: 0\.12 tUSDC;/,
+    )
   })
 
   it('says cheating does not pay when p*S > (1-p)*G, and what bond would deter it otherwise', () => {
@@ -31,8 +41,14 @@ describe('guarantee', () => {
   })
 
   it('prices the expected compute: 1 + p, plus the tie-break share', () => {
-    expect(guarantee({ p: 0.1, bond: 0, pricePerJob: 1_000_000 })).toMatchObject({ expectedCostFactor: 1.1, expectedCost: 1_100_000 })
-    expect(guarantee({ p: 0.2, bond: 0, pricePerJob: 1_000, tiebreakRate: 0.5 }).expectedCostFactor).toBeCloseTo(1.3, 12)
+    expect(guarantee({ p: 0.1, bond: 0, pricePerJob: 1_000_000 })).toMatchObject({
+      expectedCostFactor: 1.1,
+      expectedCost: 1_100_000,
+    })
+    expect(guarantee({ p: 0.2, bond: 0, pricePerJob: 1_000, tiebreakRate: 0.5 }).expectedCostFactor).toBeCloseTo(
+      1.3,
+      12,
+    )
   })
 
   it('without spot-checks, detects nothing and no bond deters', () => {
@@ -41,8 +57,14 @@ describe('guarantee', () => {
   })
 
   it('refuses nonsense', () => {
-    expect(() => guarantee({ p: 2, bond: 0, pricePerJob: 1 })).toThrowError(expect.objectContaining({ kind: 'PAYLOAD_INVALID' }))
-    expect(() => guarantee({ p: 0.1, bond: -1, pricePerJob: 1 })).toThrowError(expect.objectContaining({ kind: 'PAYLOAD_INVALID' }))
-    expect(() => guarantee({ p: 0.1, bond: 1, pricePerJob: 1, k: 0 })).toThrowError(expect.objectContaining({ kind: 'PAYLOAD_INVALID' }))
+    expect(() => guarantee({ p: 2, bond: 0, pricePerJob: 1 })).toThrowError(
+      expect.objectContaining({ kind: 'PAYLOAD_INVALID' }),
+    )
+    expect(() => guarantee({ p: 0.1, bond: -1, pricePerJob: 1 })).toThrowError(
+      expect.objectContaining({ kind: 'PAYLOAD_INVALID' }),
+    )
+    expect(() => guarantee({ p: 0.1, bond: 1, pricePerJob: 1, k: 0 })).toThrowError(
+      expect.objectContaining({ kind: 'PAYLOAD_INVALID' }),
+    )
   })
 })

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { compareImages, decodeImage, decodePng, decodePpm, psnr, ssim, type Image } from '../src/index.ts'
 import { encodePng, encodePpm, picture, rng, type Pixels } from './support/files.ts'
 
-const invalid = (reason: RegExp) => expect.objectContaining({ kind: 'PAYLOAD_INVALID', message: expect.stringMatching(reason) })
+const invalid = (reason: RegExp) =>
+  expect.objectContaining({ kind: 'PAYLOAD_INVALID', message: expect.stringMatching(reason) })
 
 function withNoise(img: Pixels, amplitude: number, seed = 1): Pixels {
   const r = rng(seed)
@@ -20,7 +21,9 @@ describe('decodePng', () => {
       expect(Buffer.from(d.data).equals(Buffer.from(img.data))).toBe(true)
     }
     // Mixed filters per row, data split over several IDAT chunks, an ancillary chunk in between.
-    expect(Buffer.from(decodePng(encodePng(img, (y) => (y * 7) % 5, { idatChunks: 4 })).data).equals(Buffer.from(img.data))).toBe(true)
+    expect(
+      Buffer.from(decodePng(encodePng(img, (y) => (y * 7) % 5, { idatChunks: 4 })).data).equals(Buffer.from(img.data)),
+    ).toBe(true)
   })
 
   it('refuses what it does not read, by name', () => {
@@ -52,7 +55,9 @@ describe('decodePpm', () => {
   })
 
   it('refuses 16-bit, ASCII P3 and truncated pixel data', () => {
-    expect(() => decodePpm(Buffer.concat([Buffer.from('P6 1 1 65535\n'), Buffer.alloc(6)]))).toThrowError(invalid(/maxval 65535/))
+    expect(() => decodePpm(Buffer.concat([Buffer.from('P6 1 1 65535\n'), Buffer.alloc(6)]))).toThrowError(
+      invalid(/maxval 65535/),
+    )
     expect(() => decodePpm(Buffer.from('P3 1 1 255\n1 2 3\n'))).toThrowError(invalid(/not a binary PPM/))
     expect(() => decodePpm(encodePpm(picture(3, 3)).subarray(0, -1))).toThrowError(invalid(/needs 27/))
   })
@@ -92,7 +97,11 @@ describe('psnr and ssim', () => {
 
   it('compare gray with its RGB expansion as equal', () => {
     const gray = picture(16, 16, 1)
-    const rgb = { ...gray, channels: 3 as const, data: Uint8Array.from(Array.from(gray.data).flatMap((v) => [v, v, v])) }
+    const rgb = {
+      ...gray,
+      channels: 3 as const,
+      data: Uint8Array.from(Array.from(gray.data).flatMap((v) => [v, v, v])),
+    }
     expect(psnr(gray, rgb)).toBe(Infinity)
   })
 })
@@ -101,13 +110,22 @@ describe('compareImages', () => {
   const base = picture(64, 48) as Image
   it('applies the PSNR and SSIM thresholds, PSNR 40 dB by default', () => {
     expect(compareImages(base, withNoise(base, 1), {}).equal).toBe(true)
-    expect(compareImages(base, withNoise(base, 40), {})).toMatchObject({ equal: false, reason: expect.stringContaining('PSNR') })
-    expect(compareImages(base, withNoise(base, 8), { minSsim: 0.999 })).toMatchObject({ equal: false, reason: expect.stringContaining('SSIM') })
+    expect(compareImages(base, withNoise(base, 40), {})).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('PSNR'),
+    })
+    expect(compareImages(base, withNoise(base, 8), { minSsim: 0.999 })).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('SSIM'),
+    })
     expect(compareImages(base, withNoise(base, 8), { minSsim: 0.9, minPsnr: 20 }).equal).toBe(true)
   })
 
   it('never matches images of different sizes', () => {
-    expect(compareImages(base, picture(48, 64) as Image, { minPsnr: 0 })).toMatchObject({ equal: false, reason: expect.stringContaining('sizes differ') })
+    expect(compareImages(base, picture(48, 64) as Image, { minPsnr: 0 })).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('sizes differ'),
+    })
   })
 })
 

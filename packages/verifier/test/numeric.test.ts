@@ -7,14 +7,23 @@ import { npy, rawF32 } from './support/files.ts'
 const NUMPY = {
   v1f4: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDMpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAMA/AAAQwFnZADMAAMB/AACAfwAAAAA=',
   v2f8: 'k05VTVBZAgB0AAAAeydkZXNjcic6ICc8ZjgnLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAnc2hhcGUnOiAoMywgMiksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAAAAJqZmZmZmbk/mpmZmZmZyT80MzMzMzPTP5qZmZmZmdk/AAAAAAAA4D8=',
-  bigEndian: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPmY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAo/gAAAQAAAAA==',
-  fortran: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBUcnVlLCAnc2hhcGUnOiAoMiwgMyksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAIA/AACAPwAAgD8AAIA/AACAPwAAgD8=',
-  int64: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGk4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDMsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAAAAAEAAAAAAAAAAgAAAAAAAAA=',
-  scalar: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKCksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAAEQA==',
+  bigEndian:
+    'k05VTVBZAQB2AHsnZGVzY3InOiAnPmY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAo/gAAAQAAAAA==',
+  fortran:
+    'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBUcnVlLCAnc2hhcGUnOiAoMiwgMyksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAIA/AACAPwAAgD8AAIA/AACAPwAAgD8=',
+  int64:
+    'k05VTVBZAQB2AHsnZGVzY3InOiAnPGk4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDMsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAAAAAEAAAAAAAAAAgAAAAAAAAA=',
+  scalar:
+    'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKCksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAAEQA==',
 }
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64')
-const invalid = (reason: RegExp) => expect.objectContaining({ kind: 'PAYLOAD_INVALID', message: expect.stringMatching(reason) })
-const arr = (values: number[], shape = [values.length]): FloatArray => ({ dtype: 'float64', shape, values: Float64Array.from(values) })
+const invalid = (reason: RegExp) =>
+  expect.objectContaining({ kind: 'PAYLOAD_INVALID', message: expect.stringMatching(reason) })
+const arr = (values: number[], shape = [values.length]): FloatArray => ({
+  dtype: 'float64',
+  shape,
+  values: Float64Array.from(values),
+})
 const tol = { rtol: 1e-5, atol: 1e-8, nan: 'equal' as const }
 
 describe('parseNpy', () => {
@@ -76,7 +85,10 @@ describe('compareFloatArrays', () => {
 
   it('treats NaN explicitly: equal at the same index only when asked, never against a number', () => {
     expect(compareFloatArrays(arr([NaN, 1]), arr([NaN, 1]), tol).equal).toBe(true)
-    expect(compareFloatArrays(arr([NaN, 1]), arr([NaN, 1]), { ...tol, nan: 'differ' })).toMatchObject({ equal: false, mismatches: 1 })
+    expect(compareFloatArrays(arr([NaN, 1]), arr([NaN, 1]), { ...tol, nan: 'differ' })).toMatchObject({
+      equal: false,
+      mismatches: 1,
+    })
     expect(compareFloatArrays(arr([NaN]), arr([0]), tol).equal).toBe(false)
   })
 
@@ -87,6 +99,9 @@ describe('compareFloatArrays', () => {
   })
 
   it('refuses different shapes', () => {
-    expect(compareFloatArrays(arr([1, 2, 3, 4], [2, 2]), arr([1, 2, 3, 4], [4]), tol)).toMatchObject({ equal: false, reason: expect.stringContaining('shapes differ') })
+    expect(compareFloatArrays(arr([1, 2, 3, 4], [2, 2]), arr([1, 2, 3, 4], [4]), tol)).toMatchObject({
+      equal: false,
+      reason: expect.stringContaining('shapes differ'),
+    })
   })
 })

@@ -38,12 +38,16 @@ describe('decideSpotCheck', () => {
     let runs = 1
     for (let i = 1; i < d.length; i++) if (d[i] !== d[i - 1]) runs++
     // For independent fair coins, the number of runs is about n/2 with sd sqrt(n)/2.
-    expect(Math.abs(runs - 10_000)).toBeLessThan(4 * Math.sqrt(20_000) / 2)
+    expect(Math.abs(runs - 10_000)).toBeLessThan((4 * Math.sqrt(20_000)) / 2)
   })
 
   it('refuses a short secret and a p outside [0, 1]', () => {
-    expect(() => decideSpotCheck('job_0000000000ab', Buffer.alloc(16), 0.1)).toThrowError(expect.objectContaining({ kind: 'CONFIG_INVALID' }))
-    expect(() => decideSpotCheck('job_0000000000ab', secret, 1.5)).toThrowError(expect.objectContaining({ kind: 'PAYLOAD_INVALID' }))
+    expect(() => decideSpotCheck('job_0000000000ab', Buffer.alloc(16), 0.1)).toThrowError(
+      expect.objectContaining({ kind: 'CONFIG_INVALID' }),
+    )
+    expect(() => decideSpotCheck('job_0000000000ab', secret, 1.5)).toThrowError(
+      expect.objectContaining({ kind: 'PAYLOAD_INVALID' }),
+    )
   })
 })
 
@@ -54,7 +58,10 @@ describe('placementAttempts', () => {
     expect(placementAttempts('job_0000000000ab', secret, 3)).toEqual(a)
     expect(a.every((n) => Number.isInteger(n) && n >= 0 && n < 2 ** 31)).toBe(true)
     // Whether the first placement gets the smaller number is a coin flip over jobs.
-    const firstSmaller = ids(2_000).filter((id) => { const [x, y] = placementAttempts(id, secret, 2) as [number, number]; return x < y }).length
+    const firstSmaller = ids(2_000).filter((id) => {
+      const [x, y] = placementAttempts(id, secret, 2) as [number, number]
+      return x < y
+    }).length
     expect(firstSmaller / 2_000).toBeGreaterThan(0.45)
     expect(firstSmaller / 2_000).toBeLessThan(0.55)
   })
@@ -68,18 +75,29 @@ describe('VerificationSettings', () => {
   })
 
   it('takes p, a bond per job or a bond ratio, and a comparator with its defaults', () => {
-    const s = parseOrThrow(VerificationSettings, { p: 0.2, bondRatio: 2.5, comparator: { kind: 'numeric', rtol: 1e-4 } }, 'verification')
+    const s = parseOrThrow(
+      VerificationSettings,
+      { p: 0.2, bondRatio: 2.5, comparator: { kind: 'numeric', rtol: 1e-4 } },
+      'verification',
+    )
     expect(s.comparator).toEqual({ kind: 'numeric', rtol: 1e-4, atol: 1e-8, nan: 'equal', raw: ['**/*.f32'] })
     expect(resolveVerification(s, 1_001)).toMatchObject({ p: 0.2, bond: 2_503 })
     expect(resolveVerification(parseOrThrow(VerificationSettings, { bondPerJob: 7 }, 'v'), 1_000).bond).toBe(7)
   })
 
   it('names every bad field', () => {
-    const bad = VerificationSettings.safeParse({ p: 1.2, bondPerJob: 5, bondRatio: 1, comparator: { kind: 'image', minSsim: 2 } })
+    const bad = VerificationSettings.safeParse({
+      p: 1.2,
+      bondPerJob: 5,
+      bondRatio: 1,
+      comparator: { kind: 'image', minSsim: 2 },
+    })
     expect(bad.success).toBe(false)
     const paths = bad.error?.issues.map((i) => i.path.join('.'))
     expect(paths).toEqual(expect.arrayContaining(['p', 'comparator.minSsim']))
-    expect(VerificationSettings.safeParse({ bondPerJob: 5, bondRatio: 1 }).error?.issues[0]?.path).toEqual(['bondRatio'])
+    expect(VerificationSettings.safeParse({ bondPerJob: 5, bondRatio: 1 }).error?.issues[0]?.path).toEqual([
+      'bondRatio',
+    ])
     expect(VerificationSettings.safeParse({ replicas: 3 }).success).toBe(false)
   })
 })

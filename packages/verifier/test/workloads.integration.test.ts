@@ -30,13 +30,20 @@ async function runWorkload(image: string, args: string[]): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-workload-'))
   dirs.push(dir)
   await chmod(dir, 0o777) // the images run as nobody
-  execFileSync('docker', ['run', '--rm', '--network', 'none', '--read-only', '--cap-drop', 'ALL', '-v', `${dir}:/out`, image, ...args], { stdio: 'ignore' })
+  execFileSync(
+    'docker',
+    ['run', '--rm', '--network', 'none', '--read-only', '--cap-drop', 'ALL', '-v', `${dir}:/out`, image, ...args],
+    { stdio: 'ignore' },
+  )
   return dir
 }
 
 describe.skipIf(!dockerReady)('comparators on real workload outputs', () => {
   it('kiln/matmul:1 agrees with itself exactly; a nudge within tolerance passes numeric only; a real change fails', async () => {
-    const [d1, d2] = [await runWorkload('kiln/matmul:1', ['96']), await runWorkload('kiln/matmul:1', ['96'])] as [string, string]
+    const [d1, d2] = [await runWorkload('kiln/matmul:1', ['96']), await runWorkload('kiln/matmul:1', ['96'])] as [
+      string,
+      string,
+    ]
     const a = (await packCanonicalTar(d1)).tar
     const b = (await packCanonicalTar(d2)).tar
     expect((await compareOutputs({ kind: 'exact' }, a, b)).equal).toBe(true)
@@ -56,14 +63,28 @@ describe.skipIf(!dockerReady)('comparators on real workload outputs', () => {
     expect((await compareOutputs(numeric, a, tiny)).equal).toBe(true)
     const cheat = await perturbed(1e-2)
     const r = await compareOutputs(numeric, a, cheat)
-    expect(r).toMatchObject({ equal: false, files: [{ path: 'result.npy', metrics: { mismatches: 1, count: 96 * 96 } }] })
+    expect(r).toMatchObject({
+      equal: false,
+      files: [{ path: 'result.npy', metrics: { mismatches: 1, count: 96 * 96 } }],
+    })
     // Two honest runs outvote the cheat.
-    expect(await tallyOutputs([{ provider: 'cheat', output: cheat }, { provider: 'p1', output: a }, { provider: 'p2', output: b }], numeric))
-      .toMatchObject({ verdict: 'decided', caught: ['cheat'] })
+    expect(
+      await tallyOutputs(
+        [
+          { provider: 'cheat', output: cheat },
+          { provider: 'p1', output: a },
+          { provider: 'p2', output: b },
+        ],
+        numeric,
+      ),
+    ).toMatchObject({ verdict: 'decided', caught: ['cheat'] })
   })
 
   it('kiln/render:1 agrees with itself; a re-encoded copy passes image similarity but not exact; a changed region fails', async () => {
-    const [d1, d2] = [await runWorkload('kiln/render:1', ['80', '60']), await runWorkload('kiln/render:1', ['80', '60'])] as [string, string]
+    const [d1, d2] = [
+      await runWorkload('kiln/render:1', ['80', '60']),
+      await runWorkload('kiln/render:1', ['80', '60']),
+    ] as [string, string]
     const a = (await packCanonicalTar(d1)).tar
     const b = (await packCanonicalTar(d2)).tar
     const image = { kind: 'image' as const, minPsnr: 40, minSsim: 0.98 }

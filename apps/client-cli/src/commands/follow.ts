@@ -11,7 +11,9 @@ export type Say = (icon: string, msg: string) => void
 /** Progress lines with the seconds since the command started (none under --json). */
 export function sayer(o: GlobalOpts, io: Io): Say {
   const t0 = Date.now()
-  return (icon, msg) => { if (!o.json) io.out(`${pc.dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`)} ${icon} ${msg}`) }
+  return (icon, msg) => {
+    if (!o.json) io.out(`${pc.dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`)} ${icon} ${msg}`)
+  }
 }
 
 /**
@@ -28,7 +30,14 @@ export async function watch(o: GlobalOpts & { jobId: string; out: string }, io: 
 }
 
 /** Follows a job to its end: locks, co-signatures, logs, the checked output, a summary. */
-export async function follow(client: KilnClient, jobId: string, o: GlobalOpts & { out: string }, io: Io, say: Say, extra: Record<string, unknown> = {}): Promise<number> {
+export async function follow(
+  client: KilnClient,
+  jobId: string,
+  o: GlobalOpts & { out: string },
+  io: Io,
+  say: Say,
+  extra: Record<string, unknown> = {},
+): Promise<number> {
   let lockSignature: string | undefined
   const m = await client.money()
   const job = await client.watch(jobId, {
@@ -37,10 +46,14 @@ export async function follow(client: KilnClient, jobId: string, o: GlobalOpts & 
       if (line) say(...line)
     },
     // The run's own lock: the job as last read may not show it yet (its lock window opens after the match).
-    onLocked: (sig, _j, lock) => { lockSignature = sig; say(pc.green('✓'), `locked ${m.amount(lock.amount)} in escrow vault ${lock.vault} (tx ${sig})`) },
+    onLocked: (sig, _j, lock) => {
+      lockSignature = sig
+      say(pc.green('✓'), `locked ${m.amount(lock.amount)} in escrow vault ${lock.vault} (tx ${sig})`)
+    },
     onLog: (l) => {
       if (o.json) return
-      for (const line of l.text.trimEnd().split('\n')) io.out(`${pc.dim('│')} ${l.stream === 'stderr' ? pc.yellow(line) : line}`)
+      for (const line of l.text.trimEnd().split('\n'))
+        io.out(`${pc.dim('│')} ${l.stream === 'stderr' ? pc.yellow(line) : line}`)
     },
   })
   let outputDir: string | undefined
@@ -51,10 +64,22 @@ export async function follow(client: KilnClient, jobId: string, o: GlobalOpts & 
     mkdirSync(outputDir, { recursive: true })
     writeFileSync(join(outputDir, `${job.outputDigest}.tar`), tar)
     files = (await unpackOutput(tar, join(outputDir, 'out'))).files
-    say(pc.green('✓'), `output ${job.outputDigest} verified (${tar.byteLength} bytes, ${files} files) → ${join(outputDir, 'out')}`)
+    say(
+      pc.green('✓'),
+      `output ${job.outputDigest} verified (${tar.byteLength} bytes, ${files} files) → ${join(outputDir, 'out')}`,
+    )
   }
   if (o.json) {
-    io.out(JSON.stringify({ ok: job.state === 'done', job: { ...job, receipt: undefined }, lockSignature, outputDir, files, ...extra }))
+    io.out(
+      JSON.stringify({
+        ok: job.state === 'done',
+        job: { ...job, receipt: undefined },
+        lockSignature,
+        outputDir,
+        files,
+        ...extra,
+      }),
+    )
   } else {
     say(job.state === 'done' ? pc.green('✓') : pc.red('✗'), summary(job, m))
   }
@@ -65,19 +90,29 @@ export async function follow(client: KilnClient, jobId: string, o: GlobalOpts & 
 export function stateLine(j: JobDetails, m: MoneyFormat): [icon: string, msg: string] | null {
   switch (j.state) {
     case 'queued': {
-      const where = j.queuePosition ? ` (position ${j.queuePosition}${j.estimatedWaitMs ? `, about ${Math.ceil(j.estimatedWaitMs / 1000)} s` : ''})` : ''
+      const where = j.queuePosition
+        ? ` (position ${j.queuePosition}${j.estimatedWaitMs ? `, about ${Math.ceil(j.estimatedWaitMs / 1000)} s` : ''})`
+        : ''
       return ['…', `${j.waiting ? `queued: ${j.waiting}` : 'queued, looking for a provider'}${where}`]
     }
     case 'matched': {
       // The provider's price, not the client's ceiling, sets the lock and the bond (the quote showed their most).
       const lock = j.lock?.amount ?? (j.pricePerHour === null ? null : maxLeaseCost(j.pricePerHour, j.spec.timeoutSec))
-      return [pc.green('✓'), `matched provider ${j.provider} at ${m.rate(j.pricePerHour)} (your max ${m.rate(j.spec.maxPricePerHour)}): lock ${m.amount(lock)} for ${j.spec.timeoutSec} s, its bond ${m.amount(j.bond)}`]
+      return [
+        pc.green('✓'),
+        `matched provider ${j.provider} at ${m.rate(j.pricePerHour)} (your max ${m.rate(j.spec.maxPricePerHour)}): lock ${m.amount(lock)} for ${j.spec.timeoutSec} s, its bond ${m.amount(j.bond)}`,
+      ]
     }
-    case 'locked': return [pc.green('✓'), 'the marketplace found your lock in the vault on chain; lease sent to the provider']
-    case 'running': return [pc.cyan('▶'), `running ${j.image}`]
-    case 'verifying': return ['…', 'the signed receipt checks out (signature, output digest); checking the result']
-    case 'settling': return ['…', settling(j)]
-    default: return null
+    case 'locked':
+      return [pc.green('✓'), 'the marketplace found your lock in the vault on chain; lease sent to the provider']
+    case 'running':
+      return [pc.cyan('▶'), `running ${j.image}`]
+    case 'verifying':
+      return ['…', 'the signed receipt checks out (signature, output digest); checking the result']
+    case 'settling':
+      return ['…', settling(j)]
+    default:
+      return null
   }
 }
 
@@ -85,23 +120,37 @@ export function stateLine(j: JobDetails, m: MoneyFormat): [icon: string, msg: st
 function settling(j: JobDetails): string {
   const why = j.error ? ` (${j.error.code} ${j.error.message})` : ''
   switch (j.settleOutcome) {
-    case 'verified': return 'result accepted: paying the provider for the seconds it ran and refunding the rest of your lock, on chain'
-    case 'failed_client': return `your program failed${why}: paying the provider for the seconds it ran and refunding the rest of your lock, on chain`
-    case 'cancelled': return j.settleAction === 'refund' ? 'cancelled before it ran: refunding your lock in full, on chain' : 'cancelled: paying for the seconds it ran and refunding the rest of your lock, on chain'
-    case 'caught': return 'caught: independent runs outvoted this provider\'s result; refunding your lock and slashing its bond to you, on chain'
+    case 'verified':
+      return 'result accepted: paying the provider for the seconds it ran and refunding the rest of your lock, on chain'
+    case 'failed_client':
+      return `your program failed${why}: paying the provider for the seconds it ran and refunding the rest of your lock, on chain`
+    case 'cancelled':
+      return j.settleAction === 'refund'
+        ? 'cancelled before it ran: refunding your lock in full, on chain'
+        : 'cancelled: paying for the seconds it ran and refunding the rest of your lock, on chain'
+    case 'caught':
+      return "caught: independent runs outvoted this provider's result; refunding your lock and slashing its bond to you, on chain"
     case 'failed_provider':
     case 'timeout':
       return `the run did not deliver${why}: refunding your lock in full, on chain${j.settleAction === 'refund_requeue' ? '; the job then goes to another provider' : ''}`
-    default: return 'settling on chain'
+    default:
+      return 'settling on chain'
   }
 }
 
 function summary(j: JobDetails, m: MoneyFormat): string {
   const w = j.settlement && settlementWords(j.settlement, m)
-  const money = w ? `paid ${w.paid}; refunded ${w.refunded}; bond ${w.bond}` : j.lockSignature ? 'not settled yet' : 'nothing was locked'
+  const money = w
+    ? `paid ${w.paid}; refunded ${w.refunded}; bond ${w.bond}`
+    : j.lockSignature
+      ? 'not settled yet'
+      : 'nothing was locked'
   const tx = j.settlementSignature ? ` — settlement tx ${j.settlementSignature}` : ''
   const v = j.verification
-  const checked = v && v.verdict !== 'unchecked' ? ` — spot-checked: ${v.verdict}${v.caught.length ? `, caught ${v.caught.join(', ')} (its bond slashed to you)` : ''}` : ''
+  const checked =
+    v && v.verdict !== 'unchecked'
+      ? ` — spot-checked: ${v.verdict}${v.caught.length ? `, caught ${v.caught.join(', ')} (its bond slashed to you)` : ''}`
+      : ''
   if (j.state === 'done') return `done: ${money}${tx}${checked}`
   return `${j.state}${j.error ? `: ${j.error.code} ${j.error.message}` : ''} — ${money}${tx}`
 }

@@ -8,14 +8,30 @@ import { table } from '../table.ts'
 export async function providers(o: GlobalOpts, io: Io): Promise<number> {
   const { client } = openClient(o)
   const list = await client.providers()
-  if (o.json) { io.out(JSON.stringify(list)); return Exit.ok }
-  if (list.length === 0) { io.out('no providers online'); return Exit.ok }
+  if (o.json) {
+    io.out(JSON.stringify(list))
+    return Exit.ok
+  }
+  if (list.length === 0) {
+    io.out('no providers online')
+    return Exit.ok
+  }
   const m = await client.money()
-  io.out(table(['provider', 'region', 'cpu', 'mem GiB', 'gpus', 'price', 'rep', 'state'], list.map((p) => [
-    `${p.address.slice(0, 8)}…`, p.region, String(p.hardware.cpuCores), (p.hardware.memoryMb / 1024).toFixed(1),
-    p.hardware.gpus.length ? p.hardware.gpus.map((g) => g.model).join(', ') : 'cpu only', m.rate(p.pricePerHour), p.reputation.toFixed(2),
-    p.suspended ? 'suspended (reputation below the floor)' : p.available ? 'available' : (p.reason ?? 'busy'),
-  ])))
+  io.out(
+    table(
+      ['provider', 'region', 'cpu', 'mem GiB', 'gpus', 'price', 'rep', 'state'],
+      list.map((p) => [
+        `${p.address.slice(0, 8)}…`,
+        p.region,
+        String(p.hardware.cpuCores),
+        (p.hardware.memoryMb / 1024).toFixed(1),
+        p.hardware.gpus.length ? p.hardware.gpus.map((g) => g.model).join(', ') : 'cpu only',
+        m.rate(p.pricePerHour),
+        p.reputation.toFixed(2),
+        p.suspended ? 'suspended (reputation below the floor)' : p.available ? 'available' : (p.reason ?? 'busy'),
+      ]),
+    ),
+  )
   return Exit.ok
 }
 
@@ -23,12 +39,28 @@ export async function providers(o: GlobalOpts, io: Io): Promise<number> {
 export async function jobs(o: GlobalOpts & { all?: boolean }, io: Io): Promise<number> {
   const { client, identity } = openClient(o)
   const list = await client.list(o.all ? {} : { client: identity.address })
-  if (o.json) { io.out(JSON.stringify(list)); return Exit.ok }
+  if (o.json) {
+    io.out(JSON.stringify(list))
+    return Exit.ok
+  }
   const m = await client.money()
-  io.out(table(['job', 'state', 'image', 'paid (for the work)', 'refunded', 'provider\'s bond', 'created'], list.map((j) => {
-    const w = j.settlement && settlementWords(j.settlement, m)
-    return [j.id, j.state, j.image, m.amount(j.settlement?.work), w?.refunded ?? '-', w?.bond ?? '-', new Date(j.createdAt).toISOString().slice(0, 19)]
-  })))
+  io.out(
+    table(
+      ['job', 'state', 'image', 'paid (for the work)', 'refunded', "provider's bond", 'created'],
+      list.map((j) => {
+        const w = j.settlement && settlementWords(j.settlement, m)
+        return [
+          j.id,
+          j.state,
+          j.image,
+          m.amount(j.settlement?.work),
+          w?.refunded ?? '-',
+          w?.bond ?? '-',
+          new Date(j.createdAt).toISOString().slice(0, 19),
+        ]
+      }),
+    ),
+  )
   return Exit.ok
 }
 
@@ -36,7 +68,11 @@ export async function jobs(o: GlobalOpts & { all?: boolean }, io: Io): Promise<n
 export async function keygen(o: GlobalOpts, io: Io): Promise<number> {
   const existed = existsSync(o.keypair)
   const id = loadOrCreateIdentity(o.keypair)
-  io.out(o.json ? JSON.stringify({ address: id.address, keypair: o.keypair, created: !existed }) : `${existed ? 'existing' : 'new'} keypair ${o.keypair}\naddress ${id.address}`)
+  io.out(
+    o.json
+      ? JSON.stringify({ address: id.address, keypair: o.keypair, created: !existed })
+      : `${existed ? 'existing' : 'new'} keypair ${o.keypair}\naddress ${id.address}`,
+  )
   return Exit.ok
 }
 
@@ -44,6 +80,10 @@ export async function keygen(o: GlobalOpts, io: Io): Promise<number> {
 export async function whoami(o: GlobalOpts, io: Io): Promise<number> {
   const { client, identity } = openClient(o)
   const balance = await client.balance()
-  io.out(o.json ? JSON.stringify({ address: identity.address, balance }) : `address ${identity.address}\nbalance ${(await client.money()).amount(balance)}`)
+  io.out(
+    o.json
+      ? JSON.stringify({ address: identity.address, balance })
+      : `address ${identity.address}\nbalance ${(await client.money()).amount(balance)}`,
+  )
   return Exit.ok
 }

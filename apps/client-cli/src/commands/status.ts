@@ -21,8 +21,13 @@ export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise
     return Exit.ok
   }
   const rows: [string, string][] = [
-    ...common(j, m), ['max cost', `${m.amount(j.maxCost)} (at your max price)`], ['locked', m.amount(j.lock?.amount)], ['vault', j.lock?.vault ?? '-'], ['output', j.outputDigest ?? '-'],
-    ...(j.settlement ? [] : [['bond', m.amount(j.bond)] as [string, string]]), ...settled(j, m),
+    ...common(j, m),
+    ['max cost', `${m.amount(j.maxCost)} (at your max price)`],
+    ['locked', m.amount(j.lock?.amount)],
+    ['vault', j.lock?.vault ?? '-'],
+    ['output', j.outputDigest ?? '-'],
+    ...(j.settlement ? [] : [['bond', m.amount(j.bond)] as [string, string]]),
+    ...settled(j, m),
   ]
   if (j.error) rows.push(['error', `${j.error.code} ${j.error.message}`])
   if (j.waiting) rows.push(['waiting', j.waiting])
@@ -32,18 +37,29 @@ export async function status(o: GlobalOpts & { jobId: string }, io: Io): Promise
     io.out(pc.dim('runs (only you see these)'))
     for (const r of runs) {
       const w = r.settlement && settlementWords(r.settlement, m)
-      io.out(`  ${r.role.padEnd(9)} ${r.state.padEnd(10)} ${(r.provider ?? '-').padEnd(44)} ${(r.settleOutcome ?? '-').padEnd(16)} ${w ? `paid ${w.paid}; refunded ${w.refunded}; bond ${w.bond}` : 'not settled'}`)
+      io.out(
+        `  ${r.role.padEnd(9)} ${r.state.padEnd(10)} ${(r.provider ?? '-').padEnd(44)} ${(r.settleOutcome ?? '-').padEnd(16)} ${w ? `paid ${w.paid}; refunded ${w.refunded}; bond ${w.bond}` : 'not settled'}`,
+      )
     }
   }
   io.out('')
-  for (const e of j.events) io.out(`${pc.dim(new Date(e.at).toISOString())} ${(e.from ?? '').padStart(9)} → ${e.to.padEnd(9)} ${e.reason}`)
+  for (const e of j.events)
+    io.out(`${pc.dim(new Date(e.at).toISOString())} ${(e.from ?? '').padStart(9)} → ${e.to.padEnd(9)} ${e.reason}`)
   return Exit.ok
 }
 
 /** Another client's job: only what a market explorer may see. */
-async function publicStatus(client: KilnClient, o: GlobalOpts & { jobId: string }, io: Io, m: MoneyFormat): Promise<number> {
+async function publicStatus(
+  client: KilnClient,
+  o: GlobalOpts & { jobId: string },
+  io: Io,
+  m: MoneyFormat,
+): Promise<number> {
   const j = await client.publicJob(o.jobId)
-  if (o.json) { io.out(JSON.stringify({ ...j, public: true })); return Exit.ok }
+  if (o.json) {
+    io.out(JSON.stringify({ ...j, public: true }))
+    return Exit.ok
+  }
   const rows: [string, string][] = [...common(j, m), ...settled(j, m)]
   if (j.errorCode) rows.push(['error', j.errorCode])
   for (const [k, v] of rows) io.out(`${pc.dim(k.padEnd(11))} ${v}`)
@@ -53,16 +69,39 @@ async function publicStatus(client: KilnClient, o: GlobalOpts & { jobId: string 
 }
 
 function common(j: PublicJobView | JobView, m: MoneyFormat): [string, string][] {
-  return [['job', j.id], ['state', j.state], ['image', j.image], ['client', j.client], ['provider', j.provider ?? '-'], ['price', m.rate(j.pricePerHour)]]
+  return [
+    ['job', j.id],
+    ['state', j.state],
+    ['image', j.image],
+    ['client', j.client],
+    ['provider', j.provider ?? '-'],
+    ['price', m.rate(j.pricePerHour)],
+  ]
 }
 
-function settled(j: Pick<PublicJobView, 'settlement'> & { verification: VerdictView | null }, m: MoneyFormat): [string, string][] {
+function settled(
+  j: Pick<PublicJobView, 'settlement'> & { verification: VerdictView | null },
+  m: MoneyFormat,
+): [string, string][] {
   const s = j.settlement
   const w = s && settlementWords(s, m)
-  const rows: [string, string][] = s && w ? [['paid', w.paid], ['refunded', w.refunded], ['bond', w.bond], ['settlement', s.signature]] : [['settlement', '-']]
+  const rows: [string, string][] =
+    s && w
+      ? [
+          ['paid', w.paid],
+          ['refunded', w.refunded],
+          ['bond', w.bond],
+          ['settlement', s.signature],
+        ]
+      : [['settlement', '-']]
   if (j.verification) {
     const v = j.verification
-    rows.push(['verified', v.verdict === 'unchecked' ? 'not spot-checked' : `${v.verdict} over ${v.runs} runs${v.caught.length ? `; caught ${v.caught.join(', ')}` : ''}${v.reason ? ` (${v.reason})` : ''}`])
+    rows.push([
+      'verified',
+      v.verdict === 'unchecked'
+        ? 'not spot-checked'
+        : `${v.verdict} over ${v.runs} runs${v.caught.length ? `; caught ${v.caught.join(', ')}` : ''}${v.reason ? ` (${v.reason})` : ''}`,
+    ])
   }
   return rows
 }
@@ -87,6 +126,11 @@ export async function cancel(o: GlobalOpts & { jobId: string }, io: Io): Promise
   const { client } = openClient(o)
   const j = await client.cancel(o.jobId)
   if (o.json) io.out(JSON.stringify({ ...j, receipt: undefined }))
-  else io.out(j.state === 'cancelled' ? `${j.id} cancelled` : `${j.id} is ${j.state}${j.state === 'running' || j.state === 'locked' ? ': the provider is stopping it; its settlement follows (kiln status shows it)' : ''}`)
+  else
+    io.out(
+      j.state === 'cancelled'
+        ? `${j.id} cancelled`
+        : `${j.id} is ${j.state}${j.state === 'running' || j.state === 'locked' ? ': the provider is stopping it; its settlement follows (kiln status shows it)' : ''}`,
+    )
   return Exit.ok
 }

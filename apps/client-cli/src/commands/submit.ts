@@ -17,12 +17,20 @@ export function readSpecFile(file: string): JobSpecInput {
   try {
     text = readFileSync(file, 'utf8')
   } catch (e) {
-    throw new KilnError('SPEC_FILE_UNREADABLE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file })
+    throw new KilnError(
+      'SPEC_FILE_UNREADABLE',
+      `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      { file },
+    )
   }
   try {
     return parseYaml(text) as JobSpecInput
   } catch (e) {
-    throw new KilnError('SPEC_FILE_UNREADABLE', `${file} is not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`, { file })
+    throw new KilnError(
+      'SPEC_FILE_UNREADABLE',
+      `${file} is not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`,
+      { file },
+    )
   }
 }
 
@@ -37,9 +45,19 @@ export async function quote(o: GlobalOpts & { file: string }, io: Io): Promise<n
 function quoteJson(q: Quote) {
   const g = q.guarantee
   return {
-    maxCost: q.maxCost, required: q.required, p: q.p, bond: q.bond, feeBps: q.feeBps,
-    detectK: g.detectK, k: g.k, expectedPenalty: g.expectedPenalty, expectedGain: g.expectedGain, cheatingPays: g.cheatingPays,
-    minDeterringBond: Number.isFinite(g.minDeterringBond) ? g.minDeterringBond : null, expectedCost: g.expectedCost, lines: q.lines,
+    maxCost: q.maxCost,
+    required: q.required,
+    p: q.p,
+    bond: q.bond,
+    feeBps: q.feeBps,
+    detectK: g.detectK,
+    k: g.k,
+    expectedPenalty: g.expectedPenalty,
+    expectedGain: g.expectedGain,
+    cheatingPays: g.cheatingPays,
+    minDeterringBond: Number.isFinite(g.minDeterringBond) ? g.minDeterringBond : null,
+    expectedCost: g.expectedCost,
+    lines: q.lines,
   }
 }
 
@@ -53,13 +71,19 @@ export async function submit(o: SubmitOpts, io: Io): Promise<number> {
   const q = await client.quote(spec)
   for (const line of q.lines) say(pc.cyan('ⓘ'), line)
   const { jobId, maxCost } = await client.submit(spec)
-  say(pc.green('✓'), `submitted ${pc.bold(jobId)} (lock at most ${(await client.money()).amount(maxCost)}, at your max price)`)
+  say(
+    pc.green('✓'),
+    `submitted ${pc.bold(jobId)} (lock at most ${(await client.money()).amount(maxCost)}, at your max price)`,
+  )
   if (!o.wait) {
     if (o.json) io.out(JSON.stringify({ ok: true, jobId, maxCost, quote: quoteJson(q) }))
     // Funds are locked by the client's own key when a provider is found: someone has to be there.
-    else say(pc.cyan('ⓘ'), `follow it with: kiln watch ${jobId} (it locks your funds when a provider is found, within the lock window)`)
+    else
+      say(
+        pc.cyan('ⓘ'),
+        `follow it with: kiln watch ${jobId} (it locks your funds when a provider is found, within the lock window)`,
+      )
     return Exit.ok
   }
   return follow(client, jobId, o, io, say, { quote: quoteJson(q) })
 }
-

@@ -7,9 +7,19 @@ import { httpCode, httpStatusOf } from '@kiln/api'
 export const MAX_BODY_BYTES = 256 * 1024
 
 function tooDeep(where: string): KilnError {
-  return new KilnError('PAYLOAD_INVALID', `the request ${where} nests more than ${MAX_JSON_DEPTH} levels deep; no Kiln request does`, {
-    issues: [{ path: '(root)', message: `nested more than ${MAX_JSON_DEPTH} levels deep`, expected: `at most ${MAX_JSON_DEPTH} levels of objects and arrays` }],
-  })
+  return new KilnError(
+    'PAYLOAD_INVALID',
+    `the request ${where} nests more than ${MAX_JSON_DEPTH} levels deep; no Kiln request does`,
+    {
+      issues: [
+        {
+          path: '(root)',
+          message: `nested more than ${MAX_JSON_DEPTH} levels deep`,
+          expected: `at most ${MAX_JSON_DEPTH} levels of objects and arrays`,
+        },
+      ],
+    },
+  )
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -21,7 +31,11 @@ function readBody(req: IncomingMessage): Promise<string> {
       if (size <= MAX_BODY_BYTES) return void chunks.push(chunk)
       // Drained, not destroyed: the refusal still has to reach the caller.
       req.off('data', collect).resume()
-      reject(new KilnError('ENVELOPE_TOO_LARGE', `the request body is over ${MAX_BODY_BYTES} bytes`, { maxBytes: MAX_BODY_BYTES }))
+      reject(
+        new KilnError('ENVELOPE_TOO_LARGE', `the request body is over ${MAX_BODY_BYTES} bytes`, {
+          maxBytes: MAX_BODY_BYTES,
+        }),
+      )
     }
     req.on('data', collect)
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
@@ -48,7 +62,13 @@ export async function screenApiRequest(req: IncomingMessage, url: URL): Promise<
 export function sendApiError(res: ServerResponse, url: URL, err: KilnError): void {
   const code = httpCode(err)
   const status = httpStatusOf(err)
-  const body = { error: { message: err.message, code: TRPC_ERROR_CODES_BY_KEY[code], data: { code, httpStatus: status, path: url.pathname.slice('/trpc/'.length), kiln: err.toJSON() } } }
+  const body = {
+    error: {
+      message: err.message,
+      code: TRPC_ERROR_CODES_BY_KEY[code],
+      data: { code, httpStatus: status, path: url.pathname.slice('/trpc/'.length), kiln: err.toJSON() },
+    },
+  }
   res.writeHead(status, { 'content-type': 'application/json', connection: 'close' })
   res.end(JSON.stringify(body))
 }

@@ -1,5 +1,17 @@
 import type { Marketplace, NetworkInfo } from '@kiln/api'
-import { cancelJob, confirmLock, cosignRefund, jobRuns, ownedJob, ownerReturned, publicJob, publicView, submitJob, viewOf, type CoordinatorContext } from '../coordinator/index.ts'
+import {
+  cancelJob,
+  confirmLock,
+  cosignRefund,
+  jobRuns,
+  ownedJob,
+  ownerReturned,
+  publicJob,
+  publicView,
+  submitJob,
+  viewOf,
+  type CoordinatorContext,
+} from '../coordinator/index.ts'
 
 /** What the app builds once and every request shares. */
 export interface ApiContext {
@@ -11,15 +23,25 @@ export interface ApiContext {
 export function marketplaceOf({ coordinator: c, info }: ApiContext): Marketplace {
   return {
     info: () => info,
-    providers: () => c.inventory.list().map((p) => {
-      const reputation = c.reputation.get(p.address) ?? 0.5
-      return {
-        address: p.address, region: p.advert.region, pricePerHour: p.advert.pricePerHour, available: p.advert.available,
-        reason: p.advert.reason ?? null, hardware: p.advert.hardware, free: p.advert.free, version: p.advert.version,
-        lastSeen: p.lastSeen, expiresAt: p.expiresAt, reputation, network: p.advert.network === true,
-        suspended: reputation < (c.config.minReputation ?? 0),
-      }
-    }),
+    providers: () =>
+      c.inventory.list().map((p) => {
+        const reputation = c.reputation.get(p.address) ?? 0.5
+        return {
+          address: p.address,
+          region: p.advert.region,
+          pricePerHour: p.advert.pricePerHour,
+          available: p.advert.available,
+          reason: p.advert.reason ?? null,
+          hardware: p.advert.hardware,
+          free: p.advert.free,
+          version: p.advert.version,
+          lastSeen: p.lastSeen,
+          expiresAt: p.expiresAt,
+          reputation,
+          network: p.advert.network === true,
+          suspended: reputation < (c.config.minReputation ?? 0),
+        }
+      }),
     submit: (envelope) => submitJob(c, envelope),
     lock: (envelope) => confirmLock(c, envelope),
     cancel: (envelope) => cancelJob(c, envelope),

@@ -9,7 +9,10 @@ import { reconcile } from './reconcile.ts'
 import { settle } from './settle.ts'
 import type { CoordinatorContext } from './types.ts'
 
-export type CoordinatorInit = Omit<CoordinatorContext, 'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement' | 'engine' | 'reputation' | 'placementPass'>
+export type CoordinatorInit = Omit<
+  CoordinatorContext,
+  'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement' | 'engine' | 'reputation' | 'placementPass'
+>
 
 export interface Coordinator {
   ctx: CoordinatorContext
@@ -43,21 +46,28 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     ctx,
     async start() {
       await loadReputations(ctx)
-      offs.push(ctx.mesh.onAdvert(({ advert, signer, expiresAt, receivedAt }) => {
-        const before = ctx.inventory.get(signer)
-        if (!ctx.inventory.upsert(signer, advert, expiresAt, receivedAt)) return
-        ctx.engine.upsert({ address: signer, advert, reputation: ctx.reputation.get(signer) ?? 0.5 })
-        // A provider that came online or became free may take a queued job.
-        if (advert.available && !before?.available) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
-        void ctx.db.insert(providers).values({ address: signer, advert, firstSeen: receivedAt, lastSeen: receivedAt, expiresAt })
-          .onConflictDoUpdate({ target: providers.address, set: { advert, lastSeen: receivedAt, expiresAt } })
-          .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not record provider'))
-      }))
-      offs.push(ctx.mesh.onPeerDisconnect((address) => {
-        if (ctx.inventory.get(address)) ctx.log.info({ provider: address }, 'provider disconnected')
-        ctx.inventory.remove(address)
-        ctx.engine.remove(address)
-      }))
+      offs.push(
+        ctx.mesh.onAdvert(({ advert, signer, expiresAt, receivedAt }) => {
+          const before = ctx.inventory.get(signer)
+          if (!ctx.inventory.upsert(signer, advert, expiresAt, receivedAt)) return
+          ctx.engine.upsert({ address: signer, advert, reputation: ctx.reputation.get(signer) ?? 0.5 })
+          // A provider that came online or became free may take a queued job.
+          if (advert.available && !before?.available)
+            void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
+          void ctx.db
+            .insert(providers)
+            .values({ address: signer, advert, firstSeen: receivedAt, lastSeen: receivedAt, expiresAt })
+            .onConflictDoUpdate({ target: providers.address, set: { advert, lastSeen: receivedAt, expiresAt } })
+            .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not record provider'))
+        }),
+      )
+      offs.push(
+        ctx.mesh.onPeerDisconnect((address) => {
+          if (ctx.inventory.get(address)) ctx.log.info({ provider: address }, 'provider disconnected')
+          ctx.inventory.remove(address)
+          ctx.engine.remove(address)
+        }),
+      )
       pruneTimer = setInterval(() => {
         for (const gone of ctx.inventory.prune()) {
           ctx.engine.remove(gone)
@@ -65,13 +75,19 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         }
       }, 1000)
       pruneTimer.unref()
-      placeTimer = setInterval(() => void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed')), ctx.config.rematchMs)
+      placeTimer = setInterval(
+        () => void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed')),
+        ctx.config.rematchMs,
+      )
       placeTimer.unref()
       let ticks = 0
       reconcileTimer = setInterval(() => {
         const resyncNow = ++ticks % 3 === 0
         // Once a minute: a used nonce is kept only while its envelope could still be replayed.
-        if (ticks % 12 === 0) void pruneNonces(ctx.db).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not prune used nonces'))
+        if (ticks % 12 === 0)
+          void pruneNonces(ctx.db).catch((err: unknown) =>
+            ctx.log.warn({ err: String(err) }, 'could not prune used nonces'),
+          )
         void reconcile(ctx)
           .then(() => (resyncNow ? resync(ctx) : undefined))
           .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'reconcile failed'))

@@ -37,9 +37,18 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
   // The engine's reservations mirror the placements in the database (every coordinator's).
   const active = await ctx.store.active()
   const live = new Set(active.map((j) => j.id))
-  for (const [jobId] of ctx.placement.reserved) if (!live.has(jobId)) { engine.release(jobId); ctx.placement.reserved.delete(jobId) }
+  for (const [jobId] of ctx.placement.reserved)
+    if (!live.has(jobId)) {
+      engine.release(jobId)
+      ctx.placement.reserved.delete(jobId)
+    }
   for (const j of active) {
-    if (j.provider && ctx.placement.reserved.get(j.id) !== j.provider && engine.assign({ id: j.id, spec: j.spec }, j.provider as Address)) ctx.placement.reserved.set(j.id, j.provider)
+    if (
+      j.provider &&
+      ctx.placement.reserved.get(j.id) !== j.provider &&
+      engine.assign({ id: j.id, spec: j.spec }, j.provider as Address)
+    )
+      ctx.placement.reserved.set(j.id, j.provider)
   }
   const queued = await ctx.store.queued()
   // A parked job is not placed until its owner is back; it says so, whatever else is free.
@@ -54,7 +63,10 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
     if (!job || job.state !== 'queued' || job.parkedAt !== null) continue
     if (job.role === 'replica' && !(await ownRunDelivered(ctx, job))) continue
     const floor = job.spec.minReputation !== undefined ? { minReputation: job.spec.minReputation } : {}
-    const result = engine.place({ id: job.id, spec: job.spec, ...floor, bondAt: (price) => leaseTerms(ctx, job, price).bond }, { exclude: await excludedFor(ctx, job) })
+    const result = engine.place(
+      { id: job.id, spec: job.spec, ...floor, bondAt: (price) => leaseTerms(ctx, job, price).bond },
+      { exclude: await excludedFor(ctx, job) },
+    )
     if (!result.ok) {
       const why = explainUnplaced(result, moneyOf(ctx).rate)
       if (ctx.waiting.get(job.id) !== why) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
@@ -80,7 +92,7 @@ async function ownRunDelivered(ctx: CoordinatorContext, run: Job): Promise<boole
   if (!root) return true
   if (root.state === 'verifying') return true
   if (['queued', 'matched', 'locked', 'running'].includes(root.state) || root.settleAction === 'refund_requeue') {
-    ctx.waiting.set(run.id, 'waits for the job\'s own run to deliver its result')
+    ctx.waiting.set(run.id, "waits for the job's own run to deliver its result")
     return false
   }
   return true
@@ -94,7 +106,9 @@ async function ownRunDelivered(ctx: CoordinatorContext, run: Job): Promise<boole
 export async function excludedFor(ctx: CoordinatorContext, job: Job): Promise<Address[]> {
   const out = new Set(job.excluded)
   if (job.parentId || job.spotCheck) {
-    const others = (await ctx.store.family(job.parentId ?? job.id)).filter((r) => r.id !== job.id && r.provider).map((r) => r.provider as Address)
+    const others = (await ctx.store.family(job.parentId ?? job.id))
+      .filter((r) => r.id !== job.id && r.provider)
+      .map((r) => r.provider as Address)
     // Independent means another key and another operator: one operator's machines do not check each other.
     const operators = new Set(others.map((a) => ctx.inventory.get(a)?.operator ?? a))
     for (const a of others) out.add(a)
@@ -114,21 +128,46 @@ function leaseTerms(ctx: CoordinatorContext, job: Job, pricePerHour: number): { 
  * client and provider). The vault is only named here: the client's lock creates it, so a
  * placement nobody locks leaves nothing on chain and costs the arbiter no rent.
  */
-async function placeOn(ctx: CoordinatorContext, job: Job, provider: Address, pricePerHour: number, score: number): Promise<'placed' | 'busy' | 'moved'> {
+async function placeOn(
+  ctx: CoordinatorContext,
+  job: Job,
+  provider: Address,
+  pricePerHour: number,
+  score: number,
+): Promise<'placed' | 'busy' | 'moved'> {
   const client = job.client as Address
   const attempt = job.attempt + 1
   const key = escrowIdOf(ctx, { ...job, attempt })
   const { lockAmount, bond } = leaseTerms(ctx, job, pricePerHour)
-  const placed = await ctx.store.place(job.id, provider, MAX_ACTIVE, `placed on ${provider}`, {
-    attempt, pricePerHour, lockAmount, bond, feeBps: ctx.config.feeBps,
-    vault: vaultAddress(ctx.arbiter.address, client, key), multisig: multisigAddress(ctx.arbiter.address, client, provider), lockDeadline: null,
-  }, { score, pricePerHour })
+  const placed = await ctx.store.place(
+    job.id,
+    provider,
+    MAX_ACTIVE,
+    `placed on ${provider}`,
+    {
+      attempt,
+      pricePerHour,
+      lockAmount,
+      bond,
+      feeBps: ctx.config.feeBps,
+      vault: vaultAddress(ctx.arbiter.address, client, key),
+      multisig: multisigAddress(ctx.arbiter.address, client, provider),
+      lockDeadline: null,
+    },
+    { score, pricePerHour },
+  )
   if (placed !== 'placed') return placed
   try {
     await ctx.escrow.prepareVault({ jobId: key, client, provider })
   } catch (err) {
     // The multisig could not be made: back to the queue; the next placement gets a fresh vault key.
-    await ctx.store.transition(job.id, ['matched'], 'queued', `escrow setup failed: ${(err as Error).message}`, { provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null })
+    await ctx.store.transition(job.id, ['matched'], 'queued', `escrow setup failed: ${(err as Error).message}`, {
+      provider: null,
+      vault: null,
+      multisig: null,
+      lockAmount: null,
+      pricePerHour: null,
+    })
     return 'moved'
   }
   // The lock window opens only now that the multisig exists; until then the client sees no lock.
@@ -153,19 +192,43 @@ export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promi
   if (job.lockDeadline === null) return { retryInMs: 1000 }
   if (job.lockDeadline > Date.now()) return { retryInMs: job.lockDeadline - Date.now() }
   const lock = await checkLock(ctx.connection, {
-    jobId: escrowIdOf(ctx, job), mint: ctx.mint, vault: job.vault as Address, client: job.client as Address, provider: job.provider as Address,
-    arbiter: ctx.arbiter.address, amount: job.lockAmount ?? 0,
+    jobId: escrowIdOf(ctx, job),
+    mint: ctx.mint,
+    vault: job.vault as Address,
+    client: job.client as Address,
+    provider: job.provider as Address,
+    arbiter: ctx.arbiter.address,
+    amount: job.lockAmount ?? 0,
   })
   if (lock.ok) {
-    const locked = await ctx.store.transition(jobId, ['matched'], 'locked', 'funds found in the vault at the lock deadline', { lockSignature: job.lockSignature, runDeadline: runDeadline(job.spec.timeoutSec), lapses: 0 })
+    const locked = await ctx.store.transition(
+      jobId,
+      ['matched'],
+      'locked',
+      'funds found in the vault at the lock deadline',
+      { lockSignature: job.lockSignature, runDeadline: runDeadline(job.spec.timeoutSec), lapses: 0 },
+    )
     if (locked) void runLease(ctx, locked)
     return { done: true }
   }
   const lapse = afterLapse(ctx, job)
   const why = `client did not lock funds within ${ctx.config.lockWindowMs} ms (${lock.reason})`
-  const back = await ctx.store.transition(jobId, ['matched'], 'queued', lapse.parkedAt === null ? why : `${why}; ${lapse.lapses} times in a row: not placed again until its owner is back`, {
-    provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null, ...lapse,
-  }, { lapses: lapse.lapses })
+  const back = await ctx.store.transition(
+    jobId,
+    ['matched'],
+    'queued',
+    lapse.parkedAt === null ? why : `${why}; ${lapse.lapses} times in a row: not placed again until its owner is back`,
+    {
+      provider: null,
+      vault: null,
+      multisig: null,
+      lockAmount: null,
+      pricePerHour: null,
+      lockDeadline: null,
+      ...lapse,
+    },
+    { lapses: lapse.lapses },
+  )
   if (back && lapse.parkedAt !== null) {
     ctx.waiting.set(jobId, parkedReason(back))
     ctx.log.info({ jobId, lapses: lapse.lapses }, 'job parked: its owner did not lock it')

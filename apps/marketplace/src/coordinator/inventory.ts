@@ -32,12 +32,17 @@ export class Inventory {
   /** Drops lapsed adverts; returns who left. */
   prune(now = Date.now()): Address[] {
     const gone: Address[] = []
-    for (const [a, e] of this.#entries) if (e.expiresAt <= now) { this.#entries.delete(a); gone.push(a) }
+    for (const [a, e] of this.#entries)
+      if (e.expiresAt <= now) {
+        this.#entries.delete(a)
+        gone.push(a)
+      }
     return gone
   }
 
   list(now = Date.now()): { address: Address; advert: CapacityAdvert; lastSeen: number; expiresAt: number }[] {
-    return [...this.#entries].filter(([, e]) => e.expiresAt > now)
+    return [...this.#entries]
+      .filter(([, e]) => e.expiresAt > now)
       .map(([address, e]) => ({ address, advert: e.advert, lastSeen: e.lastSeen, expiresAt: e.expiresAt }))
   }
 }

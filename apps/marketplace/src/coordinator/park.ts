@@ -15,7 +15,11 @@ export function parkedReason(run: Pick<Job, 'id' | 'parentId'>): string {
  * every window; after `parkAfterLapses` in a row it stays queued and is not placed, in the
  * database, so a restarted or another coordinator keeps it parked too.
  */
-export function afterLapse(ctx: Pick<CoordinatorContext, 'config'>, run: Pick<Job, 'lapses'>, now = Date.now()): Required<Pick<JobPatch, 'lapses' | 'parkedAt'>> {
+export function afterLapse(
+  ctx: Pick<CoordinatorContext, 'config'>,
+  run: Pick<Job, 'lapses'>,
+  now = Date.now(),
+): Required<Pick<JobPatch, 'lapses' | 'parkedAt'>> {
   const lapses = run.lapses + 1
   return { lapses, parkedAt: lapses >= (ctx.config.parkAfterLapses ?? PARK_AFTER_LAPSES) ? now : null }
 }
@@ -26,7 +30,10 @@ export function afterLapse(ctx: Pick<CoordinatorContext, 'config'>, run: Pick<Jo
  * signed by the job's owner. Every coordinator's next placement pass (each `rematchMs`) sees
  * it, as it lives in the database. Returns whether anything was parked.
  */
-export async function ownerReturned(ctx: Pick<CoordinatorContext, 'store' | 'waiting' | 'log'>, jobId: string): Promise<boolean> {
+export async function ownerReturned(
+  ctx: Pick<CoordinatorContext, 'store' | 'waiting' | 'log'>,
+  jobId: string,
+): Promise<boolean> {
   const runs = await ctx.store.unpark(jobId, 'its owner came back: placing it again')
   for (const id of runs) ctx.waiting.delete(id)
   if (runs.length > 0) ctx.log.info({ jobId, runs: runs.length }, 'parked job placed again: its owner came back')

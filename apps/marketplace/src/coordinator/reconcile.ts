@@ -20,7 +20,12 @@ export async function reconcile(ctx: CoordinatorContext, now = Date.now()): Prom
     // The clock starts when there is something to check: the job's own result.
     const root = await ctx.store.get(run.parentId)
     if (root?.state !== 'verifying' || now - Math.max(run.createdAt, root.updatedAt) < ctx.config.rerunWaitMs) continue
-    const dropped = await ctx.store.transition(run.id, ['queued'], 'cancelled', `no independent provider took this ${run.role} within ${Math.round(ctx.config.rerunWaitMs / 1000)} s`)
+    const dropped = await ctx.store.transition(
+      run.id,
+      ['queued'],
+      'cancelled',
+      `no independent provider took this ${run.role} within ${Math.round(ctx.config.rerunWaitMs / 1000)} s`,
+    )
     if (dropped) {
       ctx.log.warn({ jobId: run.parentId, run: run.id }, 'spot-check run dropped: no independent provider')
       await verifyFamily(ctx, run.parentId)

@@ -1,6 +1,18 @@
 import type { JobView, RunView } from '@kiln/api'
 import { checkLock, tokenBalance } from '@kiln/escrow'
-import { CancelRequest, CosignRequest, Kind, KilnError, LockRequest, maxLeaseCost, RunsRequest, SubmitRequest, TERMINAL_STATES, type Address, type JobState } from '@kiln/protocol'
+import {
+  CancelRequest,
+  CosignRequest,
+  Kind,
+  KilnError,
+  LockRequest,
+  maxLeaseCost,
+  RunsRequest,
+  SubmitRequest,
+  TERMINAL_STATES,
+  type Address,
+  type JobState,
+} from '@kiln/protocol'
 import { newJobId, type Job } from '@kiln/scheduler'
 import { decideSpotCheck, resolveVerification } from '@kiln/verifier'
 import { placementPass } from './dispatch.ts'
@@ -16,7 +28,11 @@ function perClient<T>(client: string, fn: () => Promise<T>): Promise<T> {
   const prev = queues.get(client) ?? Promise.resolve()
   const next = prev.catch(() => {}).then(fn)
   queues.set(client, next)
-  void next.finally(() => { if (queues.get(client) === next) queues.delete(client) }).catch(() => {})
+  void next
+    .finally(() => {
+      if (queues.get(client) === next) queues.delete(client)
+    })
+    .catch(() => {})
   return next
 }
 
@@ -33,7 +49,12 @@ export async function publicJob(ctx: CoordinatorContext, jobId: string): Promise
  */
 export async function ownedJob(ctx: CoordinatorContext, jobId: string, reader: Address): Promise<Job> {
   const job = await publicJob(ctx, jobId)
-  if (job.client !== reader) throw new KilnError('NOT_JOB_OWNER', `${reader} does not own ${job.id}: only its owner can read its details, logs and outputs`, { jobId: job.id })
+  if (job.client !== reader)
+    throw new KilnError(
+      'NOT_JOB_OWNER',
+      `${reader} does not own ${job.id}: only its owner can read its details, logs and outputs`,
+      { jobId: job.id },
+    )
   return job
 }
 
@@ -49,7 +70,11 @@ export async function jobRuns(ctx: CoordinatorContext, raw: unknown): Promise<Ru
 async function runOf(ctx: CoordinatorContext, job: Job, escrowId: string | undefined): Promise<Job> {
   if (escrowId === undefined || escrowId === escrowIdOf(ctx, job)) return job
   const run = (await ctx.store.family(job.id)).find((r) => r.attempt > 0 && escrowIdOf(ctx, r) === escrowId)
-  if (!run) throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no current run with escrow id ${escrowId}`, { jobId: job.id, escrowId })
+  if (!run)
+    throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no current run with escrow id ${escrowId}`, {
+      jobId: job.id,
+      escrowId,
+    })
   return run
 }
 
@@ -67,19 +92,30 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
   const required = p > 0 ? 2 * maxCost : maxCost
   // One client's submissions are checked one at a time, so a burst cannot over-commit its wallet.
   const job = await perClient(signer, async () => {
-    const [balance, reserved] = await Promise.all([tokenBalance(ctx.connection, ctx.mint, signer), ctx.store.reservedFor(signer)])
+    const [balance, reserved] = await Promise.all([
+      tokenBalance(ctx.connection, ctx.mint, signer),
+      ctx.store.reservedFor(signer),
+    ])
     if (balance - reserved < required) {
       const m = moneyOf(ctx)
-      throw new KilnError('INSUFFICIENT_FUNDS', `the job may cost up to ${m.amount(maxCost)} (its max price ${m.rate(spec.maxPricePerHour)} for ${spec.timeoutSec} s)${p > 0 ? `, ${m.amount(required)} with room for a spot-check re-run (p=${p})` : ''}; ${signer} holds ${m.amount(balance)}, of which ${m.amount(reserved)} is reserved by its jobs not yet locked: it needs ${m.amount(required - (balance - reserved))} more`, { balance, reserved, required, address: signer })
+      throw new KilnError(
+        'INSUFFICIENT_FUNDS',
+        `the job may cost up to ${m.amount(maxCost)} (its max price ${m.rate(spec.maxPricePerHour)} for ${spec.timeoutSec} s)${p > 0 ? `, ${m.amount(required)} with room for a spot-check re-run (p=${p})` : ''}; ${signer} holds ${m.amount(balance)}, of which ${m.amount(reserved)} is reserved by its jobs not yet locked: it needs ${m.amount(required - (balance - reserved))} more`,
+        { balance, reserved, required, address: signer },
+      )
     }
     const id = newJobId()
     // Drawn from a secret only the marketplace holds: never sent to a provider nor shown until the job ends.
     const spotCheck = decideSpotCheck(id, ctx.config.verifySecret, p, envelope.nonce)
     const common = { client: signer, spec, submitEnvelope: envelope, maxCost, priority: spec.priority }
-    return ctx.store.create({ id, ...common, spotCheck }, spotCheck ? [{ id: `${id}r1`, parentId: id, role: 'replica', ...common }] : [])
+    return ctx.store.create(
+      { id, ...common, spotCheck },
+      spotCheck ? [{ id: `${id}r1`, parentId: id, role: 'replica', ...common }] : [],
+    )
   })
   // Only worth a pass now if some provider could take it; otherwise the periodic pass will.
-  if (ctx.inventory.list().some((c) => c.advert.available)) void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
+  if (ctx.inventory.list().some((c) => c.advert.available))
+    void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
   ctx.log.info({ jobId: job.id, client: signer, image: spec.image, maxCost }, 'job submitted')
   return { jobId: job.id, maxCost }
 }
@@ -88,18 +124,36 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
 export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
   const { payload, signer } = await openSigned(ctx, raw, Kind.lock, LockRequest)
   const root = await publicJob(ctx, payload.jobId)
-  if (root.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
+  if (root.client !== signer)
+    throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
   const job = await runOf(ctx, root, payload.escrowId)
   if (job.state !== 'matched') {
     if (job.lockSignature === payload.signature) return viewOf(ctx, root)
-    throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`, { state: job.state })
+    throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`, {
+      state: job.state,
+    })
   }
   const lock = await checkLock(ctx.connection, {
-    jobId: escrowIdOf(ctx, job), mint: ctx.mint, vault: job.vault as Address, client: job.client as Address, provider: job.provider as Address,
-    arbiter: ctx.arbiter.address, amount: job.lockAmount ?? 0,
+    jobId: escrowIdOf(ctx, job),
+    mint: ctx.mint,
+    vault: job.vault as Address,
+    client: job.client as Address,
+    provider: job.provider as Address,
+    arbiter: ctx.arbiter.address,
+    amount: job.lockAmount ?? 0,
   })
-  if (!lock.ok) throw new KilnError('ESCROW_NOT_FUNDED', `the vault is not funded: ${lock.reason}`, { vault: job.vault, required: job.lockAmount })
-  const locked = await ctx.store.transition(job.id, ['matched'], 'locked', `funds locked on chain (${payload.signature})`, { lockSignature: payload.signature, runDeadline: runDeadline(job.spec.timeoutSec) })
+  if (!lock.ok)
+    throw new KilnError('ESCROW_NOT_FUNDED', `the vault is not funded: ${lock.reason}`, {
+      vault: job.vault,
+      required: job.lockAmount,
+    })
+  const locked = await ctx.store.transition(
+    job.id,
+    ['matched'],
+    'locked',
+    `funds locked on chain (${payload.signature})`,
+    { lockSignature: payload.signature, runDeadline: runDeadline(job.spec.timeoutSec) },
+  )
   if (locked) void runLease(ctx, locked)
   return viewOf(ctx, await ctx.store.mustGet(root.id))
 }
@@ -120,7 +174,11 @@ export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<
   let stopped = 0
   for (const run of runs) if (await cancelRun(ctx, run)) stopped++
   if (stopped === 0) {
-    throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${(await ctx.store.mustGet(job.id)).state}: its result is in and it is being settled`, { state: job.state })
+    throw new KilnError(
+      'JOB_WRONG_STATE',
+      `job ${job.id} is ${(await ctx.store.mustGet(job.id)).state}: its result is in and it is being settled`,
+      { state: job.state },
+    )
   }
   if (runs.length > 1) await verifyFamily(ctx, job.id)
   return viewOf(ctx, await ctx.store.mustGet(job.id))
@@ -130,14 +188,31 @@ export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<
 async function cancelRun(ctx: CoordinatorContext, run: Job): Promise<boolean> {
   const now = Date.now()
   if (run.state === 'queued') {
-    return Boolean(await ctx.store.transition(run.id, ['queued'], 'cancelled', 'cancelled by the client', { cancelRequestedAt: now }))
+    return Boolean(
+      await ctx.store.transition(run.id, ['queued'], 'cancelled', 'cancelled by the client', {
+        cancelRequestedAt: now,
+      }),
+    )
   }
   if (run.state === 'matched') {
     // The client may have locked just before cancelling: refund whatever reached the vault.
     const status = await vaultStatus(ctx, run)
-    const c = status.exists && status.balance > 0
-      ? await ctx.store.transition(run.id, ['matched'], 'settling', 'cancelled by the client; refunding the vault', { cancelRequestedAt: now, settleAction: 'refund', settleOutcome: 'cancelled', paidToProvider: 0, refundedToClient: status.balance })
-      : await ctx.store.transition(run.id, ['matched'], 'cancelled', 'cancelled by the client before funds were locked', { cancelRequestedAt: now })
+    const c =
+      status.exists && status.balance > 0
+        ? await ctx.store.transition(run.id, ['matched'], 'settling', 'cancelled by the client; refunding the vault', {
+            cancelRequestedAt: now,
+            settleAction: 'refund',
+            settleOutcome: 'cancelled',
+            paidToProvider: 0,
+            refundedToClient: status.balance,
+          })
+        : await ctx.store.transition(
+            run.id,
+            ['matched'],
+            'cancelled',
+            'cancelled by the client before funds were locked',
+            { cancelRequestedAt: now },
+          )
     if (c?.state === 'settling') await ctx.queues.enqueue('settle', c.id, { key: `a${c.attempt}` })
     return Boolean(c)
   }
@@ -153,7 +228,8 @@ async function cancelRun(ctx: CoordinatorContext, run: Job): Promise<boolean> {
 export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
   const { payload, signer } = await openSigned(ctx, raw, Kind.cosign, CosignRequest)
   const root = await publicJob(ctx, payload.jobId)
-  if (root.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
+  if (root.client !== signer)
+    throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
   await submitClientCosign(ctx, await runOf(ctx, root, payload.escrowId), payload.transaction)
   return viewOf(ctx, await ctx.store.mustGet(root.id))
 }
@@ -164,7 +240,11 @@ export async function cosignRefund(ctx: CoordinatorContext, raw: unknown): Promi
  * a Redis that lost its data (restarted without persistence) loses no job.
  */
 export async function resync(ctx: CoordinatorContext): Promise<void> {
-  for (const job of await ctx.store.list({ states: ['queued', 'matched', 'locked', 'running', 'verifying', 'settling'], limit: 10_000, runs: true })) {
+  for (const job of await ctx.store.list({
+    states: ['queued', 'matched', 'locked', 'running', 'verifying', 'settling'],
+    limit: 10_000,
+    runs: true,
+  })) {
     // Queued jobs need no task: every placement pass reads them from the database.
     if (job.state === 'matched') await ctx.queues.enqueue('lock-timeout', job.id, { key: String(job.attempt) })
     else if (job.state === 'settling') await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })

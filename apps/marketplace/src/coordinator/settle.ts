@@ -1,7 +1,17 @@
 import { Transaction } from '@solana/web3.js'
 import { eq, providers, settlements, sql } from '@kiln/db'
 import { payoutsFor, planSettlement, type Payout, type SettlementOutcome, type SettlementPlan } from '@kiln/escrow'
-import { Kind, KilnError, parseOrThrow, Protocol, seal, SettleReply, type Address, type ResultReceipt, type TokenUnit } from '@kiln/protocol'
+import {
+  Kind,
+  KilnError,
+  parseOrThrow,
+  Protocol,
+  seal,
+  SettleReply,
+  type Address,
+  type ResultReceipt,
+  type TokenUnit,
+} from '@kiln/protocol'
 import type { Job, TaskOutcome } from '@kiln/scheduler'
 import { placementPass } from './dispatch.ts'
 import { escrowIdOf, vaultStatus, type CoordinatorContext } from './types.ts'
@@ -40,7 +50,7 @@ export async function settle(ctx: CoordinatorContext, jobId: string): Promise<Ta
       return { retryInMs: 3000 }
     }
     // A refund the provider cannot co-sign (it is gone): the client, who gets the money, can.
-    ctx.log.info({ jobId, err: (err as Error).message }, 'refund waits for the client\'s co-signature')
+    ctx.log.info({ jobId, err: (err as Error).message }, "refund waits for the client's co-signature")
     return awaitClient(ctx, job, key, plan, payouts, 'refund')
   }
   await submit(ctx, job, signed, plan.action, plan)
@@ -57,69 +67,166 @@ export function planFor(job: Job, balance: number, token?: TokenUnit): Settlemen
   const bond = Math.min(job.bond ?? 0, balance - lock)
   const receipt = job.receipt?.payload as ResultReceipt | undefined
   return planSettlement({
-    lock, bond, pricePerHour: job.pricePerHour ?? 0, containerSeconds: receipt?.containerSeconds ?? 0,
-    outcome: (job.settleOutcome as SettlementOutcome | null) ?? 'failed_provider', feeBps: job.feeBps ?? 0, token,
+    lock,
+    bond,
+    pricePerHour: job.pricePerHour ?? 0,
+    containerSeconds: receipt?.containerSeconds ?? 0,
+    outcome: (job.settleOutcome as SettlementOutcome | null) ?? 'failed_provider',
+    feeBps: job.feeBps ?? 0,
+    token,
   })
 }
 
 /** Builds the settlement for the client to co-sign; rebuilt now and then, as blockhashes expire. */
-async function awaitClient(ctx: CoordinatorContext, job: Job, key: string, plan: SettlementPlan, payouts: Payout[], action: 'refund' | 'slash'): Promise<TaskOutcome> {
-  const { tx } = await ctx.escrow.buildSettlement({ jobId: key, client: job.client as Address, provider: job.provider as Address, cosigner: 'client', payouts })
-  await ctx.store.update(job.id, { pendingCosign: { transaction: tx, action, toClient: plan.client, builtAt: Date.now() } })
-  if (action === 'slash') ctx.log.info({ jobId: job.id, toClient: plan.client }, 'slash waits for the client\'s co-signature')
+async function awaitClient(
+  ctx: CoordinatorContext,
+  job: Job,
+  key: string,
+  plan: SettlementPlan,
+  payouts: Payout[],
+  action: 'refund' | 'slash',
+): Promise<TaskOutcome> {
+  const { tx } = await ctx.escrow.buildSettlement({
+    jobId: key,
+    client: job.client as Address,
+    provider: job.provider as Address,
+    cosigner: 'client',
+    payouts,
+  })
+  await ctx.store.update(job.id, {
+    pendingCosign: { transaction: tx, action, toClient: plan.client, builtAt: Date.now() },
+  })
+  if (action === 'slash')
+    ctx.log.info({ jobId: job.id, toClient: plan.client }, "slash waits for the client's co-signature")
   return { retryInMs: 30_000 }
 }
 
 /** The client co-signed a pending refund: it must be exactly the transaction we built. */
 export async function submitClientCosign(ctx: CoordinatorContext, job: Job, transaction: string): Promise<void> {
   const pending = job.pendingCosign
-  if (!pending || job.state !== 'settling') throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no settlement waiting for the client`, { state: job.state })
+  if (!pending || job.state !== 'settling')
+    throw new KilnError('JOB_WRONG_STATE', `job ${job.id} has no settlement waiting for the client`, {
+      state: job.state,
+    })
   const theirs = Transaction.from(Buffer.from(transaction, 'base64')).serializeMessage()
   const ours = Transaction.from(Buffer.from(pending.transaction, 'base64')).serializeMessage()
-  if (!theirs.equals(ours)) throw new KilnError('SETTLEMENT_REFUSED', 'the co-signed transaction differs from the one the marketplace built')
+  if (!theirs.equals(ours))
+    throw new KilnError('SETTLEMENT_REFUSED', 'the co-signed transaction differs from the one the marketplace built')
   const status = await vaultStatus(ctx, job)
   const plan = planFor(job, status.balance, ctx.config.token)
   await submit(ctx, job, transaction, plan.action, plan)
 }
 
-async function submit(ctx: CoordinatorContext, job: Job, signed: string, action: string, plan: SettlementPlan): Promise<void> {
+async function submit(
+  ctx: CoordinatorContext,
+  job: Job,
+  signed: string,
+  action: string,
+  plan: SettlementPlan,
+): Promise<void> {
   const signature = await ctx.escrow.submitSettlement(signed)
   const { provider: toProvider, client: toClient } = plan
-  await ctx.store.update(job.id, { settlementSignature: signature, paidToProvider: toProvider, refundedToClient: toClient, fee: plan.fee, pendingCosign: null })
-  await ctx.db.insert(settlements).values({ jobId: job.id, attempt: job.attempt, action, signature, toProvider, toClient, at: Date.now() }).onConflictDoNothing()
+  await ctx.store.update(job.id, {
+    settlementSignature: signature,
+    paidToProvider: toProvider,
+    refundedToClient: toClient,
+    fee: plan.fee,
+    pendingCosign: null,
+  })
+  await ctx.db
+    .insert(settlements)
+    .values({ jobId: job.id, attempt: job.attempt, action, signature, toProvider, toClient, at: Date.now() })
+    .onConflictDoNothing()
   if (plan.work - plan.fee > 0 && job.provider) {
-    await ctx.db.update(providers).set({ earned: sql`${providers.earned} + ${plan.work - plan.fee}` }).where(eq(providers.address, job.provider)).catch(() => {})
+    await ctx.db
+      .update(providers)
+      .set({ earned: sql`${providers.earned} + ${plan.work - plan.fee}` })
+      .where(eq(providers.address, job.provider))
+      .catch(() => {})
   }
-  ctx.log.info({ jobId: job.id, action, signature, toProvider, toClient, fee: plan.fee, bondSlashed: plan.bondSlashed }, 'settled')
+  ctx.log.info(
+    { jobId: job.id, action, signature, toProvider, toClient, fee: plan.fee, bondSlashed: plan.bondSlashed },
+    'settled',
+  )
   // The provider signed nothing here: tell it, so its own books show the slash (best effort).
-  if (plan.action === 'slash' && job.provider) void requestCosign(ctx, job.provider as Address, job.parentId ?? job.id, 'slash', signed).catch(() => {})
+  if (plan.action === 'slash' && job.provider)
+    void requestCosign(ctx, job.provider as Address, job.parentId ?? job.id, 'slash', signed).catch(() => {})
   await afterSettlement(ctx, job, signature, plan.lines.join('; '))
 }
 
-async function afterSettlement(ctx: CoordinatorContext, job: Job, signature: string | null, reason: string): Promise<void> {
+async function afterSettlement(
+  ctx: CoordinatorContext,
+  job: Job,
+  signature: string | null,
+  reason: string,
+): Promise<void> {
   if (job.settleAction === 'refund_requeue') {
-    const back = await ctx.store.transition(job.id, ['settling'], 'queued', `${reason}; placing the job again`, {
-      provider: null, vault: null, multisig: null, lockAmount: null, pricePerHour: null, lockDeadline: null, lockSignature: null,
-      runDeadline: null, settleAction: null, settlementSignature: null, pendingCosign: null, startedAt: null,
-      bond: null, feeBps: null, fee: null, settleOutcome: null, receipt: null, outputDigest: null, outputBytes: null, endedAt: null,
-      lapses: 0, parkedAt: null,
-    }, { signature })
+    const back = await ctx.store.transition(
+      job.id,
+      ['settling'],
+      'queued',
+      `${reason}; placing the job again`,
+      {
+        provider: null,
+        vault: null,
+        multisig: null,
+        lockAmount: null,
+        pricePerHour: null,
+        lockDeadline: null,
+        lockSignature: null,
+        runDeadline: null,
+        settleAction: null,
+        settlementSignature: null,
+        pendingCosign: null,
+        startedAt: null,
+        bond: null,
+        feeBps: null,
+        fee: null,
+        settleOutcome: null,
+        receipt: null,
+        outputDigest: null,
+        outputBytes: null,
+        endedAt: null,
+        lapses: 0,
+        parkedAt: null,
+      },
+      { signature },
+    )
     if (back) void placementPass(ctx).catch(() => {})
     return
   }
   const fresh = (await ctx.store.get(job.id)) ?? job
   // A caught job's own row ends done when the majority's result replaced its output.
-  const final = fresh.cancelRequestedAt !== null ? 'cancelled' : fresh.error || fresh.settleAction === 'refund' ? 'failed' : 'done'
-  await ctx.store.transition(job.id, ['settling'], final, reason, { settlementSignature: signature, pendingCosign: null }, { signature })
+  const final =
+    fresh.cancelRequestedAt !== null ? 'cancelled' : fresh.error || fresh.settleAction === 'refund' ? 'failed' : 'done'
+  await ctx.store.transition(
+    job.id,
+    ['settling'],
+    final,
+    reason,
+    { settlementSignature: signature, pendingCosign: null },
+    { signature },
+  )
 }
 
-async function requestCosign(ctx: CoordinatorContext, provider: Address, jobId: string, action: 'release' | 'refund' | 'slash', tx: string): Promise<string> {
+async function requestCosign(
+  ctx: CoordinatorContext,
+  provider: Address,
+  jobId: string,
+  action: 'release' | 'refund' | 'slash',
+  tx: string,
+): Promise<string> {
   const addrs = ctx.inventory.get(provider)?.addrs
   const ch = await ctx.mesh.open(provider, Protocol.settle, addrs ? { addrs } : {})
   try {
-    await ch.sendJson({ envelope: seal(ctx.arbiter, Kind.settleRequest, { jobId, action, transaction: tx }, { ttlMs: 60_000 }) })
+    await ch.sendJson({
+      envelope: seal(ctx.arbiter, Kind.settleRequest, { jobId, action, transaction: tx }, { ttlMs: 60_000 }),
+    })
     const reply = parseOrThrow(SettleReply, await ch.nextJson(15_000), 'settle reply')
-    if (!reply.ok) throw new KilnError('SETTLEMENT_REFUSED', `provider refused to co-sign: ${reply.error.message}`, { providerError: reply.error })
+    if (!reply.ok)
+      throw new KilnError('SETTLEMENT_REFUSED', `provider refused to co-sign: ${reply.error.message}`, {
+        providerError: reply.error,
+      })
     return reply.transaction
   } finally {
     await ch.close().catch(() => {})

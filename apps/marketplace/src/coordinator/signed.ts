@@ -9,11 +9,20 @@ import type { CoordinatorContext } from './types.ts'
  * captured and sent again after a restart, or to another coordinator of the marketplace, is
  * refused as a replay. Such requests may live two minutes at most, which bounds what is kept.
  */
-export async function openSigned<S extends z.ZodType>(ctx: Pick<CoordinatorContext, 'db'>, raw: unknown, kind: string, schema: S): Promise<Opened<z.output<S>>> {
+export async function openSigned<S extends z.ZodType>(
+  ctx: Pick<CoordinatorContext, 'db'>,
+  raw: unknown,
+  kind: string,
+  schema: S,
+): Promise<Opened<z.output<S>>> {
   const opened = open(raw, { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS })
   const { signer, nonce, expiresAt } = opened.envelope
   if (!(await claimNonce(ctx.db, signer, nonce, expiresAt))) {
-    throw new KilnError('ENVELOPE_REPLAYED', `this ${kind} request was already received (nonce ${nonce}); sign a new one`, { signer, nonce })
+    throw new KilnError(
+      'ENVELOPE_REPLAYED',
+      `this ${kind} request was already received (nonce ${nonce}); sign a new one`,
+      { signer, nonce },
+    )
   }
   return opened
 }

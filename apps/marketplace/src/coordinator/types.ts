@@ -3,7 +3,17 @@ import type { Db } from '@kiln/db'
 import type { Escrow, SettlementStatus } from '@kiln/escrow'
 import type { MeshNode } from '@kiln/mesh'
 import { createHash } from 'node:crypto'
-import { escrowIdFor, moneyFormat, tokenUnitFor, type Address, type Identity, type Logger, type MoneyFormat, type NonceCache, type TokenUnit } from '@kiln/protocol'
+import {
+  escrowIdFor,
+  moneyFormat,
+  tokenUnitFor,
+  type Address,
+  type Identity,
+  type Logger,
+  type MoneyFormat,
+  type NonceCache,
+  type TokenUnit,
+} from '@kiln/protocol'
 import type { Job, JobStore, LifecycleQueues, MatchingEngine } from '@kiln/scheduler'
 import type { ArtifactStore } from '@kiln/artifacts'
 import { placementAttempts, type VerificationDefaults } from '@kiln/verifier'
@@ -42,7 +52,8 @@ export interface CoordinatorConfig {
 }
 
 /** How the coordinator's messages show amounts: in the marketplace's unit, as the clients do. */
-export const moneyOf = (ctx: Pick<CoordinatorContext, 'config' | 'mint'>): MoneyFormat => moneyFormat(ctx.config.token ?? tokenUnitFor(ctx.mint))
+export const moneyOf = (ctx: Pick<CoordinatorContext, 'config' | 'mint'>): MoneyFormat =>
+  moneyFormat(ctx.config.token ?? tokenUnitFor(ctx.mint))
 
 /** Everything the coordinator's parts share; built once by the app in one place. */
 export interface CoordinatorContext {
@@ -92,13 +103,19 @@ export interface PlacementState {
  * and a number drawn from the run and attempt under the marketplace secret, so that
  * neither the order of placements nor a second run of the same job can be read from it.
  */
-export function escrowIdOf(ctx: Pick<CoordinatorContext, 'config'>, job: Pick<Job, 'id' | 'parentId' | 'attempt'>): string {
+export function escrowIdOf(
+  ctx: Pick<CoordinatorContext, 'config'>,
+  job: Pick<Job, 'id' | 'parentId' | 'attempt'>,
+): string {
   const n = placementAttempts(job.id, ctx.config.verifySecret, job.attempt)[job.attempt - 1] ?? 0
   return escrowIdFor(job.parentId ?? job.id, n)
 }
 
 /** A run's vault as the chain has it (absent until the client's lock creates it; closed once settled). */
-export function vaultStatus(ctx: Pick<CoordinatorContext, 'config' | 'escrow'>, job: Pick<Job, 'id' | 'parentId' | 'attempt' | 'client'>): Promise<SettlementStatus> {
+export function vaultStatus(
+  ctx: Pick<CoordinatorContext, 'config' | 'escrow'>,
+  job: Pick<Job, 'id' | 'parentId' | 'attempt' | 'client'>,
+): Promise<SettlementStatus> {
   return ctx.escrow.settlementStatus({ jobId: escrowIdOf(ctx, job), client: job.client as Address })
 }
 
@@ -111,4 +128,3 @@ export function verificationSecret(arbiter: Identity): Uint8Array {
 export function runDeadline(timeoutSec: number, now = Date.now()): number {
   return now + (timeoutSec + 90) * 1000
 }
-

@@ -29,7 +29,10 @@ export async function init(o: InitOpts, io: Io): Promise<number> {
     return Exit.ok
   }
   io.out(`provider ${identity.address}${existed ? '' : ' (new keypair)'}\nkeypair  ${keyPath}\nconfig   ${path}`)
-  if (missing.length) io.out(`still to set: ${missing.join(', ')} (flags of init or start, e.g. --${missing[0]} …; the marketplace prints them)`)
+  if (missing.length)
+    io.out(
+      `still to set: ${missing.join(', ')} (flags of init or start, e.g. --${missing[0]} …; the marketplace prints them)`,
+    )
   else io.out(`next: kiln-provider start --data ${o.data}`)
   return Exit.ok
 }

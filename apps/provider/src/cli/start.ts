@@ -47,14 +47,32 @@ async function serve(o: StartOpts, io: Io, config: ProviderConfig): Promise<numb
   if (note) log.info({}, note)
   const mesh = createMeshNode({ identity, listen: config.listen, bootstrap: config.bootstrap })
   await mesh.start()
-  const docker = createDockerRuntime({ docker: new Dockerode({ socketPath: config.dockerSocket }), workDir: join(o.data, 'work'), logger: log, owner: identity.address })
+  const docker = createDockerRuntime({
+    docker: new Dockerode({ socketPath: config.dockerSocket }),
+    workDir: join(o.data, 'work'),
+    logger: log,
+    owner: identity.address,
+  })
   const daemon = createProviderDaemon({
-    identity, mesh, log, hardware, gpus, dataDir: o.data, version: o.version,
+    identity,
+    mesh,
+    log,
+    hardware,
+    gpus,
+    dataDir: o.data,
+    version: o.version,
     runtime: o.wrapRuntime ? o.wrapRuntime(docker) : docker,
-    connection: new Connection(config.rpcUrl, 'confirmed'), mint: config.mint, marketplace: config.marketplace,
-    pricePerHour: config.pricePerHour, region: config.region, ...(config.operator ? { operator: config.operator } : {}), pollMs: config.pollSec * 1000, nvidiaSmi: config.nvidiaSmi,
+    connection: new Connection(config.rpcUrl, 'confirmed'),
+    mint: config.mint,
+    marketplace: config.marketplace,
+    pricePerHour: config.pricePerHour,
+    region: config.region,
+    ...(config.operator ? { operator: config.operator } : {}),
+    pollMs: config.pollSec * 1000,
+    nvidiaSmi: config.nvidiaSmi,
     autoPause: { enabled: config.autoPause, idleMs: config.autoResumeIdleSec * 1000, ignore: config.autoPauseIgnore },
-    persistPrice: (pricePerHour) => updateConfig(o.data, { pricePerHour }), acceptNetworkJobs: config.acceptNetworkJobs,
+    persistPrice: (pricePerHour) => updateConfig(o.data, { pricePerHour }),
+    acceptNetworkJobs: config.acceptNetworkJobs,
   })
   await daemon.start()
   const token = newToken()
@@ -63,18 +81,34 @@ async function serve(o: StartOpts, io: Io, config: ProviderConfig): Promise<numb
   writeEndpoint(o.data, { url: dashboard.url, pid: process.pid, startedAt: Date.now() })
 
   // The human lines first; the JSON line is what scripts and tests wait for.
-  io.out(`kiln-provider ${identity.address}: ${hardware.gpus.length ? `${hardware.gpus.length} GPU(s): ${hardware.gpus.map((g) => g.model).join(', ')}` : 'no GPU, serving as a CPU-only provider'}`)
+  io.out(
+    `kiln-provider ${identity.address}: ${hardware.gpus.length ? `${hardware.gpus.length} GPU(s): ${hardware.gpus.map((g) => g.model).join(', ')}` : 'no GPU, serving as a CPU-only provider'}`,
+  )
   const unfunded = daemon.unfunded()
   if (unfunded) {
     const devchain = await isDevchainFor(config.rpcUrl, config.mint)
     io.out(`${unfunded}: it cannot post a job's bond, so it advertises itself unavailable`)
-    for (const line of fundingHelp({ address: identity.address, mint: config.mint, rpcUrl: config.rpcUrl, pricePerHour: config.pricePerHour, devchain })) io.out(`  ${line}`)
+    for (const line of fundingHelp({
+      address: identity.address,
+      mint: config.mint,
+      rpcUrl: config.rpcUrl,
+      pricePerHour: config.pricePerHour,
+      devchain,
+    }))
+      io.out(`  ${line}`)
   }
   io.out(`dashboard: ${dashboard.url}?token=${token}   (token saved in ${tokenFile})`)
-  io.out(JSON.stringify({
-    ready: 'provider', address: identity.address, mesh: mesh.multiaddrs(), hardware, pricePerHour: config.pricePerHour,
-    dashboard: dashboard.url, tokenFile,
-  }))
+  io.out(
+    JSON.stringify({
+      ready: 'provider',
+      address: identity.address,
+      mesh: mesh.multiaddrs(),
+      hardware,
+      pricePerHour: config.pricePerHour,
+      dashboard: dashboard.url,
+      tokenFile,
+    }),
+  )
 
   await o.stopSignal
   log.info({}, 'stopping')

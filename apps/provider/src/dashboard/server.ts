@@ -41,7 +41,10 @@ const PriceBody = z.object({ pricePerHour: z.number().int().min(1).max(Number.MA
 
 class HttpError extends Error {
   override readonly name = 'HttpError'
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message)
   }
 }
@@ -50,14 +53,18 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   const text = typeof body === 'string' ? body : JSON.stringify(body)
   res.writeHead(status, {
     'content-type': typeof body === 'string' ? 'text/html; charset=utf-8' : 'application/json',
-    'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
     ...headers,
   })
   res.end(text)
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send a JSON body (content-type: application/json)')
+  if (!/^application\/json\b/.test(req.headers['content-type'] ?? ''))
+    throw new HttpError(415, 'send a JSON body (content-type: application/json)')
   let size = 0
   const parts: Buffer[] = []
   for await (const chunk of req) {
@@ -75,7 +82,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value)
-  if (!r.success) throw new HttpError(400, r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '))
+  if (!r.success)
+    throw new HttpError(400, r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '))
   return r.data
 }
 
@@ -104,7 +112,8 @@ export async function startDashboard(init: DashboardInit): Promise<Dashboard> {
       throw new HttpError(404, `no ${path} here`)
     }
     if (req.method !== 'POST') throw new HttpError(405, 'GET or POST')
-    if (via === 'cookie' && !sameOrigin(req, port)) throw new HttpError(403, 'a change needs the token header, or to come from the dashboard page itself')
+    if (via === 'cookie' && !sameOrigin(req, port))
+      throw new HttpError(403, 'a change needs the token header, or to come from the dashboard page itself')
     const body = await readJson(req)
     if (path === '/api/pause') return send(res, 200, await api.pause(parse(PauseBody, body)))
     if (path === '/api/resume') return send(res, 200, await api.resume())
@@ -113,20 +122,32 @@ export async function startDashboard(init: DashboardInit): Promise<Dashboard> {
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!allowedHosts(port).has(req.headers.host ?? '')) return send(res, 421, { error: 'this dashboard answers only to 127.0.0.1 and localhost' })
+    if (!allowedHosts(port).has(req.headers.host ?? ''))
+      return send(res, 421, { error: 'this dashboard answers only to 127.0.0.1 and localhost' })
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`)
     const fromQuery = url.searchParams.get('token') ?? undefined
     if (req.method === 'GET' && fromQuery !== undefined && tokenMatches(fromQuery, token)) {
       // Trade the token in the URL for a cookie, and take it out of the address bar and history.
       url.searchParams.delete('token')
-      res.writeHead(303, { location: `${url.pathname}${url.search}`, 'set-cookie': sessionCookie(token), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' })
+      res.writeHead(303, {
+        location: `${url.pathname}${url.search}`,
+        'set-cookie': sessionCookie(token),
+        'cache-control': 'no-store',
+        'referrer-policy': 'no-referrer',
+      })
       return void res.end()
     }
     const auth = authenticate(req, token)
     if (!auth.ok) {
-      const hint = 'open the dashboard link printed by `kiln-provider start`, or send Authorization: Bearer <token> (the token is in <data>/dashboard.token)'
-      return url.pathname.startsWith('/api/') ? send(res, 401, { error: 'missing or wrong token', hint }, { 'www-authenticate': 'Bearer' })
-        : send(res, 401, `<!doctype html><title>Kiln provider</title><p>This dashboard needs its token: ${hint.replace(/</g, '&lt;')}.</p>`)
+      const hint =
+        'open the dashboard link printed by `kiln-provider start`, or send Authorization: Bearer <token> (the token is in <data>/dashboard.token)'
+      return url.pathname.startsWith('/api/')
+        ? send(res, 401, { error: 'missing or wrong token', hint }, { 'www-authenticate': 'Bearer' })
+        : send(
+            res,
+            401,
+            `<!doctype html><title>Kiln provider</title><p>This dashboard needs its token: ${hint.replace(/</g, '&lt;')}.</p>`,
+          )
     }
     await route(req, res, url, auth.via)
   }
@@ -135,17 +156,19 @@ export async function startDashboard(init: DashboardInit): Promise<Dashboard> {
     handle(req, res).catch((e: unknown) => {
       const status = e instanceof HttpError ? e.status : isKilnError(e) ? 400 : 500
       if (status === 500) log.warn({ err: String(e), path: req.url?.split('?')[0] }, 'dashboard request failed')
-      if (!res.headersSent) send(res, status, { error: (e as Error).message, ...(isKilnError(e) ? { code: e.code } : {}) })
+      if (!res.headersSent)
+        send(res, status, { error: (e as Error).message, ...(isKilnError(e) ? { code: e.code } : {}) })
       else res.end()
     })
   })
-  const listen = (p: number) => new Promise<number>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(p, '127.0.0.1', () => {
-      server.off('error', reject)
-      resolve((server.address() as AddressInfo).port)
+  const listen = (p: number) =>
+    new Promise<number>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(p, '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve((server.address() as AddressInfo).port)
+      })
     })
-  })
   try {
     port = await listen(init.port)
   } catch (e) {
@@ -157,9 +180,10 @@ export async function startDashboard(init: DashboardInit): Promise<Dashboard> {
   return {
     url: `http://127.0.0.1:${port}/`,
     port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve())
-      server.closeAllConnections()
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
   }
 }

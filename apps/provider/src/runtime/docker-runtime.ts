@@ -29,7 +29,12 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
   const pullTimeoutMs = init.pullTimeoutMs ?? 10 * 60_000
 
   const unavailable = (e: unknown): KilnError =>
-    new KilnError('DOCKER_UNAVAILABLE', `cannot reach the Docker engine at ${endpoint}: ${dockerMessage(e)}`, { endpoint }, { cause: e })
+    new KilnError(
+      'DOCKER_UNAVAILABLE',
+      `cannot reach the Docker engine at ${endpoint}: ${dockerMessage(e)}`,
+      { endpoint },
+      { cause: e },
+    )
 
   async function ping(): Promise<PingResult> {
     try {
@@ -52,9 +57,15 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
 
   async function pull(ref: string): Promise<void> {
     const stream = await docker.pull(ref)
-    const events = await withTimeout(new Promise<Array<Record<string, unknown>>>((resolve, reject) => {
-      docker.modem.followProgress(stream, (err: Error | null, output: Array<Record<string, unknown>>) => (err ? reject(err) : resolve(output)))
-    }), pullTimeoutMs, `the pull took longer than ${pullTimeoutMs} ms`)
+    const events = await withTimeout(
+      new Promise<Array<Record<string, unknown>>>((resolve, reject) => {
+        docker.modem.followProgress(stream, (err: Error | null, output: Array<Record<string, unknown>>) =>
+          err ? reject(err) : resolve(output),
+        )
+      }),
+      pullTimeoutMs,
+      `the pull took longer than ${pullTimeoutMs} ms`,
+    )
     // The engine reports most pull failures inside the progress stream, not as HTTP errors.
     const failed = events.find((ev) => typeof ev.error === 'string')
     if (failed) throw new Error(String(failed.error))
@@ -72,7 +83,9 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
       if (isConnectionError(e)) throw unavailable(e)
       reason = dockerMessage(e)
     }
-    throw new KilnError('IMAGE_NOT_FOUND', `image ${ref} is not present locally and could not be pulled: ${reason}`, { image: ref })
+    throw new KilnError('IMAGE_NOT_FOUND', `image ${ref} is not present locally and could not be pulled: ${reason}`, {
+      image: ref,
+    })
   }
 
   const egress = createEgress(docker, init.egress)
@@ -118,7 +131,8 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
         logger.info({ container: name, job: c.Labels[`kiln.job`] }, 'removed leftover container')
       } catch (e) {
         // 404: gone in the meantime, which is what we wanted.
-        if ((e as { statusCode?: number }).statusCode !== 404) logger.warn({ container: name, err: dockerMessage(e) }, 'could not remove leftover container')
+        if ((e as { statusCode?: number }).statusCode !== 404)
+          logger.warn({ container: name, err: dockerMessage(e) }, 'could not remove leftover container')
       }
     }
     // Job dirs left by a crash hold the previous run's outputs; they are never reused.
@@ -126,8 +140,12 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     for (const name of names) {
       const dir = join(ctx.workDir, name)
       if (!name.startsWith(JOB_DIR_PREFIX) || ctx.activeDirs.has(dir)) continue
-      await unmountOut(dir).catch((e: unknown) => logger.warn({ dir, err: String(e) }, 'could not unmount a leftover job\'s /out'))
-      await rm(dir, { recursive: true, force: true }).catch((e: unknown) => logger.warn({ dir, err: String(e) }, 'could not remove leftover job dir'))
+      await unmountOut(dir).catch((e: unknown) =>
+        logger.warn({ dir, err: String(e) }, "could not unmount a leftover job's /out"),
+      )
+      await rm(dir, { recursive: true, force: true }).catch((e: unknown) =>
+        logger.warn({ dir, err: String(e) }, 'could not remove leftover job dir'),
+      )
     }
     return { removed }
   }
@@ -141,9 +159,20 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
   }
 
   return {
-    ping, hasImage, ensureImage, run: (req) => runJob(ctx, req), reconcile,
+    ping,
+    hasImage,
+    ensureImage,
+    run: (req) => runJob(ctx, req),
+    reconcile,
     leftovers: () => engine(() => listLeftovers(docker, ours)),
-    collect: (l, maxOutputBytes) => engine(() => collectLeftover(docker, l, { maxLogBytes: ctx.maxLogBytes, logFileMaxBytes: ctx.logFileMaxBytes, maxOutputBytes })),
+    collect: (l, maxOutputBytes) =>
+      engine(() =>
+        collectLeftover(docker, l, {
+          maxLogBytes: ctx.maxLogBytes,
+          logFileMaxBytes: ctx.logFileMaxBytes,
+          maxOutputBytes,
+        }),
+      ),
     kill: (id) => engine(() => killLeftover(docker, id)),
     kilnPids: () => engine(() => kilnPids(docker)),
     egress: () => egress.ensure(),

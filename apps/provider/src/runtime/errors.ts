@@ -1,6 +1,15 @@
 /** Helpers for the errors dockerode hands back, which come in several shapes. */
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'])
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'EACCES',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+])
 
 /** True when the engine could not be reached at all (as opposed to answering with an error). */
 export function isConnectionError(e: unknown): boolean {

@@ -16,6 +16,13 @@ export {
   type HostConfigOptions,
 } from './sandbox.ts'
 export type { Leftover, CollectedLeftover } from './leftovers.ts'
-export { BLOCKED_RANGES, EGRESS_BRIDGE, EGRESS_NETWORK, egressRules, type EgressInit, type EgressStatus } from './network.ts'
+export {
+  BLOCKED_RANGES,
+  EGRESS_BRIDGE,
+  EGRESS_NETWORK,
+  egressRules,
+  type EgressInit,
+  type EgressStatus,
+} from './network.ts'
 export { LogCollector, type LogStream, type CollectedLog } from './logs.ts'
 export type { DockerRuntime, PingResult, RunError, RunOutput, RunRequest, RunResult, RuntimeInit } from './types.ts'

@@ -109,29 +109,41 @@ function mayHaveDropped(payloadBytes: number, frames: number, logFileMaxBytes: n
 }
 
 /** Reads a finished leftover's log and packs its /out, as a live run would have. */
-export async function collectLeftover(docker: Dockerode, l: Leftover, opts: { maxLogBytes: number; logFileMaxBytes: number; maxOutputBytes: number }): Promise<CollectedLeftover> {
+export async function collectLeftover(
+  docker: Dockerode,
+  l: Leftover,
+  opts: { maxLogBytes: number; logFileMaxBytes: number; maxOutputBytes: number },
+): Promise<CollectedLeftover> {
   const log = new LogCollector(opts.maxLogBytes)
   const raw = await docker.getContainer(l.id).logs({ stdout: true, stderr: true, follow: false })
   const frames = demux(Buffer.isBuffer(raw) ? raw : Buffer.from(raw as unknown as string), log)
   const collected = log.finish()
   const logPartial = mayHaveDropped(collected.bytes, frames, opts.logFileMaxBytes)
   const base = { logDigest: collected.digest, logBytes: collected.bytes, logPartial, log: collected.text }
-  if (!l.outDir || !existsSync(l.outDir)) return { ...base, output: null, outputError: `the job's ${OUT_PATH} dir is gone` }
+  if (!l.outDir || !existsSync(l.outDir))
+    return { ...base, output: null, outputError: `the job's ${OUT_PATH} dir is gone` }
   try {
     await remountOut(l.outDir)
     return { ...base, output: await packCanonicalTar(l.outDir, { maxBytes: opts.maxOutputBytes }) }
   } catch (e) {
-    return { ...base, output: null, outputError: isKilnError(e) ? e.message : `could not pack ${OUT_PATH}: ${String(e)}` }
+    return {
+      ...base,
+      output: null,
+      outputError: isKilnError(e) ? e.message : `could not pack ${OUT_PATH}: ${String(e)}`,
+    }
   }
 }
 
 /** Stops a leftover at once (SIGKILL): its run is already lost, there is nothing to wait for. */
 export async function killLeftover(docker: Dockerode, id: string): Promise<void> {
-  await docker.getContainer(id).kill().catch((e: unknown) => {
-    // 409: not running any more; 404: gone. Both mean it is stopped.
-    const status = (e as { statusCode?: number }).statusCode
-    if (status !== 409 && status !== 404) throw new Error(`could not stop container ${id}: ${dockerMessage(e)}`)
-  })
+  await docker
+    .getContainer(id)
+    .kill()
+    .catch((e: unknown) => {
+      // 409: not running any more; 404: gone. Both mean it is stopped.
+      const status = (e as { statusCode?: number }).statusCode
+      if (status !== 409 && status !== 404) throw new Error(`could not stop container ${id}: ${dockerMessage(e)}`)
+    })
 }
 
 /**
@@ -142,7 +154,10 @@ export async function kilnPids(docker: Dockerode): Promise<Set<number>> {
   const list = await docker.listContainers({ filters: { label: [`${LABEL_MANAGED}=1`], status: ['running'] } })
   const pids = new Set<number>()
   for (const c of list) {
-    const top = await docker.getContainer(c.Id).top().catch(() => undefined) as { Titles?: string[]; Processes?: string[][] } | undefined
+    const top = (await docker
+      .getContainer(c.Id)
+      .top()
+      .catch(() => undefined)) as { Titles?: string[]; Processes?: string[][] } | undefined
     const col = top?.Titles?.indexOf('PID') ?? -1
     for (const row of top?.Processes ?? []) {
       const pid = Number(row[col < 0 ? 1 : col])

@@ -21,7 +21,10 @@ export interface CollectedLog {
  */
 export class LogCollector {
   private readonly hash: Hash = createHash('sha256')
-  private readonly decoders: Record<LogStream, StringDecoder> = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') }
+  private readonly decoders: Record<LogStream, StringDecoder> = {
+    stdout: new StringDecoder('utf8'),
+    stderr: new StringDecoder('utf8'),
+  }
   private readonly headLimit: number
   private readonly tailLimit: number
   private head: Buffer[] = []
@@ -106,7 +109,10 @@ export class LogCollector {
     const omitted = this.total - kept
     const head = Buffer.concat(this.head).toString('utf8')
     const tail = Buffer.concat(this.tail).toString('utf8')
-    const text = omitted > 0 ? `${head}\n[kiln: ${omitted} bytes of log omitted; ${this.total} bytes in all]\n${tail}` : head + tail
+    const text =
+      omitted > 0
+        ? `${head}\n[kiln: ${omitted} bytes of log omitted; ${this.total} bytes in all]\n${tail}`
+        : head + tail
     return { text, truncated: omitted > 0, digest: this.hash.digest('hex'), bytes: this.total }
   }
 }

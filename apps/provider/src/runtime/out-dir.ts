@@ -37,10 +37,11 @@ export interface OutDir {
 }
 
 /** mkfs lives in /usr/sbin, which is not on every user's PATH. */
-const sh = (cmd: string, args: string[]) => run(cmd, args, { timeout: 30_000 }).catch((e: NodeJS.ErrnoException) => {
-  if (e.code !== 'ENOENT') throw e
-  return run(`/usr/sbin/${cmd}`, args, { timeout: 30_000 })
-})
+const sh = (cmd: string, args: string[]) =>
+  run(cmd, args, { timeout: 30_000 }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e
+    return run(`/usr/sbin/${cmd}`, args, { timeout: 30_000 })
+  })
 
 /** Allocated bytes under `dir`, not following links (the fallback when /out has no filesystem of its own). */
 async function allocated(dir: string): Promise<number> {
@@ -61,7 +62,10 @@ const fsUsed = async (path: string) => {
 }
 
 async function isMountpoint(path: string): Promise<boolean> {
-  const [self, parent] = await Promise.all([stat(path).catch(() => undefined), stat(dirname(path)).catch(() => undefined)])
+  const [self, parent] = await Promise.all([
+    stat(path).catch(() => undefined),
+    stat(dirname(path)).catch(() => undefined),
+  ])
   return self !== undefined && parent !== undefined && self.dev !== parent.dev
 }
 
@@ -75,7 +79,8 @@ export async function unmountOut(jobDir: string): Promise<void> {
 /** After a reboot the mount is gone but the image holds the outputs: mount it again, read-only. */
 export async function remountOut(outDir: string): Promise<void> {
   const image = join(dirname(outDir), IMAGE)
-  if (existsSync(image) && !(await isMountpoint(outDir))) await sh('mount', ['-o', 'loop,ro,nosuid,nodev', image, outDir])
+  if (existsSync(image) && !(await isMountpoint(outDir)))
+    await sh('mount', ['-o', 'loop,ro,nosuid,nodev', image, outDir])
 }
 
 async function mountImage(init: OutDirInit, path: string, uid: number, gid: number): Promise<void> {
@@ -86,7 +91,23 @@ async function mountImage(init: OutDirInit, path: string, uid: number, gid: numb
   const size = Math.ceil((init.maxBytes * 1.25 + 4 * MiB) / 1024) * 1024
   await writeFile(image, '')
   await truncate(image, size)
-  await sh('mkfs.ext4', ['-q', '-F', '-b', '1024', '-i', '1024', '-I', '128', '-m', '0', '-O', '^has_journal,^resize_inode', '-E', `lazy_itable_init=1,root_owner=${uid}:${gid}`, image])
+  await sh('mkfs.ext4', [
+    '-q',
+    '-F',
+    '-b',
+    '1024',
+    '-i',
+    '1024',
+    '-I',
+    '128',
+    '-m',
+    '0',
+    '-O',
+    '^has_journal,^resize_inode',
+    '-E',
+    `lazy_itable_init=1,root_owner=${uid}:${gid}`,
+    image,
+  ])
   // noinit_itable: the kernel would otherwise zero the inode tables, filling the sparse image.
   await sh('mount', ['-o', 'loop,nosuid,nodev,noinit_itable', image, path])
   await rmdir(join(path, 'lost+found')).catch(() => {})
@@ -99,7 +120,12 @@ export async function createOutDir(init: OutDirInit, onFallback: (reason: string
   let capped = false
   if (init.ownFs) {
     try {
-      await mountImage(init, path, init.owner?.uid ?? process.getuid?.() ?? 0, init.owner?.gid ?? process.getgid?.() ?? 0)
+      await mountImage(
+        init,
+        path,
+        init.owner?.uid ?? process.getuid?.() ?? 0,
+        init.owner?.gid ?? process.getgid?.() ?? 0,
+      )
       capped = true
     } catch (e) {
       await unmountOut(init.jobDir).catch(() => {})

@@ -54,7 +54,9 @@ function abortReason(signal: AbortSignal | undefined): string {
 export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResult> {
   const { docker, logger } = ctx
   const { jobId, spec, signal } = req
-  const log = new LogCollector(ctx.maxLogBytes, req.onLog, (err) => logger.warn({ jobId, err: String(err) }, 'onLog listener threw'))
+  const log = new LogCollector(ctx.maxLogBytes, req.onLog, (err) =>
+    logger.warn({ jobId, err: String(err) }, 'onLog listener threw'),
+  )
   let startedAt: number | null = null
   let endedAt: number | null = null
   let exitCode: number | null = null
@@ -91,7 +93,10 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
     // Checked per job: a firewall reload since start may have dropped the rules.
     const egress = spec.network ? await ctx.egress() : undefined
     if (egress && !egress.ok) {
-      fail('NETWORK_UNAVAILABLE', `the job asks for network access, but this provider cannot isolate it from the host and LAN: ${egress.reason}`)
+      fail(
+        'NETWORK_UNAVAILABLE',
+        `the job asks for network access, but this provider cannot isolate it from the host and LAN: ${egress.reason}`,
+      )
       return finish()
     }
 
@@ -103,7 +108,10 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
 
     const root = ctx.self.uid === 0
     const options = buildContainerOptions(jobId, spec, outDir, image.Config?.User, {
-      gpuDeviceIds: req.gpuDeviceIds, logFileMaxBytes: ctx.logFileMaxBytes, ...(ctx.owner ? { owner: ctx.owner } : {}), ...(egress?.ok ? { network: egress.network } : {}),
+      gpuDeviceIds: req.gpuDeviceIds,
+      logFileMaxBytes: ctx.logFileMaxBytes,
+      ...(ctx.owner ? { owner: ctx.owner } : {}),
+      ...(egress?.ok ? { network: egress.network } : {}),
       // Not root, we cannot give /out to another user: the job runs as us instead (never as root).
       ...(root ? {} : { user: `${ctx.self.uid}:${ctx.self.gid}` }),
     })
@@ -111,7 +119,10 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
     container = created
     ctx.activeContainers.add(created.id)
     const owner = root ? await containerIds(created, options.User ?? '') : undefined
-    out = await createOutDir({ jobDir, maxBytes: maxOut, ownFs: ctx.ownOutputFs, ...(owner ? { owner } : {}) }, ctx.outputFsFailed)
+    out = await createOutDir(
+      { jobDir, maxBytes: maxOut, ownFs: ctx.ownOutputFs, ...(owner ? { owner } : {}) },
+      ctx.outputFsFailed,
+    )
 
     // Attach before start, so not a byte of output is missed.
     const stream = await created.attach({ stream: true, stdout: true, stderr: true })
@@ -175,9 +186,15 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
     } else if (stoppedBy === 'abort') {
       fail('CONTAINER_FAILED', `the run was stopped: ${abortReason(signal)}`)
     } else if (stoppedBy === 'output') {
-      fail('OUTPUT_TOO_LARGE', `output exceeded outputs.maxBytes=${maxOut}: the job put ${outBytes} bytes in ${OUT_PATH} and was stopped`)
+      fail(
+        'OUTPUT_TOO_LARGE',
+        `output exceeded outputs.maxBytes=${maxOut}: the job put ${outBytes} bytes in ${OUT_PATH} and was stopped`,
+      )
     } else if (stoppedBy === 'oom') {
-      fail('CONTAINER_FAILED', `the container ran out of memory (limit ${spec.resources.memoryMb} MiB) and was killed (exit code ${exitCode ?? 'unknown'})`)
+      fail(
+        'CONTAINER_FAILED',
+        `the container ran out of memory (limit ${spec.resources.memoryMb} MiB) and was killed (exit code ${exitCode ?? 'unknown'})`,
+      )
     } else if (exitCode !== 0) {
       fail('CONTAINER_FAILED', `the container exited with code ${exitCode ?? 'unknown'}`)
     }
@@ -200,13 +217,18 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
   } finally {
     if (container) {
       await container.remove({ force: true, v: true }).catch((e: unknown) => {
-        if ((e as { statusCode?: number }).statusCode !== 404) logger.warn({ jobId, err: dockerMessage(e) }, 'could not remove container')
+        if ((e as { statusCode?: number }).statusCode !== 404)
+          logger.warn({ jobId, err: dockerMessage(e) }, 'could not remove container')
       })
       ctx.activeContainers.delete(container.id)
     }
-    await out?.release().catch((e: unknown) => logger.warn({ jobId, err: String(e) }, 'could not unmount the job\'s /out'))
+    await out
+      ?.release()
+      .catch((e: unknown) => logger.warn({ jobId, err: String(e) }, "could not unmount the job's /out"))
     if (jobDir) {
-      await rm(jobDir, { recursive: true, force: true }).catch((e: unknown) => logger.warn({ jobId, dir: jobDir, err: String(e) }, 'could not remove job dir'))
+      await rm(jobDir, { recursive: true, force: true }).catch((e: unknown) =>
+        logger.warn({ jobId, dir: jobDir, err: String(e) }, 'could not remove job dir'),
+      )
       ctx.activeDirs.delete(jobDir)
     }
   }

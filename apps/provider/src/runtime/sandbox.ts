@@ -74,14 +74,19 @@ export function buildHostConfig(spec: JobSpec, outDir: string, opts: HostConfigO
     // We read State.OOMKilled and the exit code before removing the container ourselves.
     AutoRemove: false,
     // json-file whatever the engine's default driver: crash recovery reads it back with `docker logs`.
-    LogConfig: { Type: 'json-file', Config: { 'max-size': String(opts.logFileMaxBytes ?? LOG_FILE_MAX_BYTES), 'max-file': String(LOG_FILES) } },
+    LogConfig: {
+      Type: 'json-file',
+      Config: { 'max-size': String(opts.logFileMaxBytes ?? LOG_FILE_MAX_BYTES), 'max-file': String(LOG_FILES) },
+    },
   }
   const gpus = spec.resources.gpu.count
   if (gpus > 0) {
     const ids = opts.gpuDeviceIds
-    host.DeviceRequests = [ids && ids.length > 0
-      ? { Driver: 'nvidia', DeviceIDs: ids.slice(0, gpus), Capabilities: [['gpu']] }
-      : { Driver: 'nvidia', Count: gpus, Capabilities: [['gpu']] }]
+    host.DeviceRequests = [
+      ids && ids.length > 0
+        ? { Driver: 'nvidia', DeviceIDs: ids.slice(0, gpus), Capabilities: [['gpu']] }
+        : { Driver: 'nvidia', Count: gpus, Capabilities: [['gpu']] },
+    ]
   }
   return host
 }

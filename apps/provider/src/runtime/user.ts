@@ -6,7 +6,8 @@ export interface Ids {
   gid: number
 }
 
-const numeric = (s: string | undefined): number | undefined => (s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined)
+const numeric = (s: string | undefined): number | undefined =>
+  s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined
 
 /** The first file of a tar (what the engine's archive API sends for one path). */
 function firstFile(tar: Buffer): string {
@@ -38,10 +39,16 @@ export async function containerIds(container: Dockerode.Container, user: string)
   let uid = numeric(u)
   let passwdGid: number | undefined
   if (uid === undefined) {
-    const entry = (await readPasswd(container)).split('\n').map((l) => l.split(':')).find((f) => f[0] === u)
+    const entry = (await readPasswd(container))
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f[0] === u)
     uid = numeric(entry?.[2])
     passwdGid = numeric(entry?.[3])
-    if (uid === undefined) throw new KilnError('CONTAINER_FAILED', `the image runs as user "${u}", which its /etc/passwd does not name`, { user })
+    if (uid === undefined)
+      throw new KilnError('CONTAINER_FAILED', `the image runs as user "${u}", which its /etc/passwd does not name`, {
+        user,
+      })
   }
   return { uid, gid: numeric(g) ?? passwdGid ?? uid }
 }

@@ -45,7 +45,19 @@ export interface Bucket {
   all: Summary
 }
 
-const emptySummary = (): Summary => ({ open: 0, minPrice: Infinity, maxCpu: -1, maxMem: -1, maxGpus: -1, maxRep: -Infinity, maxBond: -Infinity, minB: Infinity, minQL: Infinity, minCores: Infinity, minMem: Infinity })
+const emptySummary = (): Summary => ({
+  open: 0,
+  minPrice: Infinity,
+  maxCpu: -1,
+  maxMem: -1,
+  maxGpus: -1,
+  maxRep: -Infinity,
+  maxBond: -Infinity,
+  minB: Infinity,
+  minQL: Infinity,
+  minCores: Infinity,
+  minMem: Infinity,
+})
 
 /** Empties a summary in place: summaries are rewritten on every placement, so no garbage. */
 function reset(s: Summary): void {
@@ -100,7 +112,8 @@ function resummarise(bucket: Bucket, band: Band, from: number, to: number): void
   while (band.blocks.length < n) band.blocks.push(emptySummary())
   band.blocks.length = n
   const last = Math.min(n, Math.ceil(to / BLOCK))
-  for (let k = Math.floor(from / BLOCK); k < last; k++) summarise(band.blocks[k]!, band.members, k * BLOCK, Math.min(band.members.length, (k + 1) * BLOCK))
+  for (let k = Math.floor(from / BLOCK); k < last; k++)
+    summarise(band.blocks[k]!, band.members, k * BLOCK, Math.min(band.members.length, (k + 1) * BLOCK))
   for (let i = from; i < Math.min(to, band.members.length); i++) band.members[i]!.pos = i
   reset(band.sum)
   for (const blk of band.blocks) absorb(band.sum, blk)
@@ -130,7 +143,15 @@ function newBand(members: ProviderRecord[]): Band {
 }
 
 export function newBucket(r: ProviderRecord): Bucket {
-  return { region: r.region, network: r.network, gpus: r.gpus, gpuModels: r.gpuModels, gpuDen: r.gpuDen, bands: [], all: emptySummary() }
+  return {
+    region: r.region,
+    network: r.network,
+    gpus: r.gpus,
+    gpuModels: r.gpuModels,
+    gpuDen: r.gpuDen,
+    bands: [],
+    all: emptySummary(),
+  }
 }
 
 export function insert(bucket: Bucket, r: ProviderRecord): void {

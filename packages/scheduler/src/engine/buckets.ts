@@ -34,8 +34,15 @@ export interface BucketIndex {
  * bond at the summary's lowest price, so no member can post it when the richest cannot post that.
  */
 function mayFit(s: Summary, j: JobCtx): boolean {
-  return s.open > 0 && s.maxCpu >= j.cpu && s.maxMem >= j.mem && s.maxGpus >= j.gpus && s.maxRep >= j.minRep && s.minPrice <= j.maxPrice
-    && (j.bondAt === undefined || s.maxBond === Infinity || j.bondAt(s.minPrice) <= s.maxBond)
+  return (
+    s.open > 0 &&
+    s.maxCpu >= j.cpu &&
+    s.maxMem >= j.mem &&
+    s.maxGpus >= j.gpus &&
+    s.maxRep >= j.minRep &&
+    s.minPrice <= j.maxPrice &&
+    (j.bondAt === undefined || s.maxBond === Infinity || j.bondAt(s.minPrice) <= s.maxBond)
+  )
 }
 
 /**
@@ -68,8 +75,12 @@ export function createBucketIndex(wFit: number): BucketIndex {
     const key = j.gpus === 0 ? where : `${where}\u0000${j.gpus}|${j.gpu.minVramMb}|${j.gpu.models.join('\u0001')}`
     let list = candidates.get(key)
     if (!list) {
-      list = [...buckets.values()].filter((b) => (j.region === undefined || b.region === j.region) && (!j.network || b.network)
-        && gpuMismatch(j.gpu, b.gpus, b.gpuModels) === undefined)
+      list = [...buckets.values()].filter(
+        (b) =>
+          (j.region === undefined || b.region === j.region) &&
+          (!j.network || b.network) &&
+          gpuMismatch(j.gpu, b.gpus, b.gpuModels) === undefined,
+      )
       candidates.set(key, list)
     }
     return list
@@ -97,12 +108,21 @@ export function createBucketIndex(wFit: number): BucketIndex {
           if (base + r.b > limit) break
           if (!r.open) continue
           examined++
-          if (r.freeCpu < j.cpu || r.freeMem < j.mem || r.freeGpus < j.gpus || r.price > j.maxPrice || r.reputation < j.minRep) continue
+          if (
+            r.freeCpu < j.cpu ||
+            r.freeMem < j.mem ||
+            r.freeGpus < j.gpus ||
+            r.price > j.maxPrice ||
+            r.reputation < j.minRep
+          )
+            continue
           if (j.exclude?.has(r.address) || j.excludeOps?.has(r.operator) || !canBond(r, j)) continue
           const sc = scoreOf(r, j, wFit)
           if (!best) best = { rec: r, s: sc }
-          else if (sc < best.s || (sc === best.s && r.address < best.rec.address)) { best.rec = r; best.s = sc }
-          else continue
+          else if (sc < best.s || (sc === best.s && r.address < best.rec.address)) {
+            best.rec = r
+            best.s = sc
+          } else continue
           limit = best.s + EPS
         }
       }
@@ -130,7 +150,10 @@ export function createBucketIndex(wFit: number): BucketIndex {
     },
     search(j) {
       const list = candidatesFor(j)
-      if (order.length < list.length) { order = new Array<Bucket>(list.length); bounds = new Float64Array(list.length) }
+      if (order.length < list.length) {
+        order = new Array<Bucket>(list.length)
+        bounds = new Float64Array(list.length)
+      }
       let n = 0
       for (const b of list) {
         if (!mayFit(b.all, j)) continue
@@ -143,7 +166,11 @@ export function createBucketIndex(wFit: number): BucketIndex {
       for (;;) {
         let at = -1
         let min = best ? best.s + EPS : Infinity
-        for (let i = 0; i < n; i++) if (bounds[i]! <= min) { min = bounds[i]!; at = i }
+        for (let i = 0; i < n; i++)
+          if (bounds[i]! <= min) {
+            min = bounds[i]!
+            at = i
+          }
         if (at < 0) break
         bounds[at] = NaN // visited: NaN compares false, so it is never picked again
         best = scan(order[at]!, j, best)

@@ -1,7 +1,26 @@
 import type { Address } from '@kiln/protocol'
 import { createBucketIndex, type Best } from './buckets.ts'
-import { applyInput, failures, gpuSignature, jobCtx, newRecord, refresh, scoreOf, viewOf, type JobCtx, type ProviderRecord } from './record.ts'
-import { DEFAULT_WEIGHTS, type EngineConstraint, type EngineInit, type MatchingEngine, type PlaceJob, type PlaceOptions, type Unplaced } from './types.ts'
+import {
+  applyInput,
+  failures,
+  gpuSignature,
+  jobCtx,
+  newRecord,
+  refresh,
+  scoreOf,
+  viewOf,
+  type JobCtx,
+  type ProviderRecord,
+} from './record.ts'
+import {
+  DEFAULT_WEIGHTS,
+  type EngineConstraint,
+  type EngineInit,
+  type MatchingEngine,
+  type PlaceJob,
+  type PlaceOptions,
+  type Unplaced,
+} from './types.ts'
 
 interface Reservation {
   rec: ProviderRecord
@@ -64,7 +83,10 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
       for (const f of fails) excluded[f] = (excluded[f] ?? 0) + 1
       near.push({ provider: r.address, pricePerHour: r.price, fails })
     }
-    near.sort((x, y) => x.fails.length - y.fails.length || x.pricePerHour - y.pricePerHour || (x.provider < y.provider ? -1 : 1))
+    near.sort(
+      (x, y) =>
+        x.fails.length - y.fails.length || x.pricePerHour - y.pricePerHour || (x.provider < y.provider ? -1 : 1),
+    )
     return { ok: false, total: records.size, excluded, nearest: near.slice(0, 3) }
   }
 
@@ -91,8 +113,11 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
         return
       }
       // A new price or new bucket means a new place in the index; anything else is an update in place.
-      const moves = prev.price !== p.advert.pricePerHour || prev.region !== p.advert.region || prev.gpuSig !== gpuSignature(p.advert.hardware.gpus)
-        || prev.network !== (p.advert.network === true)
+      const moves =
+        prev.price !== p.advert.pricePerHour ||
+        prev.region !== p.advert.region ||
+        prev.gpuSig !== gpuSignature(p.advert.hardware.gpus) ||
+        prev.network !== (p.advert.network === true)
       if (moves) index?.remove(prev)
       applyInput(prev, p)
       refresh(prev, w, defaults.latencyCapMs)
@@ -106,21 +131,35 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
       records.delete(address)
       return true
     },
-    setReputation(address, reputation) { touch(address, (r) => { r.reputation = reputation }) },
+    setReputation(address, reputation) {
+      touch(address, (r) => {
+        r.reputation = reputation
+      })
+    },
     setStats(address, stats) {
       touch(address, (r) => {
         if (stats.successRate !== undefined) r.successRate = stats.successRate
         if (stats.latencyMs !== undefined) r.latencyMs = stats.latencyMs
       })
     },
-    setLoad(address, load) { touch(address, (r) => { r.reportedLoad = Math.min(1, Math.max(0, load)) }) },
-    setEscrowReady(address, ready) { touch(address, (r) => { r.escrowReady = ready }) },
+    setLoad(address, load) {
+      touch(address, (r) => {
+        r.reportedLoad = Math.min(1, Math.max(0, load))
+      })
+    },
+    setEscrowReady(address, ready) {
+      touch(address, (r) => {
+        r.escrowReady = ready
+      })
+    },
 
     place(job, opts = {}) {
-      if (!opts.dryRun && reservations.has(job.id)) throw new Error(`job ${job.id} already holds a reservation; release it first`)
+      if (!opts.dryRun && reservations.has(job.id))
+        throw new Error(`job ${job.id} already holds a reservation; release it first`)
       const j = ctx(job, opts)
       const best = index ? index.search(j) : scanAll(j)
-      if (!best) return opts.explain === false ? { ok: false, total: records.size, excluded: {}, nearest: [] } : explainCtx(j)
+      if (!best)
+        return opts.explain === false ? { ok: false, total: records.size, excluded: {}, nearest: [] } : explainCtx(j)
       if (!opts.dryRun) {
         reserve(job.id, best.rec, j)
         placements++
@@ -149,13 +188,20 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
       }
       return true
     },
-    explain(job, opts = {}) { return explainCtx(ctx(job, opts)) },
+    explain(job, opts = {}) {
+      return explainCtx(ctx(job, opts))
+    },
     get(address) {
       const r = records.get(address)
       return r && viewOf(r)
     },
     stats() {
-      return { providers: records.size, reservations: reservations.size, placements, examined: index ? index.examined() : scanned }
+      return {
+        providers: records.size,
+        reservations: reservations.size,
+        placements,
+        examined: index ? index.examined() : scanned,
+      }
     },
   }
 }
@@ -164,8 +210,15 @@ export function createMatchingEngine(init: EngineInit = {}): MatchingEngine {
 export function explainUnplaced(r: Unplaced, rate: (unitsPerHour: number) => string): string {
   if (r.total === 0) return 'no provider is online; the job waits and is matched when one comes'
   // "network" alone would read like a connectivity problem; it is the providers' own choice.
-  const label = (k: string) => (k === 'network' ? 'network (they take no jobs with network access)' : k === 'bond' ? 'bond (cannot post the bond)' : k)
-  const parts = Object.entries(r.excluded).sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0)).map(([k, n]) => `${n} ${label(k)}`)
+  const label = (k: string) =>
+    k === 'network'
+      ? 'network (they take no jobs with network access)'
+      : k === 'bond'
+        ? 'bond (cannot post the bond)'
+        : k
+  const parts = Object.entries(r.excluded)
+    .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))
+    .map(([k, n]) => `${n} ${label(k)}`)
   const near = r.nearest[0]
   const nearest = near ? `; nearest: ${near.provider} at ${rate(near.pricePerHour)} fails ${near.fails.join(', ')}` : ''
   return `none of ${r.total} providers fits (excluded by: ${parts.join(', ')})${nearest}`

@@ -80,19 +80,52 @@ export interface RecordDefaults {
 }
 
 export function gpuSignature(gpus: readonly GpuInfo[]): string {
-  return gpus.map((g) => `${g.model}:${g.vramMb}`).sort().join(',')
+  return gpus
+    .map((g) => `${g.model}:${g.vramMb}`)
+    .sort()
+    .join(',')
 }
 
 export function newRecord(p: ProviderInput, d: RecordDefaults): ProviderRecord {
   const a = p.advert
   const r: ProviderRecord = {
-    address: p.address, operator: p.operator ?? p.address, region: a.region, price: a.pricePerHour,
-    available: a.available, escrowReady: p.escrowReady ?? true, reputation: p.reputation ?? d.defaultReputation,
-    successRate: d.defaultSuccessRate, latencyMs: 0, reportedLoad: 0, maxActive: Math.max(1, p.maxActiveJobs ?? d.maxActiveJobs),
-    gpus: a.hardware.gpus, gpuModels: a.hardware.gpus.map((g) => g.model.toLowerCase()), gpuSig: gpuSignature(a.hardware.gpus),
-    network: a.network === true, maxBond: a.maxBond ?? Infinity, hwCpu: a.hardware.cpuCores, hwMem: a.hardware.memoryMb, advertCpu: a.free.cpu, advertMem: a.free.memoryMb, advertGpus: a.free.gpus,
-    resCpu: 0, resMem: 0, resGpus: 0, active: 0,
-    freeCpu: 0, freeMem: 0, freeGpus: 0, open: false, cores: 1, memTotal: 1, gpuDen: 1, ql: 0, b: 0, bucket: undefined, band: undefined, pos: -1,
+    address: p.address,
+    operator: p.operator ?? p.address,
+    region: a.region,
+    price: a.pricePerHour,
+    available: a.available,
+    escrowReady: p.escrowReady ?? true,
+    reputation: p.reputation ?? d.defaultReputation,
+    successRate: d.defaultSuccessRate,
+    latencyMs: 0,
+    reportedLoad: 0,
+    maxActive: Math.max(1, p.maxActiveJobs ?? d.maxActiveJobs),
+    gpus: a.hardware.gpus,
+    gpuModels: a.hardware.gpus.map((g) => g.model.toLowerCase()),
+    gpuSig: gpuSignature(a.hardware.gpus),
+    network: a.network === true,
+    maxBond: a.maxBond ?? Infinity,
+    hwCpu: a.hardware.cpuCores,
+    hwMem: a.hardware.memoryMb,
+    advertCpu: a.free.cpu,
+    advertMem: a.free.memoryMb,
+    advertGpus: a.free.gpus,
+    resCpu: 0,
+    resMem: 0,
+    resGpus: 0,
+    active: 0,
+    freeCpu: 0,
+    freeMem: 0,
+    freeGpus: 0,
+    open: false,
+    cores: 1,
+    memTotal: 1,
+    gpuDen: 1,
+    ql: 0,
+    b: 0,
+    bucket: undefined,
+    band: undefined,
+    pos: -1,
   }
   return r
 }
@@ -133,19 +166,38 @@ export function refresh(r: ProviderRecord, w: ScoreWeights, latencyCapMs: number
   r.memTotal = Math.max(1, r.hwMem)
   r.gpuDen = Math.max(1, r.gpus.length)
   const load = Math.max(r.active / r.maxActive, r.reportedLoad)
-  r.ql = w.load * load + w.reputation * (1 - r.reputation) + w.successRate * (1 - r.successRate) +
+  r.ql =
+    w.load * load +
+    w.reputation * (1 - r.reputation) +
+    w.successRate * (1 - r.successRate) +
     w.latency * (Math.min(r.latencyMs, latencyCapMs) / latencyCapMs)
   r.b = w.fit * (r.freeCpu / r.cores + r.freeMem / r.memTotal + (2 * r.freeGpus) / r.gpuDen) + r.ql
 }
 
-export function jobCtx(job: PlaceJob, opts: PlaceOptions, w: ScoreWeights, floor: number, operatorOf: (a: Address) => string): JobCtx {
+export function jobCtx(
+  job: PlaceJob,
+  opts: PlaceOptions,
+  w: ScoreWeights,
+  floor: number,
+  operatorOf: (a: Address) => string,
+): JobCtx {
   const s = job.spec
-  const ops = opts.replicaOf ? [...(opts.excludeOperators ?? []), operatorOf(opts.replicaOf)] : opts.excludeOperators ?? []
+  const ops = opts.replicaOf
+    ? [...(opts.excludeOperators ?? []), operatorOf(opts.replicaOf)]
+    : (opts.excludeOperators ?? [])
   return {
-    cpu: s.resources.cpu, mem: s.resources.memoryMb, gpus: s.resources.gpu.count, gpu: gpuNeed(s.resources.gpu),
-    region: s.region, network: s.network, bondAt: job.bondAt, maxPrice: s.maxPricePerHour,
-    a: w.price / Math.max(1, s.maxPricePerHour), minRep: Math.max(floor, job.minReputation ?? 0),
-    exclude: opts.exclude?.length ? new Set(opts.exclude) : undefined, excludeOps: ops.length ? new Set(ops) : undefined,
+    cpu: s.resources.cpu,
+    mem: s.resources.memoryMb,
+    gpus: s.resources.gpu.count,
+    gpu: gpuNeed(s.resources.gpu),
+    region: s.region,
+    network: s.network,
+    bondAt: job.bondAt,
+    maxPrice: s.maxPricePerHour,
+    a: w.price / Math.max(1, s.maxPricePerHour),
+    minRep: Math.max(floor, job.minReputation ?? 0),
+    exclude: opts.exclude?.length ? new Set(opts.exclude) : undefined,
+    excludeOps: ops.length ? new Set(ops) : undefined,
   }
 }
 
@@ -181,13 +233,21 @@ export function canBond(r: ProviderRecord, j: JobCtx): boolean {
 
 /** Lower is better. The same function serves the index and the scan, so their choices compare exactly. */
 export function scoreOf(r: ProviderRecord, j: JobCtx, wFit: number): number {
-  const spare = (r.freeCpu - j.cpu) / r.cores + (r.freeMem - j.mem) / r.memTotal + (2 * (r.freeGpus - j.gpus)) / r.gpuDen
+  const spare =
+    (r.freeCpu - j.cpu) / r.cores + (r.freeMem - j.mem) / r.memTotal + (2 * (r.freeGpus - j.gpus)) / r.gpuDen
   return j.a * r.price + wFit * spare + r.ql
 }
 
 export function viewOf(r: ProviderRecord): ProviderView {
   return {
-    address: r.address, operator: r.operator, region: r.region, pricePerHour: r.price, reputation: r.reputation,
-    escrowReady: r.escrowReady, activeJobs: r.active, maxActiveJobs: r.maxActive, free: { cpu: r.freeCpu, memoryMb: r.freeMem, gpus: r.freeGpus },
+    address: r.address,
+    operator: r.operator,
+    region: r.region,
+    pricePerHour: r.price,
+    reputation: r.reputation,
+    escrowReady: r.escrowReady,
+    activeJobs: r.active,
+    maxActiveJobs: r.maxActive,
+    free: { cpu: r.freeCpu, memoryMb: r.freeMem, gpus: r.freeGpus },
   }
 }

@@ -1,8 +1,21 @@
 import type { Address, CapacityAdvert, JobSpec } from '@kiln/protocol'
 /** The hard constraints a provider can fail for a job. */
 export type EngineConstraint =
-  | 'unavailable' | 'busy' | 'excluded' | 'price' | 'cpu' | 'memory' | 'gpu_count' | 'gpu_model' | 'gpu_vram' | 'region'
-  | 'reputation' | 'escrow' | 'operator' | 'network' | 'bond'
+  | 'unavailable'
+  | 'busy'
+  | 'excluded'
+  | 'price'
+  | 'cpu'
+  | 'memory'
+  | 'gpu_count'
+  | 'gpu_model'
+  | 'gpu_vram'
+  | 'region'
+  | 'reputation'
+  | 'escrow'
+  | 'operator'
+  | 'network'
+  | 'bond'
 
 /** A provider as adverts and the coordinator's own records describe it. */
 export interface ProviderInput {
@@ -44,7 +57,14 @@ export interface ScoreWeights {
   latency: number
 }
 
-export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = { price: 10, fit: 1, load: 0.5, reputation: 2, successRate: 2, latency: 0.5 }
+export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = {
+  price: 10,
+  fit: 1,
+  load: 0.5,
+  reputation: 2,
+  successRate: 2,
+  latency: 0.5,
+}
 
 export interface EngineInit {
   weights?: Partial<ScoreWeights>
@@ -107,7 +127,12 @@ export interface EngineNearestOffer {
   fails: EngineConstraint[]
 }
 
-export type Unplaced = { ok: false; total: number; excluded: Partial<Record<EngineConstraint, number>>; nearest: EngineNearestOffer[] }
+export type Unplaced = {
+  ok: false
+  total: number
+  excluded: Partial<Record<EngineConstraint, number>>
+  nearest: EngineNearestOffer[]
+}
 export type PlaceResult = { ok: true; provider: ProviderView; pricePerHour: number; score: number } | Unplaced
 
 export interface EngineStats {

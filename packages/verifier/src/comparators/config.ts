@@ -1,4 +1,10 @@
-import { ComparatorConfig, ExactComparator, ImageComparator, NumericComparator, type ComparatorConfigInput } from '@kiln/protocol'
+import {
+  ComparatorConfig,
+  ExactComparator,
+  ImageComparator,
+  NumericComparator,
+  type ComparatorConfigInput,
+} from '@kiln/protocol'
 
 export { ComparatorConfig, ExactComparator, ImageComparator, NumericComparator, type ComparatorConfigInput }
 

@@ -14,7 +14,9 @@ export interface ImageDiff {
 export function decodeImage(bytes: Uint8Array, what = 'image'): Image {
   if (bytes[0] === 0x89 && bytes[1] === 0x50) return decodePng(bytes, what)
   if (bytes[0] === 0x50 && bytes[1] === 0x36) return decodePpm(bytes, what)
-  throw new KilnError('PAYLOAD_INVALID', `${what}: not a PNG or binary PPM (P6) image`, { reason: 'unknown image format' })
+  throw new KilnError('PAYLOAD_INVALID', `${what}: not a PNG or binary PPM (P6) image`, {
+    reason: 'unknown image format',
+  })
 }
 
 export function isImagePath(path: string): boolean {
@@ -26,10 +28,14 @@ function sample(img: Image, i: number, c: number): number {
   const d = img.data
   const o = i * img.channels
   switch (img.channels) {
-    case 1: return c === 3 ? 255 : (d[o] as number)
-    case 2: return c === 3 ? (d[o + 1] as number) : (d[o] as number)
-    case 3: return c === 3 ? 255 : (d[o + c] as number)
-    case 4: return d[o + c] as number
+    case 1:
+      return c === 3 ? 255 : (d[o] as number)
+    case 2:
+      return c === 3 ? (d[o + 1] as number) : (d[o] as number)
+    case 3:
+      return c === 3 ? 255 : (d[o + c] as number)
+    case 4:
+      return d[o + c] as number
   }
 }
 
@@ -55,7 +61,10 @@ function luma(img: Image): Float64Array {
   const n = img.width * img.height
   const out = new Float64Array(n)
   for (let i = 0; i < n; i++) {
-    out[i] = img.channels <= 2 ? sample(img, i, 0) : 0.299 * sample(img, i, 0) + 0.587 * sample(img, i, 1) + 0.114 * sample(img, i, 2)
+    out[i] =
+      img.channels <= 2
+        ? sample(img, i, 0)
+        : 0.299 * sample(img, i, 0) + 0.587 * sample(img, i, 1) + 0.114 * sample(img, i, 2)
   }
   return out
 }
@@ -86,7 +95,11 @@ export function ssim(a: Image, b: Image, window = 8, step = 4): number {
   let windows = 0
   for (const oy of origins(a.height, wy, step)) {
     for (const ox of origins(a.width, wx, step)) {
-      let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0
+      let sa = 0,
+        sb = 0,
+        saa = 0,
+        sbb = 0,
+        sab = 0
       for (let y = oy; y < oy + wy; y++) {
         for (let x = ox; x < ox + wx; x++) {
           const va = la[y * w + x] as number
@@ -120,6 +133,12 @@ export function compareImages(a: Image, b: Image, cfg: Pick<ImageComparator, 'mi
   const s = cfg.minSsim === undefined ? undefined : ssim(a, b)
   const reasons: string[] = []
   if (minPsnr !== undefined && !(p >= minPsnr)) reasons.push(`PSNR ${p.toFixed(2)} dB below ${minPsnr} dB`)
-  if (s !== undefined && cfg.minSsim !== undefined && !(s >= cfg.minSsim)) reasons.push(`SSIM ${s.toFixed(4)} below ${cfg.minSsim}`)
-  return { equal: reasons.length === 0, psnr: p, ...(s === undefined ? {} : { ssim: s }), ...(reasons.length ? { reason: reasons.join('; ') } : {}) }
+  if (s !== undefined && cfg.minSsim !== undefined && !(s >= cfg.minSsim))
+    reasons.push(`SSIM ${s.toFixed(4)} below ${cfg.minSsim}`)
+  return {
+    equal: reasons.length === 0,
+    psnr: p,
+    ...(s === undefined ? {} : { ssim: s }),
+    ...(reasons.length ? { reason: reasons.join('; ') } : {}),
+  }
 }

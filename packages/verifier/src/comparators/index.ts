@@ -30,13 +30,24 @@ export interface Comparison {
 export async function compareOutputs(config: ComparatorConfigInput, a: Uint8Array, b: Uint8Array): Promise<Comparison> {
   const cfg = parseOrThrow(ComparatorConfig, config, 'comparator')
   const base = { comparator: cfg.kind, files: [] as FileComparison[] }
-  if (Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0) return { ...base, equal: true }
+  if (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  )
+    return { ...base, equal: true }
   if (cfg.kind === 'exact' && cfg.files === undefined) {
     return { ...base, equal: false, reason: `output digests differ: ${sha256Hex(a)} vs ${sha256Hex(b)}` }
   }
-  const [fa, fb] = await Promise.all([readTarFiles(a).catch((e: unknown) => e), readTarFiles(b).catch((e: unknown) => e)])
+  const [fa, fb] = await Promise.all([
+    readTarFiles(a).catch((e: unknown) => e),
+    readTarFiles(b).catch((e: unknown) => e),
+  ])
   if (!(fa instanceof Map) || !(fb instanceof Map)) {
-    const bad = [fa, fb].map((f, i) => (f instanceof Map ? undefined : `${i === 0 ? 'first' : 'second'}: ${(f as Error).message}`)).filter(Boolean)
+    const bad = [fa, fb]
+      .map((f, i) => (f instanceof Map ? undefined : `${i === 0 ? 'first' : 'second'}: ${(f as Error).message}`))
+      .filter(Boolean)
     return { ...base, equal: false, reason: `unreadable output archive (${bad.join('; ')})` }
   }
   const paths = [...new Set([...fa.keys(), ...fb.keys()])].filter((p) => matchesAny(p, cfg.files)).sort()
@@ -50,7 +61,12 @@ export async function compareOutputs(config: ComparatorConfigInput, a: Uint8Arra
   }
 }
 
-function compareFile(cfg: ComparatorConfig, path: string, a: Buffer | undefined, b: Buffer | undefined): FileComparison {
+function compareFile(
+  cfg: ComparatorConfig,
+  path: string,
+  a: Buffer | undefined,
+  b: Buffer | undefined,
+): FileComparison {
   if (!a || !b) return { path, equal: false, reason: `only in the ${a ? 'first' : 'second'} output` }
   if (a.equals(b)) return { path, equal: true }
   try {
@@ -58,17 +74,34 @@ function compareFile(cfg: ComparatorConfig, path: string, a: Buffer | undefined,
       const format = numericFormat(path, cfg)
       if (format) {
         const d = compareFloatArrays(readFloatFile(a, format, path), readFloatFile(b, format, path), cfg)
-        return { path, equal: d.equal, metrics: { mismatches: d.mismatches, count: d.count, maxAbsDiff: d.maxAbsDiff }, ...(d.reason ? { reason: d.reason } : {}) }
+        return {
+          path,
+          equal: d.equal,
+          metrics: { mismatches: d.mismatches, count: d.count, maxAbsDiff: d.maxAbsDiff },
+          ...(d.reason ? { reason: d.reason } : {}),
+        }
       }
     } else if (cfg.kind === 'image' && isImagePath(path)) {
       const d = compareImages(decodeImage(a, path), decodeImage(b, path), cfg)
-      return { path, equal: d.equal, metrics: { psnr: d.psnr, ...(d.ssim === undefined ? {} : { ssim: d.ssim }) }, ...(d.reason ? { reason: d.reason } : {}) }
+      return {
+        path,
+        equal: d.equal,
+        metrics: { psnr: d.psnr, ...(d.ssim === undefined ? {} : { ssim: d.ssim }) },
+        ...(d.reason ? { reason: d.reason } : {}),
+      }
     }
   } catch (e) {
     if (!isKilnError(e)) throw e
     return { path, equal: false, reason: e.message }
   }
-  return { path, equal: false, reason: cfg.kind === 'exact' ? 'content differs' : `content differs, and the ${cfg.kind} comparator does not read this file (compared byte for byte)` }
+  return {
+    path,
+    equal: false,
+    reason:
+      cfg.kind === 'exact'
+        ? 'content differs'
+        : `content differs, and the ${cfg.kind} comparator does not read this file (compared byte for byte)`,
+  }
 }
 
 export { ComparatorConfig, DEFAULT_MIN_PSNR, globToRegExp, type ComparatorConfigInput } from './config.ts'

@@ -36,25 +36,35 @@ export function parseNpy(bytes: Uint8Array, what = 'npy file'): FloatArray {
     refuse(what, `npy format version ${major}.${bytes[7]} is not supported (1.0, 2.0 and 3.0 are)`)
   }
   if (start + headerLen > bytes.length) refuse(what, 'truncated header')
-  const header = Buffer.from(bytes.buffer, bytes.byteOffset + start, headerLen).toString(major === 3 ? 'utf8' : 'latin1')
+  const header = Buffer.from(bytes.buffer, bytes.byteOffset + start, headerLen).toString(
+    major === 3 ? 'utf8' : 'latin1',
+  )
   const descr = /['"]descr['"]\s*:\s*['"]([^'"]*)['"]/.exec(header)?.[1]
   const fortran = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(header)?.[1]
   const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(header)?.[1]
-  if (descr === undefined || fortran === undefined || shapeText === undefined) refuse(what, 'header lacks descr, fortran_order or shape')
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    refuse(what, 'header lacks descr, fortran_order or shape')
   let dtype: FloatArray['dtype']
   if (descr === '<f4') dtype = 'float32'
   else if (descr === '<f8') dtype = 'float64'
   else refuse(what, `dtype '${descr}' is not supported (little-endian float32 '<f4' or float64 '<f8' are)`)
   if (fortran !== 'False') refuse(what, 'Fortran-order arrays are not supported (C order is)')
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
-    if (!/^\d+$/.test(s)) refuse(what, `shape entry '${s}' is not a non-negative integer`)
-    return Number(s)
-  })
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      if (!/^\d+$/.test(s)) refuse(what, `shape entry '${s}' is not a non-negative integer`)
+      return Number(s)
+    })
   const count = shape.reduce((a, b) => a * b, 1)
   const itemSize = dtype === 'float32' ? 4 : 8
   const dataStart = start + headerLen
   if (bytes.length - dataStart !== count * itemSize) {
-    refuse(what, `holds ${bytes.length - dataStart} data bytes, shape (${shape.join(', ')}) of ${dtype} needs ${count * itemSize}`)
+    refuse(
+      what,
+      `holds ${bytes.length - dataStart} data bytes, shape (${shape.join(', ')}) of ${dtype} needs ${count * itemSize}`,
+    )
   }
   return { dtype, shape, values: readFloats(view, dataStart, count, dtype) }
 }
@@ -67,7 +77,12 @@ export function parseRawFloat32(bytes: Uint8Array, what = 'raw float32 file'): F
 }
 
 /** Explicit little-endian reads: the data need not be aligned, and the host's order does not matter. */
-function readFloats(view: DataView, offset: number, count: number, dtype: FloatArray['dtype']): Float32Array | Float64Array {
+function readFloats(
+  view: DataView,
+  offset: number,
+  count: number,
+  dtype: FloatArray['dtype'],
+): Float32Array | Float64Array {
   if (dtype === 'float32') {
     const out = new Float32Array(count)
     for (let i = 0; i < count; i++) out[i] = view.getFloat32(offset + i * 4, true)

@@ -50,7 +50,14 @@ export function compareFloatArrays(a: FloatArray, b: FloatArray, tol: Tolerance)
     }
   }
   const equal = mismatches === 0
-  return { equal, mismatches, count, maxAbsDiff, firstMismatch, ...(equal ? {} : { reason: `${mismatches} of ${count} values outside tolerance (max |a-b| ${maxAbsDiff})` }) }
+  return {
+    equal,
+    mismatches,
+    count,
+    maxAbsDiff,
+    firstMismatch,
+    ...(equal ? {} : { reason: `${mismatches} of ${count} values outside tolerance (max |a-b| ${maxAbsDiff})` }),
+  }
 }
 
 /** How a selected numeric file is read: by its `.npy` header, as raw float32, or not at all. */

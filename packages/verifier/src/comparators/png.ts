@@ -35,11 +35,13 @@ export function decodePng(bytes: Uint8Array, what = 'png file'): Image {
     const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8))
     if (pos + 12 + len > bytes.length) refuse(what, `chunk ${type} runs past the end of the file`)
     const data = bytes.subarray(pos + 8, pos + 8 + len)
-    if (crc32(bytes.subarray(pos + 4, pos + 8 + len)) !== view.getUint32(pos + 8 + len)) refuse(what, `chunk ${type} has a bad CRC`)
+    if (crc32(bytes.subarray(pos + 4, pos + 8 + len)) !== view.getUint32(pos + 8 + len))
+      refuse(what, `chunk ${type} has a bad CRC`)
     if (type === 'IHDR') header = readHeader(data, what)
     else if (type === 'IDAT') idat.push(data)
     else if (type === 'IEND') ended = true
-    else if (type === 'PLTE' || type === 'tRNS') refuse(what, `${type} chunks are not supported (palette and transparency-key images)`)
+    else if (type === 'PLTE' || type === 'tRNS')
+      refuse(what, `${type} chunks are not supported (palette and transparency-key images)`)
     // Other ancillary chunks (text, gamma, time) do not change the pixels.
     pos += 12 + len
   }
@@ -53,7 +55,12 @@ export function decodePng(bytes: Uint8Array, what = 'png file'): Image {
     // Bounded: a few kilobytes of deflate can expand to gigabytes.
     raw = inflateSync(Buffer.concat(idat), { maxOutputLength: need + 1 })
   } catch (cause) {
-    throw new KilnError('PAYLOAD_INVALID', `${what}: image data does not inflate to ${need} bytes`, { reason: 'bad zlib stream' }, { cause })
+    throw new KilnError(
+      'PAYLOAD_INVALID',
+      `${what}: image data does not inflate to ${need} bytes`,
+      { reason: 'bad zlib stream' },
+      { cause },
+    )
   }
   if (raw.length !== need) refuse(what, `image data is ${raw.length} bytes, ${width}x${height} needs ${need}`)
   return { width, height, channels, data: unfilter(raw, width, height, channels, what) }
@@ -65,7 +72,8 @@ function readHeader(d: Uint8Array, what: string): { width: number; height: numbe
   const width = v.getUint32(0)
   const height = v.getUint32(4)
   const [depth, colorType, compression, filter, interlace] = [d[8], d[9], d[10], d[11], d[12]] as number[]
-  if (width === 0 || height === 0 || width * height > MAX_PIXELS) refuse(what, `${width}x${height} is not a supported size`)
+  if (width === 0 || height === 0 || width * height > MAX_PIXELS)
+    refuse(what, `${width}x${height} is not a supported size`)
   if (depth !== 8) refuse(what, `bit depth ${depth} is not supported (8 is)`)
   const channels = CHANNELS[colorType as number]
   if (!channels) refuse(what, `colour type ${colorType} is not supported (gray, gray+alpha, RGB, RGBA are)`)
@@ -90,12 +98,23 @@ function unfilter(raw: Uint8Array, width: number, height: number, bpp: number, w
       const c = x >= bpp && y > 0 ? (out[prev + x - bpp] as number) : 0
       let v: number
       switch (filter) {
-        case 0: v = cur; break
-        case 1: v = cur + a; break
-        case 2: v = cur + b; break
-        case 3: v = cur + ((a + b) >> 1); break
-        case 4: v = cur + paeth(a, b, c); break
-        default: refuse(what, `row ${y} has unknown filter type ${filter}`)
+        case 0:
+          v = cur
+          break
+        case 1:
+          v = cur + a
+          break
+        case 2:
+          v = cur + b
+          break
+        case 3:
+          v = cur + ((a + b) >> 1)
+          break
+        case 4:
+          v = cur + paeth(a, b, c)
+          break
+        default:
+          refuse(what, `row ${y} has unknown filter type ${filter}`)
       }
       out[row + x] = v & 0xff
     }
@@ -120,13 +139,15 @@ export function decodePpm(bytes: Uint8Array, what = 'ppm file'): Image {
   while (fields.length < 3) {
     const ch = bytes[pos]
     if (ch === undefined) refuse(what, 'truncated header')
-    if (ch === 0x23) { // '#' comment to the end of the line
+    if (ch === 0x23) {
+      // '#' comment to the end of the line
       while (pos < bytes.length && bytes[pos] !== 0x0a) pos++
     } else if (ch === 0x20 || (ch >= 0x09 && ch <= 0x0d)) {
       pos++
     } else if (ch >= 0x30 && ch <= 0x39) {
       let n = 0
-      while (pos < bytes.length && (bytes[pos] as number) >= 0x30 && (bytes[pos] as number) <= 0x39) n = n * 10 + (bytes[pos++] as number) - 0x30
+      while (pos < bytes.length && (bytes[pos] as number) >= 0x30 && (bytes[pos] as number) <= 0x39)
+        n = n * 10 + (bytes[pos++] as number) - 0x30
       fields.push(n)
     } else {
       refuse(what, `unexpected byte ${ch} in the header`)
@@ -137,11 +158,14 @@ export function decodePpm(bytes: Uint8Array, what = 'ppm file'): Image {
   if (sep === undefined || !(sep === 0x20 || (sep >= 0x09 && sep <= 0x0d))) refuse(what, 'no whitespace after maxval')
   pos++
   const [width, height, maxval] = fields as [number, number, number]
-  if (width === 0 || height === 0 || width * height > MAX_PIXELS) refuse(what, `${width}x${height} is not a supported size`)
+  if (width === 0 || height === 0 || width * height > MAX_PIXELS)
+    refuse(what, `${width}x${height} is not a supported size`)
   if (maxval < 1 || maxval > 255) refuse(what, `maxval ${maxval} is not supported (1..255 are)`)
   const need = width * height * 3
-  if (bytes.length - pos !== need) refuse(what, `holds ${bytes.length - pos} pixel bytes, ${width}x${height} needs ${need}`)
+  if (bytes.length - pos !== need)
+    refuse(what, `holds ${bytes.length - pos} pixel bytes, ${width}x${height} needs ${need}`)
   const data = new Uint8Array(need)
-  for (let i = 0; i < need; i++) data[i] = maxval === 255 ? (bytes[pos + i] as number) : Math.round(((bytes[pos + i] as number) * 255) / maxval)
+  for (let i = 0; i < need; i++)
+    data[i] = maxval === 255 ? (bytes[pos + i] as number) : Math.round(((bytes[pos + i] as number) * 255) / maxval)
   return { width, height, channels: 3, data }
 }

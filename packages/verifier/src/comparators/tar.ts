@@ -17,14 +17,20 @@ export async function readTarFiles(tar: Uint8Array): Promise<Map<string, Buffer>
       const name = entry.header.name
       const reason = unsafeEntryReason(name)
       if (reason !== undefined) throw new KilnError('PAYLOAD_INVALID', `output archive entry '${name}' ${reason}`)
-      const path = name.split('/').filter((s) => s !== '' && s !== '.').join('/')
+      const path = name
+        .split('/')
+        .filter((s) => s !== '' && s !== '.')
+        .join('/')
       const type = entry.header.type ?? 'file'
       if (type === 'directory') {
         entry.resume()
         continue
       }
       if ((type !== 'file' && type !== 'contiguous-file') || path === '') {
-        throw new KilnError('PAYLOAD_INVALID', `output archive entry '${name}' is a ${type}; only regular files and directories are allowed`)
+        throw new KilnError(
+          'PAYLOAD_INVALID',
+          `output archive entry '${name}' is a ${type}; only regular files and directories are allowed`,
+        )
       }
       if (files.has(path)) throw new KilnError('PAYLOAD_INVALID', `output archive holds '${path}' twice`)
       const chunks: Buffer[] = []
@@ -38,6 +44,11 @@ export async function readTarFiles(tar: Uint8Array): Promise<Map<string, Buffer>
     return await done
   } catch (cause) {
     if (cause instanceof KilnError) throw cause
-    throw new KilnError('PAYLOAD_INVALID', `output archive is not a readable tar: ${(cause as Error).message}`, {}, { cause })
+    throw new KilnError(
+      'PAYLOAD_INVALID',
+      `output archive is not a readable tar: ${(cause as Error).message}`,
+      {},
+      { cause },
+    )
   }
 }

@@ -20,7 +20,10 @@ export async function packOutputs(files: Record<string, Uint8Array | string>): P
 }
 
 /** A .npy file as numpy.save writes it (format 1.0, or 2.0 with a 4-byte header length). */
-export function npy(values: ArrayLike<number>, opts: { shape?: number[]; dtype?: '<f4' | '<f8' | '>f4' | '<i4'; version?: 1 | 2; fortran?: boolean } = {}): Buffer {
+export function npy(
+  values: ArrayLike<number>,
+  opts: { shape?: number[]; dtype?: '<f4' | '<f8' | '>f4' | '<i4'; version?: 1 | 2; fortran?: boolean } = {},
+): Buffer {
   const dtype = opts.dtype ?? '<f4'
   const shape = opts.shape ?? [values.length]
   const version = opts.version ?? 1
@@ -51,7 +54,12 @@ export function rawF32(values: ArrayLike<number>): Buffer {
   return b
 }
 
-export interface Pixels { width: number; height: number; channels: 1 | 2 | 3 | 4; data: Uint8Array }
+export interface Pixels {
+  width: number
+  height: number
+  channels: 1 | 2 | 3 | 4
+  data: Uint8Array
+}
 
 /** A deterministic test picture: smooth gradients plus a few hard edges. */
 export function picture(width: number, height: number, channels: Pixels['channels'] = 3): Pixels {
@@ -59,7 +67,7 @@ export function picture(width: number, height: number, channels: Pixels['channel
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       for (let c = 0; c < channels; c++) {
-        const edge = (x > width / 3 && x < width / 2) || (y % 16 < 4) ? 90 : 0
+        const edge = (x > width / 3 && x < width / 2) || y % 16 < 4 ? 90 : 0
         data[(y * width + x) * channels + c] = (x * 3 + y * 2 + c * 40 + edge) & 0xff
       }
     }
@@ -71,7 +79,9 @@ const COLOR_TYPE = { 1: 0, 2: 4, 3: 2, 4: 6 } as const
 
 function paeth(a: number, b: number, c: number): number {
   const p = a + b - c
-  const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c)
+  const pa = Math.abs(p - a),
+    pb = Math.abs(p - b),
+    pc = Math.abs(p - c)
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c
 }
 
@@ -85,7 +95,11 @@ function chunk(type: string, data: Uint8Array): Buffer {
 }
 
 /** Encodes a PNG with the given filter type per row (cycling through all five by default). */
-export function encodePng(img: Pixels, filterOf: (y: number) => number = (y) => y % 5, opts: { idatChunks?: number } = {}): Buffer {
+export function encodePng(
+  img: Pixels,
+  filterOf: (y: number) => number = (y) => y % 5,
+  opts: { idatChunks?: number } = {},
+): Buffer {
   const { width, height, channels: bpp, data } = img
   const stride = width * bpp
   const raw = Buffer.alloc(height * (stride + 1))
@@ -112,12 +126,21 @@ export function encodePng(img: Pixels, filterOf: (y: number) => number = (y) => 
   const idats: Buffer[] = []
   for (let i = 0; i < z.length; i += size) idats.push(chunk('IDAT', z.subarray(i, i + size)))
   const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
-  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('tEXt', Buffer.from('Comment\0kiln test', 'latin1')), ...idats, chunk('IEND', new Uint8Array(0))])
+  return Buffer.concat([
+    sig,
+    chunk('IHDR', ihdr),
+    chunk('tEXt', Buffer.from('Comment\0kiln test', 'latin1')),
+    ...idats,
+    chunk('IEND', new Uint8Array(0)),
+  ])
 }
 
 export function encodePpm(img: Pixels, comment = true): Buffer {
   if (img.channels !== 3) throw new Error('P6 is RGB')
-  return Buffer.concat([Buffer.from(`P6\n${comment ? '# kiln test\n' : ''}${img.width} ${img.height}\n255\n`, 'latin1'), Buffer.from(img.data)])
+  return Buffer.concat([
+    Buffer.from(`P6\n${comment ? '# kiln test\n' : ''}${img.width} ${img.height}\n255\n`, 'latin1'),
+    Buffer.from(img.data),
+  ])
 }
 
 /** A seeded PRNG for noise, so tests are reproducible. */
