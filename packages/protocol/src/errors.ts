@@ -12,6 +12,8 @@ export const KilnErrorCode = {
   ENVELOPE_REPLAYED: 'KILN_1006',
   ENVELOPE_WRONG_KIND: 'KILN_1007',
   ENVELOPE_WRONG_SIGNER: 'KILN_1008',
+  /** Sealed secrets that this provider cannot open, or that were sealed for another lease or provider. */
+  SECRETS_UNSEALABLE: 'KILN_1009',
   KEYPAIR_FILE_INVALID: 'KILN_1101',
   KEYPAIR_FILE_MISSING: 'KILN_1102',
   // 2xxx: job specs and other payloads
@@ -39,11 +41,23 @@ export const KilnErrorCode = {
   LEASE_REFUSED: 'KILN_5006',
   NETWORK_UNAVAILABLE: 'KILN_5007',
   PROVIDER_ALREADY_RUNNING: 'KILN_5008',
+  /** The lease asks for GPUs this provider cannot give it (count, model, memory, or no NVIDIA runtime). */
+  GPU_UNAVAILABLE: 'KILN_5009',
+  /** The private registry refused the credentials sealed with the lease. */
+  REGISTRY_AUTH_FAILED: 'KILN_5010',
   // 6xxx: artifacts and transport
   ARTIFACT_DIGEST_MISMATCH: 'KILN_6001',
   ARTIFACT_NOT_FOUND: 'KILN_6002',
   STREAM_FRAME_TOO_LARGE: 'KILN_6003',
   PEER_UNREACHABLE: 'KILN_6004',
+  /** An input's bytes do not hash to the digest its spec names: the source's fault. */
+  INPUT_DIGEST_MISMATCH: 'KILN_6005',
+  /** An input's source does not answer, answers 404, or stalls. */
+  INPUT_UNAVAILABLE: 'KILN_6006',
+  /** An input's source sent more bytes than its spec declares. */
+  INPUT_TOO_LARGE: 'KILN_6007',
+  /** The provider could not fetch the inputs in time: it gives the job back to be placed elsewhere. */
+  INPUT_FETCH_TIMEOUT: 'KILN_6008',
   // 9xxx: configuration
   CONFIG_INVALID: 'KILN_9001',
   INTERNAL_ERROR: 'KILN_9002',

@@ -40,6 +40,71 @@ export const Resources = z
   })
   .strict()
 
+/** Where a job's inputs are mounted (read-only): `/in/<name>` unless the spec names another path under it. */
+export const INPUT_MOUNT_ROOT = '/in'
+export const MAX_INPUTS = 32
+export const MAX_SECRETS = 32
+/** The largest input a spec may declare (1 TiB); a provider's own limits may be lower. */
+export const MAX_INPUT_BYTES = 1024 ** 4
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'an environment variable name (letters, digits, _)')
+const inputName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a name of letters, digits, dot, dash or underscore (at most 64)')
+
+/**
+ * Where an input's bytes come from:
+ * - `upload`: the marketplace's blob store, where the client put them (`kiln submit` uploads
+ *   the local files a spec names and fills in the digest);
+ * - an `https://` URL the provider fetches itself;
+ * - `job:<id>` (the whole output of another of the client's jobs, as a folder) or
+ *   `job:<id>/out/<path>` (one file of it): the marketplace fills in the digest at submit.
+ */
+export const InputSource = z.union([
+  z.literal('upload'),
+  plainText()
+    .max(2048)
+    .regex(/^https:\/\/[^\s]+$/, 'an https:// URL'),
+  plainText()
+    .max(600)
+    .regex(/^job:job_[0-9a-z]{10,40}(\/out(\/[^\s]+)?)?$/, 'job:<id> or job:<id>/out/<path>'),
+])
+export type InputSource = z.output<typeof InputSource>
+
+/** A mount path under /in: absolute, no `.` or `..` segments, no doubled or trailing slash. */
+const inputMount = plainText()
+  .max(255)
+  .refine(
+    (m) =>
+      m.startsWith(`${INPUT_MOUNT_ROOT}/`) &&
+      m
+        .slice(INPUT_MOUNT_ROOT.length + 1)
+        .split('/')
+        .every((seg) => seg !== '' && seg !== '.' && seg !== '..'),
+    { message: `a path under ${INPUT_MOUNT_ROOT}/, such as ${INPUT_MOUNT_ROOT}/weights` },
+  )
+
+export const JobInput = z
+  .object({
+    name: inputName,
+    source: InputSource,
+    /** The digest of the bytes (of the canonical archive, for a folder). Required unless the source is job:. */
+    sha256: sha256.optional(),
+    /** Bytes (of the archive, for a folder). Required unless the source is job:. */
+    size: z.number().int().min(0).max(MAX_INPUT_BYTES).optional(),
+    /** `file` is mounted as one file; `dir` travels as a canonical archive and is mounted as a folder. */
+    kind: z.enum(['file', 'dir']).default('file'),
+    /** Read-only mount point in the container; default `/in/<name>`. */
+    mount: inputMount.optional(),
+  })
+  .strict()
+export type JobInput = z.output<typeof JobInput>
+export type JobInputSpec = z.input<typeof JobInput>
+
+/** Where an input appears in the container. */
+export const inputMountOf = (input: Pick<JobInput, 'name' | 'mount'>): string =>
+  input.mount ?? `${INPUT_MOUNT_ROOT}/${input.name}`
+
 export const JobSpec = z
   .object({
     name: plainText().min(1).max(80).optional(),
@@ -81,8 +146,63 @@ export const JobSpec = z
       .default({ maxBytes: 64 * 1024 ** 2 }),
     /** Spot-check rate, bond and comparator; omitted fields take the marketplace's defaults. */
     verification: VerificationSettings.optional(),
+    /** Content-addressed inputs, fetched and checked by the provider, mounted read-only. */
+    inputs: z.array(JobInput).max(MAX_INPUTS).default([]),
+    /**
+     * The names of the job's secrets. Their values never reach the marketplace: the client seals
+     * them to the matched provider with its lock (`sealSecrets`), and the container gets them as env.
+     */
+    secrets: z.array(envName).max(MAX_SECRETS).default([]),
+    /** The image is in a private registry: the client's sealed secrets carry the credentials for its pull. */
+    privateImage: z.boolean().default(false),
   })
   .strict()
+  .superRefine((spec, ctx) => {
+    const names = new Set<string>()
+    const mounts = new Set<string>()
+    spec.inputs.forEach((input, i) => {
+      if (names.has(input.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['inputs', i, 'name'],
+          message: `a second input named ${input.name}; names must be unique`,
+        })
+      names.add(input.name)
+      const mount = inputMountOf(input)
+      if (mounts.has(mount) || [...mounts].some((m) => mount.startsWith(`${m}/`) || m.startsWith(`${mount}/`)))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['inputs', i, 'mount'],
+          message: `${mount} overlaps another input's mount`,
+        })
+      mounts.add(mount)
+      if (!input.source.startsWith('job:')) {
+        if (input.sha256 === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['inputs', i, 'sha256'],
+            message: `required for a source of ${input.source === 'upload' ? 'upload' : 'https'}`,
+          })
+        if (input.size === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['inputs', i, 'size'],
+            message: `required for a source of ${input.source === 'upload' ? 'upload' : 'https'}`,
+          })
+      }
+    })
+    const seen = new Set<string>()
+    spec.secrets.forEach((name, i) => {
+      if (seen.has(name)) ctx.addIssue({ code: 'custom', path: ['secrets', i], message: `${name} is named twice` })
+      seen.add(name)
+      if (name in spec.env)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['secrets', i],
+          message: `${name} is also in env; a variable is either plain or secret`,
+        })
+    })
+  })
 export type JobSpec = z.output<typeof JobSpec>
 export type JobSpecInput = z.input<typeof JobSpec>
 
@@ -117,6 +237,9 @@ export const Hardware = z
   .strict()
 export type Hardware = z.output<typeof Hardware>
 
+export const MAX_ADVERT_CACHED_IMAGES = 64
+export const MAX_ADVERT_CACHED_INPUTS = 256
+
 export const CapacityAdvert = z
   .object({
     peerId: plainText().min(1).max(128),
@@ -150,6 +273,18 @@ export const CapacityAdvert = z
      * adverts: no limit is known.
      */
     maxBond: amount.optional(),
+    /**
+     * What the provider holds already (bounded samples, most recently used first): image
+     * references and input digests. The matching engine prefers a provider that holds a job's
+     * image and inputs, within the client's price tolerance.
+     */
+    cache: z
+      .object({
+        images: z.array(plainText().max(255)).max(MAX_ADVERT_CACHED_IMAGES).default([]),
+        inputs: z.array(sha256).max(MAX_ADVERT_CACHED_INPUTS).default([]),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
 export type CapacityAdvert = z.output<typeof CapacityAdvert>
@@ -174,6 +309,11 @@ export const Lease = z
     feeBps: z.number().int().min(0).max(10_000).default(0),
     /** The provider must have started by then, or the lease lapses. */
     startBy: z.number().int(),
+    /**
+     * The client's sealed secrets for this lease (an envelope of kind `kiln/secrets/1` signed by
+     * the client, its box sealed to this provider): the arbiter relays it, and cannot read it.
+     */
+    secrets: z.unknown().optional(),
   })
   .strict()
 export type Lease = z.output<typeof Lease>
@@ -220,13 +360,21 @@ export const Kind = {
   resultRequest: 'kiln/result-request/1',
   runs: 'kiln/api/runs/1',
   read: 'kiln/api/read/1',
+  secrets: 'kiln/secrets/1',
+  blobRequest: 'kiln/blob-request/1',
 } as const
 
 export const SubmitRequest = z.object({ spec: JobSpec }).strict()
 const escrowId = plainText().min(1).max(64)
 /** escrowId names which of the job's runs was locked; without it, the job's own (first) run. */
 export const LockRequest = z
-  .object({ jobId, signature: plainText().min(64).max(100), escrowId: escrowId.optional() })
+  .object({
+    jobId,
+    signature: plainText().min(64).max(100),
+    escrowId: escrowId.optional(),
+    /** The sealed secrets for this placement's provider (a `kiln/secrets/1` envelope), when the spec names any. */
+    secrets: z.unknown().optional(),
+  })
   .strict()
 /** The client asks for every run of its job (re-runs included): only the owner may see them. */
 export const RunsRequest = z.object({ jobId }).strict()

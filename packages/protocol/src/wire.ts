@@ -12,7 +12,43 @@ export const Protocol = {
    * restarted). Answered like the end of a job stream: output and receipt, or running / lost.
    */
   result: '/kiln/result/1.0.0',
+  /**
+   * Provider → marketplace: the bytes of an uploaded input (or another job's output) that a
+   * lease it holds names. Request: a `kiln/blob-request/1` envelope signed by the provider;
+   * answer: a `blob` frame and raw chunks, or an `error` frame.
+   */
+  blob: '/kiln/blob/1.0.0',
 } as const
+
+/** What a provider asks the blob protocol for: one digest its lease `escrowId` names, from `offset`. */
+export const BlobRequest = z
+  .object({
+    jobId: z.string().regex(/^job_[0-9a-z]{10,40}$/),
+    escrowId: z.string().min(1).max(64),
+    sha256,
+    offset: z.number().int().nonnegative().default(0),
+  })
+  .strict()
+export type BlobRequest = z.output<typeof BlobRequest>
+
+export const BlobFrame = z.discriminatedUnion('t', [
+  /** `bytes` chunks of raw data follow (from the request's offset to the end), in `chunks` messages. */
+  z
+    .object({
+      t: z.literal('blob'),
+      size: z.number().int().nonnegative(),
+      bytes: z.number().int().nonnegative(),
+      chunks: z.number().int().nonnegative(),
+    })
+    .strict(),
+  z
+    .object({
+      t: z.literal('error'),
+      error: z.object({ code: z.string().max(16), kind: z.string().max(64), message: z.string().max(2000) }).strict(),
+    })
+    .strict(),
+])
+export type BlobFrame = z.output<typeof BlobFrame>
 
 export const OUTPUT_CHUNK_BYTES = 256 * 1024
 
@@ -28,6 +64,18 @@ export type WireError = z.output<typeof errorInfo>
 export const ProviderFrame = z.discriminatedUnion('t', [
   z.object({ t: z.literal('accepted') }).strict(),
   z.object({ t: z.literal('refused'), error: errorInfo }).strict(),
+  /**
+   * Before the container starts: pulling the image or fetching inputs (bytes so far of `total`,
+   * when known). Not billed: billing starts at `started`.
+   */
+  z
+    .object({
+      t: z.literal('preparing'),
+      phase: z.enum(['pulling', 'fetching']),
+      done: z.number().nonnegative(),
+      total: z.number().nonnegative().nullable(),
+    })
+    .strict(),
   z.object({ t: z.literal('started'), at: z.number().int() }).strict(),
   z
     .object({
