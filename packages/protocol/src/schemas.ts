@@ -155,6 +155,15 @@ export const JobSpec = z
     secrets: z.array(envName).max(MAX_SECRETS).default([]),
     /** The image is in a private registry: the client's sealed secrets carry the credentials for its pull. */
     privateImage: z.boolean().default(false),
+    /**
+     * How placement weighs what providers hold already: a provider with the job's image and
+     * inputs cached is preferred while its price is at most `cacheTolerance` (a fraction, 0.2 =
+     * 20%) above the cheapest fitting provider's. 0 turns the preference off.
+     */
+    placement: z
+      .object({ cacheTolerance: z.number().min(0).max(10).default(0.2) })
+      .strict()
+      .default({ cacheTolerance: 0.2 }),
   })
   .strict()
   .superRefine((spec, ctx) => {
