@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Builds the sample workload images (kiln/matmul:1, kiln/render:1, kiln/busybox:1) from
+# Builds the sample workload images (kiln/matmul:1, kiln/render:1, kiln/busybox:1, kiln/infer:1) from
 # workloads/<name>/ with the classic builder, FROM scratch: no registry is reachable on
 # provider or CI machines, so nothing may be pulled. Images already present are skipped
 # unless --force, so running this again is cheap.
 #
-# Usage: scripts/build-images.sh [--force] [matmul|render|busybox ...]
+# Usage: scripts/build-images.sh [--force] [matmul|render|busybox|infer ...]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ALL=(matmul render busybox)
+ALL=(matmul render busybox infer)
 BUSYBOX_BIN="${BUSYBOX_BIN:-/bin/busybox}"
 CC="${CC:-gcc}"
 force=0
@@ -18,7 +18,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
     -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    matmul|render|busybox) names+=("$arg") ;;
+    matmul|render|busybox|infer) names+=("$arg") ;;
     *) echo "build-images: unknown argument '$arg' (expected --force or one of: ${ALL[*]})" >&2; exit 2 ;;
   esac
 done
@@ -39,7 +39,7 @@ trap cleanup EXIT
 compile() { # compile <name> <ctx>: a static binary, so FROM scratch needs no libc
   command -v "$CC" >/dev/null || fail "$CC is needed to build kiln/$1:1 (apt-get install -y gcc)"
   # -ffp-contract=off: no fused multiply-add, so float results do not depend on the CPU.
-  "$CC" -O2 -static -ffp-contract=off -Wall -Wextra -o "$2/$1" "$ROOT/workloads/$1/main.c"
+  "$CC" -O2 -static -ffp-contract=off -Wall -Wextra -o "$2/$1" "$ROOT/workloads/$1/main.c" -lm
 }
 
 copy_busybox() { # copy_busybox <ctx>
