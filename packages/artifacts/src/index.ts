@@ -1,2 +1,3 @@
 export * from './tar.ts'
 export * from './store.ts'
+export * from './entry.ts'

@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { KilnError, sha256Hex } from '@kiln/protocol'
@@ -10,9 +10,12 @@ import { KilnError, sha256Hex } from '@kiln/protocol'
  */
 export interface ArtifactStore {
   put(bytes: Uint8Array, expectedDigest?: string): string
+  /** Moves a file whose digest the caller has computed into the store (same filesystem: a rename). */
+  adopt(path: string, digest: string): void
   has(digest: string): boolean
   size(digest: string): number
-  open(digest: string): Readable
+  /** The bytes from `start` (default 0) to the end. */
+  open(digest: string, start?: number): Readable
 }
 
 const DIGEST = /^[0-9a-f]{64}$/
@@ -40,11 +43,16 @@ export function createFileArtifactStore(dir: string): ArtifactStore {
       }
       return digest
     },
+    adopt(file, digest) {
+      const target = path(digest)
+      if (existsSync(target)) rmSync(file, { force: true })
+      else renameSync(file, target)
+    },
     has: (digest) => DIGEST.test(digest) && existsSync(path(digest)),
     size: (digest) => statSync(path(digest)).size,
-    open(digest) {
+    open(digest, start = 0) {
       if (!this.has(digest)) throw new KilnError('ARTIFACT_NOT_FOUND', `no artifact ${digest}`, { digest })
-      return createReadStream(path(digest))
+      return createReadStream(path(digest), { start })
     },
   }
 }
