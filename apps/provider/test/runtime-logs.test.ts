@@ -45,4 +45,32 @@ describe('LogCollector', () => {
     expect(r.text).toBe('héllo')
     expect(errors.length).toBeGreaterThan(0)
   })
+
+  it('masks secret values in what onLog gets, the kept log and the digest, even split across chunks', () => {
+    const seen: string[] = []
+    const log = new LogCollector(1024, (stream, text) => seen.push(`${stream}:${text}`), undefined, ['hunter22'])
+    for (const piece of ['key=hun', 'ter', '22\n', 'again hunter22']) log.push('stdout', Buffer.from(piece))
+    log.push('stderr', Buffer.from('err hunter22\n'))
+    const r = log.finish()
+    const streamed = seen.map((s) => s.replace(/^std(out|err):/, '')).join('')
+    expect(streamed).not.toContain('hunter22')
+    expect(seen.filter((s) => s.startsWith('stderr:')).join('')).toBe('stderr:err ***\n')
+    expect(
+      seen
+        .filter((s) => s.startsWith('stdout:'))
+        .map((s) => s.slice(7))
+        .join(''),
+    ).toBe('key=***\nagain ***')
+    expect(r.text).not.toContain('hunter22')
+    expect(r.text.length).toBe(streamed.length)
+    // The digest covers what the client is sent, in the order it was sent.
+    expect(r.digest).toBe(sha256Hex(streamed))
+    expect(r.bytes).toBe(Buffer.byteLength(streamed))
+  })
+
+  it('with a mask of only too-short values, streams the output unchanged', () => {
+    const log = new LogCollector(1024, undefined, undefined, ['ab'])
+    log.push('stdout', Buffer.from('ab ab\n'))
+    expect(log.finish()).toMatchObject({ text: 'ab ab\n', digest: sha256Hex('ab ab\n') })
+  })
 })

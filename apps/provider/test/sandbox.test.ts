@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { extract, pack } from 'tar-stream'
 import { isKilnError, JobSpec, sha256Hex } from '@kiln/protocol'
 import { packCanonicalTar, unpackTar } from '@kiln/artifacts'
-import { buildContainerOptions, buildHostConfig } from '../src/runtime/index.ts'
+import { buildContainerOptions, buildHostConfig, containerEnv } from '../src/runtime/index.ts'
 
 const spec = (over: Record<string, unknown> = {}): JobSpec =>
   JobSpec.parse({ image: 'kiln/matmul:1', maxPricePerHour: 1, ...over })
@@ -38,15 +38,71 @@ describe('buildHostConfig', () => {
     expect(buildHostConfig(spec({ network: true }), '/o').NetworkMode).toBe('none')
   })
 
-  it('requests GPUs only when the spec asks for some', () => {
+  it('requests GPUs only when the spec asks for some, with compute and utility', () => {
     const hc = buildHostConfig(spec({ resources: { cpu: 4, memoryMb: 8192, gpu: { count: 2 } } }), '/o')
-    expect(hc.DeviceRequests).toEqual([{ Driver: 'nvidia', Count: 2, Capabilities: [['gpu']] }])
+    expect(hc.DeviceRequests).toEqual([{ Driver: 'nvidia', Count: 2, Capabilities: [['gpu', 'compute', 'utility']] }])
     expect(buildHostConfig(spec({ resources: { gpu: { count: 0 } } }), '/o').DeviceRequests).toBeUndefined()
   })
 
-  it('pins GPUs by id when the provider assigns them', () => {
-    const hc = buildHostConfig(spec({ resources: { gpu: { count: 1 } } }), '/o', { gpuDeviceIds: ['2', '3'] })
-    expect(hc.DeviceRequests).toEqual([{ Driver: 'nvidia', DeviceIDs: ['2'], Capabilities: [['gpu']] }])
+  it('pins GPUs by id when the provider assigns them, and refuses too few ids', () => {
+    const one = spec({ resources: { gpu: { count: 1 } } })
+    const hc = buildHostConfig(one, '/o', { gpuDeviceIds: ['2', '3'] })
+    expect(hc.DeviceRequests).toEqual([
+      { Driver: 'nvidia', DeviceIDs: ['2'], Capabilities: [['gpu', 'compute', 'utility']] },
+    ])
+    const two = spec({ resources: { gpu: { count: 2, models: ['4090'], minVramMb: 20000 } } })
+    expect(buildHostConfig(two, '/o', { gpuDeviceIds: ['1', '3'] }).DeviceRequests).toEqual([
+      { Driver: 'nvidia', DeviceIDs: ['1', '3'], Capabilities: [['gpu', 'compute', 'utility']] },
+    ])
+    expect(() => buildHostConfig(two, '/o', { gpuDeviceIds: ['1'] })).toThrow(/needs 2 GPUs but only 1 device ids/)
+  })
+
+  it('binds inputs read-only with private propagation, after /out', () => {
+    const hc = buildHostConfig(spec(), '/w/out', {
+      mounts: [
+        { hostPath: '/cache/ab12', containerPath: '/in/weights' },
+        { hostPath: '/cache/cd34/dir', containerPath: '/in/data/set' },
+      ],
+    })
+    expect(hc.Mounts).toEqual([
+      { Type: 'bind', Source: '/w/out', Target: '/out', ReadOnly: false },
+      {
+        Type: 'bind',
+        Source: '/cache/ab12',
+        Target: '/in/weights',
+        ReadOnly: true,
+        BindOptions: { Propagation: 'rprivate' },
+      },
+      {
+        Type: 'bind',
+        Source: '/cache/cd34/dir',
+        Target: '/in/data/set',
+        ReadOnly: true,
+        BindOptions: { Propagation: 'rprivate' },
+      },
+    ])
+    expect(hc.Binds).toBeUndefined()
+  })
+
+  it('refuses an input mount outside /in/ or from a relative host path (a bug in the caller)', () => {
+    for (const containerPath of [
+      '/out/x',
+      '/in',
+      '/in/',
+      '/in/../etc',
+      '/in/a/../../etc',
+      '/inx/a',
+      'in/a',
+      '/in//a',
+      '/in/a/',
+    ])
+      expect(
+        () => buildHostConfig(spec(), '/o', { mounts: [{ hostPath: '/h', containerPath }] }),
+        containerPath,
+      ).toThrow(/not a plain path under \/in\//)
+    expect(() => buildHostConfig(spec(), '/o', { mounts: [{ hostPath: 'cache/x', containerPath: '/in/x' }] })).toThrow(
+      /"cache\/x" is not an absolute path/,
+    )
   })
 })
 
@@ -57,7 +113,7 @@ describe('buildContainerOptions', () => {
     expect(base).toMatchObject({
       Image: 'kiln/matmul:1',
       Cmd: ['512'],
-      Env: ['MATMUL_N=64'],
+      Env: ['MATMUL_N=64', 'NVIDIA_VISIBLE_DEVICES=void', 'NVIDIA_DRIVER_CAPABILITIES=compute,utility'],
       User: '65534:65534',
       Tty: false,
     })
@@ -70,6 +126,23 @@ describe('buildContainerOptions', () => {
     // A provider that is not root runs every job as itself, so that /out can be its own.
     for (const image of [undefined, 'root', 'app'])
       expect(buildContainerOptions('job_abcdefghij', s, '/o', image, { user: '1001:1001' }).User).toBe('1001:1001')
+  })
+
+  it('adds the secrets to the env after the spec, and owns the NVIDIA variables', () => {
+    const s = spec({ env: { A: '1', NVIDIA_VISIBLE_DEVICES: 'all' }, secrets: ['TOKEN'] })
+    const o = buildContainerOptions('job_abcdefghij', s, '/o', '', { secretEnv: { TOKEN: 's3cret' } })
+    // A CPU job sees no GPU even where the nvidia runtime is the engine's default and the spec or image says all.
+    expect(o.Env).toEqual([
+      'A=1',
+      'TOKEN=s3cret',
+      'NVIDIA_VISIBLE_DEVICES=void',
+      'NVIDIA_DRIVER_CAPABILITIES=compute,utility',
+    ])
+    expect(() => containerEnv(spec({ env: { TOKEN: 'plain' } }), { TOKEN: 'x' })).toThrow(/secret TOKEN is also/)
+    const gpu = spec({ resources: { gpu: { count: 2 } } })
+    expect(containerEnv(gpu, {}, ['0', '2', '3'])).toContain('NVIDIA_VISIBLE_DEVICES=0,2')
+    // By count only the engine knows the devices; it sets the variable itself.
+    expect(containerEnv(gpu).some((e) => e.startsWith('NVIDIA_VISIBLE_DEVICES='))).toBe(false)
   })
 
   it('keeps the image CMD when the spec has no command', () => {

@@ -1,14 +1,15 @@
 import { readdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
-import { KilnError, silentLogger } from '@kiln/protocol'
+import { isKilnError, KilnError, silentLogger } from '@kiln/protocol'
 import { LABEL_MANAGED, LABEL_OWNER, LOG_FILE_MAX_BYTES } from './sandbox.ts'
 import { JOB_DIR_PREFIX, runJob, type RunContext } from './run.ts'
 import { dockerMessage, isConnectionError, withTimeout } from './errors.ts'
+import { pullImage, registryOf } from './pull.ts'
 import { collectLeftover, killLeftover, kilnPids, listLeftovers } from './leftovers.ts'
 import { createEgress } from './network.ts'
 import { unmountOut } from './out-dir.ts'
-import type { DockerRuntime, PingResult, RuntimeInit } from './types.ts'
+import type { DockerRuntime, EnsureImageOptions, PingResult, RuntimeInit } from './types.ts'
 
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock'
 const MiB = 1024 * 1024
@@ -55,37 +56,40 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     }
   }
 
-  async function pull(ref: string): Promise<void> {
-    const stream = await docker.pull(ref)
-    const events = await withTimeout(
-      new Promise<Array<Record<string, unknown>>>((resolve, reject) => {
-        docker.modem.followProgress(stream, (err: Error | null, output: Array<Record<string, unknown>>) =>
-          err ? reject(err) : resolve(output),
-        )
-      }),
-      pullTimeoutMs,
-      `the pull took longer than ${pullTimeoutMs} ms`,
-    )
-    // The engine reports most pull failures inside the progress stream, not as HTTP errors.
-    const failed = events.find((ev) => typeof ev.error === 'string')
-    if (failed) throw new Error(String(failed.error))
-  }
-
-  async function ensureImage(ref: string): Promise<void> {
-    if (await hasImage(ref)) return
+  async function ensureImage(ref: string, opts: EnsureImageOptions = {}): Promise<void> {
+    // With credentials, pull even when present: the registry decides whether this client may have it.
+    if (!opts.auth && (await hasImage(ref))) return
     let reason: string
     try {
-      logger.info({ image: ref }, 'image not present locally; pulling')
-      await pull(ref)
+      logger.info({ image: ref, registry: registryOf(ref), withCredentials: opts.auth !== undefined }, 'pulling image')
+      await pullImage(docker, ref, opts, pullTimeoutMs)
       if (await hasImage(ref)) return
       reason = 'the pull finished but the image is still not present'
     } catch (e) {
       if (isConnectionError(e)) throw unavailable(e)
+      if (isKilnError(e)) throw e
       reason = dockerMessage(e)
     }
     throw new KilnError('IMAGE_NOT_FOUND', `image ${ref} is not present locally and could not be pulled: ${reason}`, {
       image: ref,
     })
+  }
+
+  /**
+   * Whether the engine can give a container GPUs. Docker's nvidia device driver needs the NVIDIA
+   * container toolkit, whose install registers the `nvidia` runtime; that registration is what the
+   * engine shows (`docker info` Runtimes). A toolkit without it is not seen here: its jobs would
+   * fail at start with "could not select device driver", which run() reports the same way.
+   */
+  async function gpuSupport(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const info = (await docker.info()) as { Runtimes?: Record<string, unknown> }
+    const runtimes = Object.keys(info.Runtimes ?? {})
+    return runtimes.includes('nvidia')
+      ? { ok: true }
+      : {
+          ok: false,
+          reason: `the Docker engine at ${endpoint} has no nvidia runtime (runtimes: ${runtimes.join(', ') || 'none'}); install the NVIDIA Container Toolkit and run nvidia-ctk runtime configure --runtime=docker`,
+        }
   }
 
   const egress = createEgress(docker, init.egress)
@@ -99,6 +103,7 @@ export function createDockerRuntime(init: RuntimeInit): DockerRuntime {
     stopGraceSec: init.stopGraceSec ?? 5,
     logger,
     ensureImage,
+    gpuSupport,
     unavailable,
     activeContainers: new Set(),
     activeDirs: new Set(),

@@ -3,7 +3,10 @@ export { createDockerRuntime, describeEndpoint, DEFAULT_SOCKET_PATH } from './do
 export {
   buildHostConfig,
   buildContainerOptions,
+  containerEnv,
   isRootUser,
+  GPU_CAPABILITIES,
+  NVIDIA_DRIVER_CAPABILITIES,
   OUT_PATH,
   SANDBOX_USER,
   PIDS_LIMIT,
@@ -14,7 +17,10 @@ export {
   LOG_FILES,
   LOG_FILE_MAX_BYTES,
   type HostConfigOptions,
+  type InputMount,
 } from './sandbox.ts'
+export { pickGpus, type GpuPick } from './gpus.ts'
+export { registryOf } from './pull.ts'
 export type { Leftover, CollectedLeftover } from './leftovers.ts'
 export {
   BLOCKED_RANGES,
@@ -25,4 +31,13 @@ export {
   type EgressStatus,
 } from './network.ts'
 export { LogCollector, type LogStream, type CollectedLog } from './logs.ts'
-export type { DockerRuntime, PingResult, RunError, RunOutput, RunRequest, RunResult, RuntimeInit } from './types.ts'
+export type {
+  DockerRuntime,
+  EnsureImageOptions,
+  PingResult,
+  RunError,
+  RunOutput,
+  RunRequest,
+  RunResult,
+  RuntimeInit,
+} from './types.ts'

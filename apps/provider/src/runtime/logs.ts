@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
 import { Writable } from 'node:stream'
+import { SecretMasker } from '@kiln/protocol'
 
 export type LogStream = 'stdout' | 'stderr'
 
@@ -8,7 +9,10 @@ export interface CollectedLog {
   /** The kept part of the log: all of it, or its head and tail around a marker. */
   text: string
   truncated: boolean
-  /** sha256 hex over every byte streamed, in arrival order, stdout and stderr interleaved. */
+  /**
+   * sha256 hex over every byte streamed, in arrival order, stdout and stderr interleaved. With a
+   * mask, over the masked text as handed to onLog: what the client gets is what the digest covers.
+   */
   digest: string
   /** Every byte streamed, kept or not. */
   bytes: number
@@ -32,29 +36,42 @@ export class LogCollector {
   private tail: Buffer[] = []
   private tailBytes = 0
   private total = 0
+  /** Per stream, so a value split across one stream's chunks is still seen; none without values. */
+  private readonly maskers: Record<LogStream, SecretMasker> | undefined
 
   constructor(
     private readonly maxBytes: number,
     private readonly onLog?: (stream: LogStream, text: string) => void,
     private readonly onCallbackError?: (err: unknown) => void,
+    mask: readonly string[] = [],
   ) {
     this.headLimit = Math.floor(maxBytes / 2)
     this.tailLimit = maxBytes - this.headLimit
+    if (mask.length > 0) this.maskers = { stdout: new SecretMasker(mask), stderr: new SecretMasker(mask) }
   }
 
   push(stream: LogStream, chunk: Buffer): void {
-    this.hash.update(chunk)
-    this.total += chunk.length
-    this.keep(chunk)
     // Decoders per stream, so a UTF-8 character split across chunks is not mangled.
     const text = this.decoders[stream].write(chunk)
-    if (text !== '' && this.onLog) {
-      // A throwing listener must not break the run or the digest.
-      try {
-        this.onLog(stream, text)
-      } catch (err) {
-        this.onCallbackError?.(err)
-      }
+    if (this.maskers) this.take(stream, this.maskers[stream].push(text))
+    else this.take(stream, text, chunk)
+  }
+
+  /** Hashes, counts and keeps `bytes` (the text's own, unless the raw chunk is given) and tells onLog. */
+  private take(stream: LogStream, text: string, bytes: Buffer = Buffer.from(text)): void {
+    this.hash.update(bytes)
+    this.total += bytes.length
+    this.keep(bytes)
+    this.tell(stream, text)
+  }
+
+  private tell(stream: LogStream, text: string): void {
+    if (text === '' || !this.onLog) return
+    // A throwing listener must not break the run or the digest.
+    try {
+      this.onLog(stream, text)
+    } catch (err) {
+      this.onCallbackError?.(err)
     }
   }
 
@@ -97,13 +114,9 @@ export class LogCollector {
   finish(): CollectedLog {
     for (const stream of ['stdout', 'stderr'] as const) {
       const rest = this.decoders[stream].end()
-      if (rest !== '' && this.onLog) {
-        try {
-          this.onLog(stream, rest)
-        } catch (err) {
-          this.onCallbackError?.(err)
-        }
-      }
+      // Unmasked, the raw bytes are hashed already; masked, what the maskers held back is given out now.
+      if (this.maskers) this.take(stream, this.maskers[stream].push(rest) + this.maskers[stream].flush())
+      else this.tell(stream, rest)
     }
     const kept = this.headBytes + this.tailBytes
     const omitted = this.total - kept

@@ -9,10 +9,12 @@ import { containerIds } from './user.ts'
 import { packCanonicalTar } from '@kiln/artifacts'
 import { dockerMessage, isConnectionError, sleep } from './errors.ts'
 import type { EgressStatus } from './network.ts'
-import type { RunError, RunOutput, RunRequest, RunResult } from './types.ts'
+import type { EnsureImageOptions, RunError, RunOutput, RunRequest, RunResult } from './types.ts'
 
 /** Per-job dirs in workDir start with this, so reconcile() knows which ones are ours. */
 export const JOB_DIR_PREFIX = 'kiln-job-'
+/** The engine's words when the nvidia device driver or its hook is missing or fails. */
+const GPU_DRIVER_ERROR = /could not select device driver|nvidia-container-cli|nvidia-container-runtime/i
 /** How long to wait for the attach stream to drain after the container exits. */
 const LOG_DRAIN_MS = 2000
 
@@ -24,7 +26,9 @@ export interface RunContext {
   logFileMaxBytes: number
   stopGraceSec: number
   logger: Logger
-  ensureImage(ref: string): Promise<void>
+  ensureImage(ref: string, opts?: EnsureImageOptions): Promise<void>
+  /** Whether the engine can run GPU containers (asked before each GPU job). */
+  gpuSupport(): Promise<{ ok: true } | { ok: false; reason: string }>
   unavailable(e: unknown): KilnError
   /** Containers and dirs of runs in flight, which reconcile() must not touch. */
   activeContainers: Set<string>
@@ -54,8 +58,12 @@ function abortReason(signal: AbortSignal | undefined): string {
 export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResult> {
   const { docker, logger } = ctx
   const { jobId, spec, signal } = req
-  const log = new LogCollector(ctx.maxLogBytes, req.onLog, (err) =>
-    logger.warn({ jobId, err: String(err) }, 'onLog listener threw'),
+  // Masked before anything leaves the collector: the digest is over the masked text too (types.ts RunRequest.mask).
+  const log = new LogCollector(
+    ctx.maxLogBytes,
+    req.onLog,
+    (err) => logger.warn({ jobId, err: String(err) }, 'onLog listener threw'),
+    req.mask,
   )
   let startedAt: number | null = null
   let endedAt: number | null = null
@@ -78,7 +86,7 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
       return finish()
     }
     try {
-      await ctx.ensureImage(spec.image)
+      await ctx.ensureImage(spec.image, req.pull)
     } catch (e) {
       if (!isKilnError(e)) throw e
       fail(e.kind, e.message)
@@ -100,6 +108,14 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
       return finish()
     }
 
+    if (spec.resources.gpu.count > 0) {
+      const gpu = await ctx.gpuSupport()
+      if (!gpu.ok) {
+        fail('GPU_UNAVAILABLE', `the job asks for ${spec.resources.gpu.count} GPU(s), but ${gpu.reason}`)
+        return finish()
+      }
+    }
+
     await mkdir(ctx.workDir, { recursive: true })
     jobDir = await mkdtemp(join(ctx.workDir, `${JOB_DIR_PREFIX}${nameSafe(jobId)}-`))
     ctx.activeDirs.add(jobDir)
@@ -109,6 +125,8 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
     const root = ctx.self.uid === 0
     const options = buildContainerOptions(jobId, spec, outDir, image.Config?.User, {
       gpuDeviceIds: req.gpuDeviceIds,
+      ...(req.mounts ? { mounts: req.mounts } : {}),
+      ...(req.secretEnv ? { secretEnv: req.secretEnv } : {}),
       logFileMaxBytes: ctx.logFileMaxBytes,
       ...(ctx.owner ? { owner: ctx.owner } : {}),
       ...(egress?.ok ? { network: egress.network } : {}),
@@ -212,6 +230,8 @@ export async function runJob(ctx: RunContext, req: RunRequest): Promise<RunResul
     // Engine-level trouble mid-run (the daemon died, the disk filled): report, don't throw.
     logger.warn({ jobId, err: dockerMessage(e) }, 'run failed in the runtime')
     if (isConnectionError(e)) fail('DOCKER_UNAVAILABLE', ctx.unavailable(e).message)
+    else if (spec.resources.gpu.count > 0 && GPU_DRIVER_ERROR.test(dockerMessage(e)))
+      fail('GPU_UNAVAILABLE', `the engine could not give the job its GPUs: ${dockerMessage(e)}`)
     else fail('CONTAINER_FAILED', `the runtime could not run the job: ${dockerMessage(e)}`)
     return finish()
   } finally {

@@ -1,5 +1,6 @@
 import type Dockerode from 'dockerode'
-import type { JobSpec, KilnErrorName, Logger } from '@kiln/protocol'
+import type { JobSpec, KilnErrorName, Logger, RegistryAuth } from '@kiln/protocol'
+import type { InputMount } from './sandbox.ts'
 import type { LogStream } from './logs.ts'
 import type { CollectedLeftover, Leftover } from './leftovers.ts'
 import type { EgressInit, EgressStatus } from './network.ts'
@@ -42,8 +43,33 @@ export interface RunRequest {
   onStart?: (startedAt: number) => void
   /** Abort = stop the container (cancellation, or the owner pausing the provider). */
   signal?: AbortSignal
-  /** Pin GPUs for this run (see HostConfigOptions.gpuDeviceIds). */
+  /** Pin GPUs for this run (see HostConfigOptions.gpuDeviceIds): pickGpus's ids. */
   gpuDeviceIds?: string[]
+  /** The job's inputs, fetched and checked: bound read-only at their containerPath (under /in/). */
+  mounts?: InputMount[]
+  /** Secret values by name, added to the container's env. Never logged. */
+  secretEnv?: Record<string, string>
+  /**
+   * Values replaced by *** in everything the run gives out of the job's output: what onLog
+   * receives, the kept log, and logDigest/logBytes (which so cover what the client is sent, and
+   * the coordinator's check of the streamed log against the receipt holds). Usually the
+   * secretEnv values; values shorter than the protocol's MIN_MASKED_LENGTH are left alone.
+   */
+  mask?: string[]
+  /** How to get the image when it is not here (or always, with credentials): see ensureImage. */
+  pull?: EnsureImageOptions
+}
+
+export interface EnsureImageOptions {
+  /**
+   * Credentials for this one pull (a privateImage). Sent to the engine in the request's
+   * X-Registry-Auth header only; not kept, not logged. With them the image is pulled even when
+   * present, so the registry, not a cache filled for someone else, decides whether this client
+   * may have it. They must be for the image's own registry, or they are not sent.
+   */
+  auth?: RegistryAuth
+  /** Bytes of layers downloaded so far, and the sum of the layer sizes known so far (null: none yet). */
+  onProgress?: (done: number, total: number | null) => void
 }
 
 export interface RunError {
@@ -84,8 +110,11 @@ export interface DockerRuntime {
   /** Never throws; `reason` names the engine address and the error. */
   ping(): Promise<PingResult>
   hasImage(ref: string): Promise<boolean>
-  /** The local image if present, else a pull; IMAGE_NOT_FOUND (saying both) if neither works. */
-  ensureImage(ref: string): Promise<void>
+  /**
+   * The local image if present, else a pull; IMAGE_NOT_FOUND (saying both) if neither works,
+   * REGISTRY_AUTH_FAILED when the registry refuses the credentials (or asks for some).
+   */
+  ensureImage(ref: string, opts?: EnsureImageOptions): Promise<void>
   /** Never throws for job-level failures: those come back as status 'failed' with an error. */
   run(req: RunRequest): Promise<RunResult>
   /**
