@@ -1,18 +1,19 @@
 import { providers, pruneNonces } from '@kiln/db'
 import { NonceCache } from '@kiln/protocol'
-import { createJobStore, createMatchingEngine } from '@kiln/scheduler'
+import { createJobStore } from '@kiln/scheduler'
+import { FollowedRuns, PlacementBook } from './book.ts'
 import { dispatch, lockTimeout, placementPass } from './dispatch.ts'
-import { Inventory } from './inventory.ts'
-import { loadReputations } from './reputation.ts'
-import { resync } from './service.ts'
+import { ProviderDirectory } from './inventory.ts'
+import { finishRun, runLease } from './lease.ts'
+import { failRun } from './lease-outcome.ts'
 import { reconcile } from './reconcile.ts'
+import { resumeRun } from './resume.ts'
+import { resync } from './service.ts'
 import { settle } from './settle.ts'
-import type { CoordinatorContext } from './types.ts'
+import type { Collaborators, CoordinatorContext, Next } from './types.ts'
+import { verifyFamily } from './verify.ts'
 
-export type CoordinatorInit = Omit<
-  CoordinatorContext,
-  'store' | 'inventory' | 'nonces' | 'waiting' | 'active' | 'placement' | 'engine' | 'reputation' | 'placementPass'
->
+export type CoordinatorInit = Omit<Collaborators, 'store' | 'nonces'>
 
 export interface Coordinator {
   ctx: CoordinatorContext
@@ -25,17 +26,27 @@ export interface Coordinator {
  * job's lifecycle through the queues. Scale-out is more of these on the same Redis.
  */
 export function createCoordinator(init: CoordinatorInit): Coordinator {
+  const inventory = new ProviderDirectory({ db: init.db, minReputation: init.config.minReputation ?? 0 })
+  const warn = (what: string) => (err: unknown) => init.log.warn({ err: String(err) }, what)
+  // The one place the steps are wired to each other: each reaches the next only through this.
+  const next: Next = {
+    place: () => void placementPass(ctx).catch(warn('placement failed')),
+    run: (job) => void runLease(ctx, job).catch(warn('run failed')),
+    resume: (job) => resumeRun(ctx, job),
+    finish: (job, receipt) => finishRun(ctx, job, receipt),
+    fail: (job, error) => failRun(ctx, job, error),
+    verify: (rootId) => verifyFamily(ctx, rootId),
+    settle: (run) => ctx.queues.enqueue('settle', run.id, { key: `a${run.attempt}` }),
+  }
   const ctx: CoordinatorContext = {
     ...init,
     store: createJobStore(init.db),
-    inventory: new Inventory(),
     nonces: new NonceCache(),
-    waiting: new Map(),
-    active: new Set(),
-    placement: { running: false, again: false, positions: new Map(), avgRunMs: 60_000, reserved: new Map() },
-    engine: createMatchingEngine({ maxActiveJobs: 1, minReputation: init.config.minReputation ?? 0 }),
-    reputation: new Map(),
-    placementPass: () => placementPass(ctx),
+    inventory,
+    book: new PlacementBook(inventory),
+    following: new FollowedRuns(),
+    next,
+    reputation: inventory.reputations,
   }
   const offs: (() => void)[] = []
   let pruneTimer: NodeJS.Timeout | undefined
@@ -45,52 +56,39 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   return {
     ctx,
     async start() {
-      await loadReputations(ctx)
+      await inventory.loadReputations()
       offs.push(
         ctx.mesh.onAdvert(({ advert, signer, expiresAt, receivedAt }) => {
-          const before = ctx.inventory.get(signer)
-          if (!ctx.inventory.upsert(signer, advert, expiresAt, receivedAt)) return
-          ctx.engine.upsert({ address: signer, advert, reputation: ctx.reputation.get(signer) ?? 0.5 })
+          const heard = inventory.heard(signer, advert, expiresAt, receivedAt)
+          if (heard === 'stale') return
           // A provider that came online or became free may take a queued job.
-          if (advert.available && !before?.available)
-            void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
+          if (heard === 'freed') next.place()
           void ctx.db
             .insert(providers)
             .values({ address: signer, advert, firstSeen: receivedAt, lastSeen: receivedAt, expiresAt })
             .onConflictDoUpdate({ target: providers.address, set: { advert, lastSeen: receivedAt, expiresAt } })
-            .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'could not record provider'))
+            .catch(warn('could not record provider'))
         }),
       )
       offs.push(
         ctx.mesh.onPeerDisconnect((address) => {
-          if (ctx.inventory.get(address)) ctx.log.info({ provider: address }, 'provider disconnected')
-          ctx.inventory.remove(address)
-          ctx.engine.remove(address)
+          if (inventory.left(address)) ctx.log.info({ provider: address }, 'provider disconnected')
         }),
       )
       pruneTimer = setInterval(() => {
-        for (const gone of ctx.inventory.prune()) {
-          ctx.engine.remove(gone)
-          ctx.log.info({ provider: gone }, 'provider advert expired')
-        }
+        for (const gone of inventory.prune()) ctx.log.info({ provider: gone }, 'provider advert expired')
       }, 1000)
       pruneTimer.unref()
-      placeTimer = setInterval(
-        () => void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed')),
-        ctx.config.rematchMs,
-      )
+      placeTimer = setInterval(() => next.place(), ctx.config.rematchMs)
       placeTimer.unref()
       let ticks = 0
       reconcileTimer = setInterval(() => {
         const resyncNow = ++ticks % 3 === 0
         // Once a minute: a used nonce is kept only while its envelope could still be replayed.
-        if (ticks % 12 === 0)
-          void pruneNonces(ctx.db).catch((err: unknown) =>
-            ctx.log.warn({ err: String(err) }, 'could not prune used nonces'),
-          )
+        if (ticks % 12 === 0) void pruneNonces(ctx.db).catch(warn('could not prune used nonces'))
         void reconcile(ctx)
           .then(() => (resyncNow ? resync(ctx) : undefined))
-          .catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'reconcile failed'))
+          .catch(warn('reconcile failed'))
       }, 5000)
       reconcileTimer.unref()
       await ctx.queues.start({

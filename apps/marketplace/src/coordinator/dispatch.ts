@@ -2,7 +2,6 @@ import { checkLock, multisigAddress, vaultAddress } from '@kiln/escrow'
 import { maxLeaseCost, type Address } from '@kiln/protocol'
 import { explainUnplaced, fairOrder, type Job, type TaskOutcome } from '@kiln/scheduler'
 import { resolveVerification } from '@kiln/verifier'
-import { runLease } from './lease.ts'
 import { afterLapse, parkedReason } from './park.ts'
 import { escrowIdOf, moneyOf, runDeadline, type CoordinatorContext } from './types.ts'
 
@@ -16,45 +15,18 @@ const MAX_ACTIVE = 1
  * process, and several coordinators are safe because placement is atomic per provider.
  */
 export async function placementPass(ctx: CoordinatorContext): Promise<void> {
-  const p = ctx.placement
-  if (p.running) {
-    p.again = true
-    return
-  }
-  p.running = true
-  try {
-    do {
-      p.again = false
-      await passOnce(ctx)
-    } while (p.again)
-  } finally {
-    p.running = false
-  }
+  await ctx.book.pass(() => passOnce(ctx))
 }
 
 async function passOnce(ctx: CoordinatorContext): Promise<void> {
-  const engine = ctx.engine
+  const book = ctx.book
   // The engine's reservations mirror the placements in the database (every coordinator's).
-  const active = await ctx.store.active()
-  const live = new Set(active.map((j) => j.id))
-  for (const [jobId] of ctx.placement.reserved)
-    if (!live.has(jobId)) {
-      engine.release(jobId)
-      ctx.placement.reserved.delete(jobId)
-    }
-  for (const j of active) {
-    if (
-      j.provider &&
-      ctx.placement.reserved.get(j.id) !== j.provider &&
-      engine.assign({ id: j.id, spec: j.spec }, j.provider as Address)
-    )
-      ctx.placement.reserved.set(j.id, j.provider)
-  }
+  book.mirror(await ctx.store.active())
   const queued = await ctx.store.queued()
   // A parked job is not placed until its owner is back; it says so, whatever else is free.
-  for (const j of queued) if (j.parkedAt !== null) ctx.waiting.set(j.id, parkedReason(j))
+  for (const j of queued) if (j.parkedAt !== null) book.wait(j.id, parkedReason(j))
   const order = fairOrder(queued.filter((j) => j.parkedAt === null))
-  ctx.placement.positions = new Map(order.map((j, i) => [j.id, i + 1]))
+  book.ordered(order.map((j) => j.id))
   let free = ctx.inventory.list().some((p) => p.advert.available)
   for (const [i, head] of order.entries()) {
     // With nothing free, only the head of the queue gets a fresh explanation.
@@ -63,22 +35,21 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
     if (!job || job.state !== 'queued' || job.parkedAt !== null) continue
     if (job.role === 'replica' && !(await ownRunDelivered(ctx, job))) continue
     const floor = job.spec.minReputation !== undefined ? { minReputation: job.spec.minReputation } : {}
-    const result = engine.place(
+    const result = book.match(
       { id: job.id, spec: job.spec, ...floor, bondAt: (price) => leaseTerms(ctx, job, price).bond },
       { exclude: await excludedFor(ctx, job) },
     )
     if (!result.ok) {
       const why = explainUnplaced(result, moneyOf(ctx).rate)
-      if (ctx.waiting.get(job.id) !== why) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
-      ctx.waiting.set(job.id, why)
+      if (book.wait(job.id, why)) ctx.log.info({ jobId: job.id, excluded: result.excluded }, why)
       if (result.total === 0) free = false
       continue
     }
-    ctx.waiting.delete(job.id)
+    book.unwait(job.id)
     const provider = result.provider.address
     const outcome = await placeOn(ctx, job, provider, result.pricePerHour, result.score)
-    if (outcome === 'placed') ctx.placement.reserved.set(job.id, provider)
-    else engine.release(job.id)
+    if (outcome === 'placed') book.placed(job.id, provider)
+    else book.unplaced(job.id)
   }
 }
 
@@ -92,7 +63,7 @@ async function ownRunDelivered(ctx: CoordinatorContext, run: Job): Promise<boole
   if (!root) return true
   if (root.state === 'verifying') return true
   if (['queued', 'matched', 'locked', 'running'].includes(root.state) || root.settleAction === 'refund_requeue') {
-    ctx.waiting.set(run.id, "waits for the job's own run to deliver its result")
+    ctx.book.wait(run.id, "waits for the job's own run to deliver its result")
     return false
   }
   return true
@@ -208,7 +179,7 @@ export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promi
       'funds found in the vault at the lock deadline',
       { lockSignature: job.lockSignature, runDeadline: runDeadline(job.spec.timeoutSec), lapses: 0 },
     )
-    if (locked) void runLease(ctx, locked)
+    if (locked) ctx.next.run(locked)
     return { done: true }
   }
   const lapse = afterLapse(ctx, job)
@@ -230,9 +201,9 @@ export async function lockTimeout(ctx: CoordinatorContext, jobId: string): Promi
     { lapses: lapse.lapses },
   )
   if (back && lapse.parkedAt !== null) {
-    ctx.waiting.set(jobId, parkedReason(back))
+    ctx.book.wait(jobId, parkedReason(back))
     ctx.log.info({ jobId, lapses: lapse.lapses }, 'job parked: its owner did not lock it')
   }
-  if (back) void placementPass(ctx).catch(() => {})
+  if (back) ctx.next.place()
   return { done: true }
 }

@@ -1,9 +1,7 @@
 import { isKilnError, type KilnError, type KilnErrorName } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
 import type { Address } from '@kiln/protocol'
-import { recordOutcome } from './reputation.ts'
 import type { CoordinatorContext } from './types.ts'
-import { verifyFamily } from './verify.ts'
 
 /** Failures where another provider may well succeed: the job is refunded and placed again. */
 const RETRY_ELSEWHERE: ReadonlySet<KilnErrorName> = new Set<KilnErrorName>([
@@ -58,12 +56,11 @@ export async function failRun(ctx: CoordinatorContext, job: Job, e: KilnError): 
   )
   if (moved && job.provider && EXCLUDE.has(e.kind)) {
     // Losing a run it had accepted counts against the provider; sitting on it past its deadline, more.
-    await recordOutcome(ctx, job.provider as Address, {
-      kind: timedOut ? 'timed_out' : 'failed',
-      at: Date.now(),
-    }).catch(() => {})
+    await ctx.inventory
+      .recordOutcome(job.provider as Address, { kind: timedOut ? 'timed_out' : 'failed', at: Date.now() })
+      .catch(() => {})
   }
-  if (moved) await ctx.queues.enqueue('settle', job.id, { key: `a${job.attempt}` })
+  if (moved) await ctx.next.settle(job)
   // The job's other runs may have been waiting for this one.
-  if (moved && !requeue && (job.parentId || job.spotCheck)) await verifyFamily(ctx, job.parentId ?? job.id)
+  if (moved && !requeue && (job.parentId || job.spotCheck)) await ctx.next.verify(job.parentId ?? job.id)
 }

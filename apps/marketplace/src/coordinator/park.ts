@@ -31,11 +31,11 @@ export function afterLapse(
  * it, as it lives in the database. Returns whether anything was parked.
  */
 export async function ownerReturned(
-  ctx: Pick<CoordinatorContext, 'store' | 'waiting' | 'log'>,
+  ctx: Pick<CoordinatorContext, 'store' | 'book' | 'log'>,
   jobId: string,
 ): Promise<boolean> {
   const runs = await ctx.store.unpark(jobId, 'its owner came back: placing it again')
-  for (const id of runs) ctx.waiting.delete(id)
+  for (const id of runs) ctx.book.unwait(id)
   if (runs.length > 0) ctx.log.info({ jobId, runs: runs.length }, 'parked job placed again: its owner came back')
   return runs.length > 0
 }

@@ -1,7 +1,4 @@
 import { KilnError } from '@kiln/protocol'
-import { failRun } from './lease-outcome.ts'
-import { resumeRun } from './resume.ts'
-import { verifyFamily } from './verify.ts'
 import type { CoordinatorContext } from './types.ts'
 
 /** A run nobody here follows is asked about once it has been quiet this long. */
@@ -28,7 +25,7 @@ export async function reconcile(ctx: CoordinatorContext, now = Date.now()): Prom
     )
     if (dropped) {
       ctx.log.warn({ jobId: run.parentId, run: run.id }, 'spot-check run dropped: no independent provider')
-      await verifyFamily(ctx, run.parentId)
+      await ctx.next.verify(run.parentId)
     }
   }
   // A family whose last run ended while its coordinator went down is judged here.
@@ -37,10 +34,10 @@ export async function reconcile(ctx: CoordinatorContext, now = Date.now()): Prom
   for (const job of await ctx.store.list({ states: ['verifying'], limit: 1000, runs: true })) {
     if (now - job.updatedAt >= QUIET_MS) families.add(job.parentId ?? job.id)
   }
-  for (const root of families) await verifyFamily(ctx, root)
+  for (const root of families) await ctx.next.verify(root)
   for (const job of await ctx.store.list({ states: ['locked', 'running'], limit: 1000, runs: true })) {
-    if (ctx.active.has(job.id) || now - job.updatedAt < QUIET_MS) continue
-    const outcome = await resumeRun(ctx, job)
+    if (ctx.following.has(job.id) || now - job.updatedAt < QUIET_MS) continue
+    const outcome = await ctx.next.resume(job)
     if (outcome === 'finished' || outcome === 'lost') {
       resolved++
       continue
@@ -48,7 +45,7 @@ export async function reconcile(ctx: CoordinatorContext, now = Date.now()): Prom
     if (job.runDeadline !== null && job.runDeadline <= now) {
       const reason = `no result by the run deadline (${new Date(job.runDeadline).toISOString()}); the provider is presumed lost`
       ctx.log.warn({ jobId: job.id, provider: job.provider }, reason)
-      await failRun(ctx, job, new KilnError('PEER_UNREACHABLE', reason, { deadline: job.runDeadline }))
+      await ctx.next.fail(job, new KilnError('PEER_UNREACHABLE', reason, { deadline: job.runDeadline }))
       resolved++
     }
   }

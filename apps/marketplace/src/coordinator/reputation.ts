@@ -1,19 +1,25 @@
-import { eq, providers, sql } from '@kiln/db'
+import { eq, providers, sql, type Db } from '@kiln/db'
 import type { Address } from '@kiln/protocol'
 import { addEvent, emptyReputation, scoreOf, type ReputationEvent, type ReputationState } from '@kiln/verifier'
-import type { CoordinatorContext } from './types.ts'
+
+/** What a run paid or used, for the provider's earnings counters. */
+export interface OutcomeMoney {
+  earned?: number
+  containerSeconds?: number
+}
 
 /**
- * Folds one outcome of a provider's signed receipts (or of losing its run) into its decayed
- * reputation, keeps its earnings counters, and gives the new score to the matching engine.
+ * Folds one outcome into a provider's decayed reputation in the database, with its earnings
+ * counters, in one transaction; returns the new score (0.5 for a provider the database does
+ * not know). The provider directory (inventory.ts) keeps the score and gives it to the engine.
  */
-export async function recordOutcome(
-  ctx: CoordinatorContext,
+export async function foldOutcome(
+  db: Db,
   provider: Address,
   event: ReputationEvent,
-  money: { earned?: number; containerSeconds?: number } = {},
+  money: OutcomeMoney = {},
 ): Promise<number> {
-  const state = await ctx.db.transaction(async (tx) => {
+  const state = await db.transaction(async (tx) => {
     const [row] = await tx
       .select({ reputation: providers.reputation })
       .from(providers)
@@ -37,19 +43,13 @@ export async function recordOutcome(
       .where(eq(providers.address, provider))
     return next
   })
-  const score = state ? scoreOf(state, Date.now()).score : 0.5
-  ctx.reputation.set(provider, score)
-  ctx.engine.setReputation(provider, score)
-  return score
+  return state ? scoreOf(state, Date.now()).score : 0.5
 }
 
-/** Scores of every known provider, for the engine at start. */
-export async function loadReputations(ctx: CoordinatorContext): Promise<void> {
-  const now = Date.now()
-  for (const row of await ctx.db
-    .select({ address: providers.address, reputation: providers.reputation })
-    .from(providers)) {
-    if (row.reputation)
-      ctx.reputation.set(row.address, scoreOf(row.reputation as unknown as ReputationState, now).score)
-  }
+/** Scores of every provider the database has a reputation for. */
+export async function loadScores(db: Db, now = Date.now()): Promise<[string, number][]> {
+  const out: [string, number][] = []
+  for (const row of await db.select({ address: providers.address, reputation: providers.reputation }).from(providers))
+    if (row.reputation) out.push([row.address, scoreOf(row.reputation as unknown as ReputationState, now).score])
+  return out
 }

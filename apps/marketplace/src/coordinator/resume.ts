@@ -1,10 +1,7 @@
 import { isKilnError, Kind, Protocol, seal, type Address } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
-import { finishRun, follow, leaseOf } from './lease.ts'
-import { failRun } from './lease-outcome.ts'
-import type { CoordinatorContext } from './types.ts'
-
-export type ResumeOutcome = 'finished' | 'running' | 'lost' | 'unreachable'
+import { follow, leaseOf } from './stream.ts'
+import type { CoordinatorContext, ResumeOutcome } from './types.ts'
 
 /**
  * Fetches the result of a run whose job stream this coordinator does not hold (it restarted,
@@ -13,8 +10,7 @@ export type ResumeOutcome = 'finished' | 'running' | 'lost' | 'unreachable'
  */
 export async function resumeRun(ctx: CoordinatorContext, job: Job): Promise<ResumeOutcome> {
   const provider = job.provider as Address
-  if (ctx.active.has(job.id)) return 'running'
-  ctx.active.add(job.id)
+  if (!ctx.following.claim(job.id)) return 'running'
   try {
     const addrs = ctx.inventory.get(provider)?.addrs
     const ch = await ctx.mesh.open(provider, Protocol.result, addrs ? { addrs } : {}).catch(() => undefined)
@@ -22,20 +18,20 @@ export async function resumeRun(ctx: CoordinatorContext, job: Job): Promise<Resu
     try {
       const lease = leaseOf(ctx, job)
       await ch.sendJson({ envelope: seal(ctx.arbiter, Kind.resultRequest, { jobId: lease.jobId }, { ttlMs: 60_000 }) })
-      const receipt = await follow(ctx, ch, lease, job.id)
-      await ch.sendJson({ t: 'ack' }).catch(() => {})
-      ctx.log.info({ jobId: job.id, provider }, 'result recovered from the provider')
-      await finishRun(ctx, job, receipt)
-      return 'finished'
-    } catch (e) {
-      if (isKilnError(e, 'JOB_WRONG_STATE') && e.context.running) return 'running'
-      if (isKilnError(e, 'PEER_UNREACHABLE') && e.context.lost) {
-        await failRun(ctx, job, e)
+      const end = await follow(ctx, ch, lease, job.id)
+      if (end.kind === 'running') return 'running'
+      if (end.kind === 'lost') {
+        await ctx.next.fail(job, end.error)
         return 'lost'
       }
+      await ch.sendJson({ t: 'ack' }).catch(() => {})
+      ctx.log.info({ jobId: job.id, provider }, 'result recovered from the provider')
+      await ctx.next.finish(job, end.receipt)
+      return 'finished'
+    } catch (e) {
       if (isKilnError(e) && e.kind !== 'PEER_UNREACHABLE') {
         // A receipt that does not check out (bad signature, digest mismatch) ends the run.
-        await failRun(ctx, job, e)
+        await ctx.next.fail(job, e)
         return 'lost'
       }
       return 'unreachable'
@@ -43,6 +39,6 @@ export async function resumeRun(ctx: CoordinatorContext, job: Job): Promise<Resu
       await ch.close().catch(() => {})
     }
   } finally {
-    ctx.active.delete(job.id)
+    ctx.following.release(job.id)
   }
 }

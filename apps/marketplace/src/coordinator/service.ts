@@ -15,12 +15,9 @@ import {
 } from '@kiln/protocol'
 import { newJobId, type Job } from '@kiln/scheduler'
 import { decideSpotCheck, resolveVerification } from '@kiln/verifier'
-import { placementPass } from './dispatch.ts'
-import { runLease } from './lease.ts'
 import { submitClientCosign } from './settle.ts'
 import { openSigned } from './signed.ts'
 import { escrowIdOf, moneyOf, runDeadline, vaultStatus, type CoordinatorContext } from './types.ts'
-import { verifyFamily } from './verify.ts'
 import { runView, viewOf } from './views.ts'
 
 const queues = new Map<string, Promise<unknown>>()
@@ -114,8 +111,7 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
     )
   })
   // Only worth a pass now if some provider could take it; otherwise the periodic pass will.
-  if (ctx.inventory.list().some((c) => c.advert.available))
-    void placementPass(ctx).catch((err: unknown) => ctx.log.warn({ err: String(err) }, 'placement failed'))
+  if (ctx.inventory.list().some((c) => c.advert.available)) ctx.next.place()
   ctx.log.info({ jobId: job.id, client: signer, image: spec.image, maxCost }, 'job submitted')
   return { jobId: job.id, maxCost }
 }
@@ -154,7 +150,7 @@ export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promis
     `funds locked on chain (${payload.signature})`,
     { lockSignature: payload.signature, runDeadline: runDeadline(job.spec.timeoutSec) },
   )
-  if (locked) void runLease(ctx, locked)
+  if (locked) ctx.next.run(locked)
   return viewOf(ctx, await ctx.store.mustGet(root.id))
 }
 
@@ -168,7 +164,7 @@ export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<
   const job = await publicJob(ctx, payload.jobId)
   if (job.client !== signer) throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${job.id}`, { jobId: job.id })
   if (TERMINAL_STATES.includes(job.state as JobState) || job.cancelRequestedAt !== null) return viewOf(ctx, job)
-  ctx.waiting.delete(job.id)
+  ctx.book.unwait(job.id)
   // Every run of the job that has not delivered its result stops: re-runs and tie-breaks too.
   const runs = job.spotCheck ? await ctx.store.family(job.id) : [job]
   let stopped = 0
@@ -180,7 +176,7 @@ export async function cancelJob(ctx: CoordinatorContext, raw: unknown): Promise<
       { state: job.state },
     )
   }
-  if (runs.length > 1) await verifyFamily(ctx, job.id)
+  if (runs.length > 1) await ctx.next.verify(job.id)
   return viewOf(ctx, await ctx.store.mustGet(job.id))
 }
 

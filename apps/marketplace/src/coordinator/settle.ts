@@ -13,7 +13,6 @@ import {
   type TokenUnit,
 } from '@kiln/protocol'
 import type { Job, TaskOutcome } from '@kiln/scheduler'
-import { placementPass } from './dispatch.ts'
 import { escrowIdOf, vaultStatus, type CoordinatorContext } from './types.ts'
 
 /**
@@ -192,7 +191,7 @@ async function afterSettlement(
       },
       { signature },
     )
-    if (back) void placementPass(ctx).catch(() => {})
+    if (back) ctx.next.place()
     return
   }
   const fresh = (await ctx.store.get(job.id)) ?? job

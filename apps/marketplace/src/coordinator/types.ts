@@ -9,15 +9,18 @@ import {
   tokenUnitFor,
   type Address,
   type Identity,
+  type KilnError,
   type Logger,
   type MoneyFormat,
   type NonceCache,
+  type ResultReceipt,
   type TokenUnit,
 } from '@kiln/protocol'
-import type { Job, JobStore, LifecycleQueues, MatchingEngine } from '@kiln/scheduler'
+import type { Job, JobStore, LifecycleQueues } from '@kiln/scheduler'
 import type { ArtifactStore } from '@kiln/artifacts'
 import { placementAttempts, type VerificationDefaults } from '@kiln/verifier'
-import type { Inventory } from './inventory.ts'
+import type { FollowedRuns, PlacementBook } from './book.ts'
+import type { ProviderDirectory } from './inventory.ts'
 
 export type { Logger } from '@kiln/protocol'
 
@@ -55,12 +58,8 @@ export interface CoordinatorConfig {
 export const moneyOf = (ctx: Pick<CoordinatorContext, 'config' | 'mint'>): MoneyFormat =>
   moneyFormat(ctx.config.token ?? tokenUnitFor(ctx.mint))
 
-/** Everything the coordinator's parts share; built once by the app in one place. */
-export interface CoordinatorContext {
-  /** Reputation score (0..1) per provider, from signed receipts; 0.5 for the unknown. */
-  reputation: Map<string, number>
-  /** The indexed matching engine, fed by adverts. */
-  engine: MatchingEngine
+/** The parts the coordinator works with, made by the app (bin.ts) and shared by every step. */
+export interface Collaborators {
   db: Db
   arbiter: Identity
   mint: Address
@@ -70,32 +69,50 @@ export interface CoordinatorContext {
   mesh: MeshNode
   escrow: Escrow
   artifacts: ArtifactStore
-  inventory: Inventory
   nonces: NonceCache
   log: Logger
   config: CoordinatorConfig
-  /** Jobs that fit no provider right now, with the reason, for the API to show. */
-  waiting: Map<string, string>
-  /** Jobs whose run this process is following right now. */
-  active: Set<string>
-  placement: PlacementState
-  /**
-   * dispatch.ts's placementPass, handed in by coordinator.ts: the steps after a run (verify)
-   * queue work again without importing dispatch, which would close an import cycle
-   * (dispatch → lease → verify → dispatch).
-   */
-  placementPass: () => Promise<void>
 }
 
-export interface PlacementState {
-  running: boolean
-  again: boolean
-  /** 1-based position of each queued job in the fair order, as of the last pass. */
-  positions: Map<string, number>
-  /** Moving average of how long a run holds a provider, for wait estimates. */
-  avgRunMs: number
-  /** Job → provider reservations held in the matching engine. */
-  reserved: Map<string, string>
+/**
+ * How a step hands a job on to the next one: the only way steps reach each other. It is wired
+ * once, in coordinator.ts, so the step files import no other step (and no import cycle can
+ * form through them), and a step's test stubs it to see what the step asked for next.
+ */
+export interface Next {
+  /** Queued work may fit now: run a placement pass soon (dispatch.ts). Never throws. */
+  place(): void
+  /** A run is locked: deliver its lease and follow it to its end (lease.ts), in the background. */
+  run(job: Job): void
+  /** Fetch the result of a run nobody here follows (resume.ts). */
+  resume(job: Job): Promise<ResumeOutcome>
+  /** A run delivered a checked receipt: it waits in `verifying` for its family (lease.ts). */
+  finish(job: Job, receipt: ResultReceipt): Promise<void>
+  /** A run ended without a usable receipt: refund it, and place it again where another provider may do better (lease-outcome.ts). */
+  fail(job: Job, error: KilnError): Promise<void>
+  /** Judge a job once every one of its runs is in (verify.ts). */
+  verify(rootId: string): Promise<void>
+  /** A run is `settling`: pay out its vault, on the durable queue (settle.ts). */
+  settle(run: Pick<Job, 'id' | 'attempt'>): Promise<void>
+}
+
+/** What fetching a kept result came to (resume.ts). */
+export type ResumeOutcome = 'finished' | 'running' | 'lost' | 'unreachable'
+
+/** Everything the coordinator's parts share: the collaborators, the state's owners, and the hand-off port. */
+export interface CoordinatorContext extends Collaborators {
+  /** The providers: live adverts, the matching engine's records and reputation scores (inventory.ts). */
+  inventory: ProviderDirectory
+  /** Reservations, queue positions, waiting reasons and run lengths (book.ts). */
+  book: PlacementBook
+  /** Runs whose stream this process follows right now. */
+  following: FollowedRuns
+  next: Next
+  /**
+   * The directory's scores, read-only; kept for the API's providers list (api/market.ts),
+   * which may as well ask `inventory.reputationOf(address)`.
+   */
+  reputation: ReadonlyMap<string, number>
 }
 
 /**

@@ -2,7 +2,6 @@ import type { SettlementOutcome } from '@kiln/escrow'
 import type { Address, ComparatorConfig, JobState, ResultReceipt } from '@kiln/protocol'
 import type { Job } from '@kiln/scheduler'
 import { resolveVerification, tallyOutputs, type Tally } from '@kiln/verifier'
-import { recordOutcome } from './reputation.ts'
 import type { CoordinatorContext } from './types.ts'
 
 /** States in which a run may still produce a result (typed by member: a misspelt state does not compile). */
@@ -33,7 +32,7 @@ export async function verifyFamily(ctx: CoordinatorContext, rootId: string): Pro
   }
   if (runs.some(pending)) {
     // A re-run waits for the job's own result; now it may be placed.
-    if (root.state === 'verifying' && runs.some((r) => r.state === 'queued')) void ctx.placementPass().catch(() => {})
+    if (root.state === 'verifying' && runs.some((r) => r.state === 'queued')) ctx.next.place()
     return
   }
   const waiting = runs.filter((r) => r.state === 'verifying')
@@ -161,7 +160,7 @@ async function addTiebreak(ctx: CoordinatorContext, root: Job): Promise<void> {
   )
   if (run) {
     ctx.log.info({ jobId: root.id, run: run.id }, 'two runs differ: placing a tie-break on a third provider')
-    void ctx.placementPass().catch(() => {})
+    ctx.next.place()
   }
 }
 
@@ -191,14 +190,14 @@ async function settleRun(
   )
   if (!moved) return
   if (event && r.provider) {
-    await recordOutcome(ctx, r.provider as Address, { kind: event, at: Date.now() }).catch((err: unknown) =>
-      ctx.log.warn({ err: String(err) }, "could not record the provider's reputation"),
-    )
+    await ctx.inventory
+      .recordOutcome(r.provider as Address, { kind: event, at: Date.now() })
+      .catch((err: unknown) => ctx.log.warn({ err: String(err) }, "could not record the provider's reputation"))
   }
   if (outcome === 'caught')
     ctx.log.warn(
       { jobId: r.parentId ?? r.id, run: r.id, provider: r.provider },
       'provider caught: its output was outvoted',
     )
-  await ctx.queues.enqueue('settle', r.id, { key: `a${r.attempt}` })
+  await ctx.next.settle(r)
 }

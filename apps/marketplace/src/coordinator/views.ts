@@ -60,12 +60,12 @@ function queueEstimate(
   ctx: CoordinatorContext,
   job: Job,
 ): { queuePosition: number | null; estimatedWaitMs: number | null } {
-  const position = job.state === 'queued' ? (ctx.placement.positions.get(job.id) ?? null) : null
+  const position = job.state === 'queued' ? ctx.book.positionOf(job.id) : null
   if (position === null) return { queuePosition: null, estimatedWaitMs: null }
   const providers = Math.max(1, ctx.inventory.list().length)
   return {
     queuePosition: position,
-    estimatedWaitMs: Math.round(Math.floor((position - 1) / providers) * ctx.placement.avgRunMs),
+    estimatedWaitMs: Math.round(Math.floor((position - 1) / providers) * ctx.book.avgRunMs),
   }
 }
 
@@ -111,7 +111,7 @@ export function viewOf(ctx: CoordinatorContext, job: Job): JobView {
     refundedToClient: job.refundedToClient,
     settlementSignature: job.settlementSignature,
     error: job.error,
-    waiting: ctx.waiting.get(job.id) ?? null,
+    waiting: ctx.book.waitingReason(job.id),
     updatedAt: job.updatedAt,
     receipt: job.receipt,
     pendingCosign: pendingOf(job),
