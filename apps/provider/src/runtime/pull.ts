@@ -17,7 +17,7 @@ export function registryOf(ref: string): string {
 
 /** What the engine says when a registry refuses (or wants) credentials. */
 const AUTH_REFUSED =
-  /unauthori[sz]ed|authentication required|access denied|denied:|incorrect username or password|\b401\b|\b403\b/i
+  /unauthori[sz]ed|authentication required|no basic auth credentials|access denied|denied:|incorrect username or password|\b401\b|\b403\b/i
 /** What it says when the repository or tag is not there (Docker Hub says both for a private repo). */
 const NOT_THERE = /not found|does not exist|manifest unknown|name unknown/i
 
