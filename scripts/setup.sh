@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a working tree: system packages (Docker engine, Redis,
-# PostgreSQL for the multi-coordinator tests,
+# PostgreSQL for the multi-coordinator tests, a local registry for private images,
 # Chromium, a C toolchain), a running Docker daemon, npm dependencies (Node 22 comes from
 # npm), the sample workload images and the web app build. Safe to run again.
 set -euo pipefail
@@ -16,6 +16,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+# A private registry with password auth, for the private-image pull tests.
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   as_root apt-get update -qq
