@@ -13,13 +13,17 @@ import {
   parseOrThrow,
   seal,
   sealReadToken,
+  sealSecrets,
   sha256Hex,
   TERMINAL_STATES,
   type Address,
+  type Envelope,
   type Identity,
   type JobSpecInput,
   type JobState,
   type MoneyFormat,
+  type SecretBundle,
+  type SecretsPayload,
 } from '@kiln/protocol'
 import { guarantee, resolveVerification, type Guarantee } from '@kiln/verifier'
 import type {
@@ -78,6 +82,49 @@ export interface WatchHandlers {
   pollMs?: number
   /** How long the marketplace may be unreachable (a restart) before watching gives up; default 60 s. */
   outageMs?: number
+  /**
+   * The values of the spec's secret names (and registry credentials for a private image):
+   * sealed anew to each run's own provider as its lock is sent. Required when the spec names secrets.
+   */
+  secrets?: SecretBundle
+}
+
+/** What of a job's spec says which secrets its runs need. */
+type SecretsSpec = Pick<JobDetails['spec'], 'secrets' | 'privateImage'>
+
+/**
+ * Seals the secrets one run's provider needs, before anything is locked for it: exactly the
+ * spec's names (a bundle may hold more; they stay here), and the registry credentials only
+ * for a private image. Undefined when the spec needs none. Refuses with SECRETS_UNSEALABLE,
+ * naming the missing names (never a value), so no money is locked for a run that cannot start.
+ */
+export function secretsForRun(
+  identity: Identity,
+  job: Pick<JobDetails, 'id'> & { spec: SecretsSpec },
+  lock: Pick<NonNullable<RunDetails['lock']>, 'provider' | 'escrowId'>,
+  bundle: SecretBundle | undefined,
+): Envelope<SecretsPayload> | undefined {
+  const { secrets: names, privateImage } = job.spec
+  if (names.length === 0 && !privateImage) return undefined
+  const missing = names.filter((n) => bundle === undefined || !Object.hasOwn(bundle.values, n))
+  if (missing.length > 0)
+    throw new KilnError(
+      'SECRETS_UNSEALABLE',
+      `job ${job.id} names secrets with no value given: ${missing.join(', ')} (give them with the lock: secrets.values); nothing was locked`,
+      { missing },
+    )
+  if (privateImage && bundle?.registry === undefined)
+    throw new KilnError(
+      'SECRETS_UNSEALABLE',
+      `job ${job.id} has privateImage but no registry credentials were given (secrets.registry); nothing was locked`,
+      { privateImage: true },
+    )
+  const values = Object.fromEntries(names.map((n) => [n, bundle!.values[n]!]))
+  return sealSecrets(
+    identity,
+    { provider: lock.provider as Address, jobId: job.id, escrowId: lock.escrowId },
+    privateImage ? { values, registry: bundle!.registry } : { values },
+  )
 }
 
 /** The API's owner-only reads: they carry this client's read token, and nothing else does. */
@@ -164,16 +211,25 @@ export function createKilnClient(init: KilnClientInit) {
      * Locks the job's funds in its escrow vault, signed by this client's key, then tells the
      * marketplace. Refuses to lock more than the job's maximum cost.
      */
-    async lock(job: JobDetails): Promise<string> {
+    async lock(job: JobDetails, opts: { secrets?: SecretBundle } = {}): Promise<string> {
       if (!job.lock || job.state !== 'matched')
         throw new KilnError('JOB_WRONG_STATE', `job ${job.id} is ${job.state}, not waiting for a lock`)
-      return client.lockRun(job, job)
+      return client.lockRun(job, job, opts)
     },
-    /** Locks one run's vault (the job's own, or a re-run's). */
-    async lockRun(job: Pick<JobDetails, 'id' | 'maxCost'>, run: Pick<RunDetails, 'lock' | 'state'>): Promise<string> {
+    /**
+     * Locks one run's vault (the job's own, or a re-run's). A spec that names secrets needs
+     * `opts.secrets`: they are sealed to this run's provider and sent with the lock.
+     */
+    async lockRun(
+      job: Pick<JobDetails, 'id' | 'maxCost'> & { spec: SecretsSpec },
+      run: Pick<RunDetails, 'lock' | 'state'>,
+      opts: { secrets?: SecretBundle } = {},
+    ): Promise<string> {
       const lock = run.lock
       if (!lock || run.state !== 'matched')
         throw new KilnError('JOB_WRONG_STATE', `this run of job ${job.id} is ${run.state}, not waiting for a lock`)
+      // Sealed before the money moves: a bundle that cannot be sealed must not leave funds locked.
+      const secrets = secretsForRun(init.identity, job, lock, opts.secrets)
       const i = await info()
       if (lock.amount > job.maxCost) {
         const m = moneyFormat(i.token)
@@ -198,7 +254,12 @@ export function createKilnClient(init: KilnClientInit) {
       })
       await call(() =>
         api.jobs.lock.mutate({
-          envelope: seal(init.identity, Kind.lock, { jobId: job.id, signature, escrowId: lock.escrowId }),
+          envelope: seal(init.identity, Kind.lock, {
+            jobId: job.id,
+            signature,
+            escrowId: lock.escrowId,
+            ...(secrets === undefined ? {} : { secrets }),
+          }),
         }),
       )
       return signature
@@ -277,7 +338,8 @@ export function createKilnClient(init: KilnClientInit) {
         for (const run of runs ?? []) {
           if (run.state === 'matched' && run.lock && !locked.has(run.lock.vault)) {
             locked.add(run.lock.vault)
-            const sig = await client.lockRun(job, run)
+            // Each run is sealed anew: a re-run or tie-break goes to another provider, under another escrow.
+            const sig = await client.lockRun(job, run, { secrets: h.secrets })
             if (run.role === 'primary') h.onLocked?.(sig, job, run.lock)
           }
           if (run.pendingCosign && !cosigned.has(run.pendingCosign.transaction)) {
