@@ -284,3 +284,15 @@ export function openSecrets(provider: Identity, envelope: unknown, expect: OpenE
   // Credentials the spec does not ask for are dropped: the provider keeps nothing it has no use for.
   return expect.privateImage ? bundle : { values: bundle.values }
 }
+
+/**
+ * The registry host an image reference pulls from, as registry credentials name it: the first
+ * path segment when it looks like a host (has a dot or a port, or is localhost), else Docker
+ * Hub. Lower-case, since host names are; Docker Hub's other names are one registry.
+ */
+export function imageRegistry(ref: string): string {
+  const [first, ...rest] = ref.split('/')
+  const isHost = rest.length > 0 && (/[.:]/.test(first!) || first === 'localhost')
+  const host = isHost ? first!.toLowerCase() : 'docker.io'
+  return ['index.docker.io', 'registry-1.docker.io'].includes(host) ? 'docker.io' : host
+}

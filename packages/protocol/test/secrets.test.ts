@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import {
   canonicalJson,
   DEFAULT_SECRETS_TTL_MS,
+  imageRegistry,
   Identity,
   Kind,
   MAX_SEALED_SECRET_BYTES,
@@ -199,5 +200,20 @@ describe('sealed secrets', () => {
   it('refuses expired sealed secrets', () => {
     const env = sealSecrets(client, to, bundle, { ttlMs: 1000 })
     expect(() => openSecrets(provider, env, expectFor({ now: env.expiresAt + 1 }))).toThrowError(refusal(/expired/))
+  })
+})
+
+describe('imageRegistry', () => {
+  it('names the host of an image reference, Docker Hub when there is none', () => {
+    const cases: [ref: string, host: string][] = [
+      ['ghcr.io/acme/train:1', 'ghcr.io'],
+      ['localhost:5000/x', 'localhost:5000'],
+      ['localhost/x:2', 'localhost'],
+      ['Registry.Example.COM:443/a/b@sha256:00', 'registry.example.com:443'],
+      ['acme/train:1', 'docker.io'],
+      ['busybox', 'docker.io'],
+      ['registry-1.docker.io/library/busybox', 'docker.io'],
+    ]
+    expect(cases.map(([ref]) => imageRegistry(ref))).toEqual(cases.map(([, host]) => host))
   })
 })

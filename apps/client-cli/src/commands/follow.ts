@@ -1,10 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import pc from 'picocolors'
-import { maxLeaseCost, type MoneyFormat } from '@kiln/protocol'
+import { maxLeaseCost, TERMINAL_STATES, type MoneyFormat, type SecretBundle } from '@kiln/protocol'
 import { unpackOutput, type JobDetails, type KilnClient } from '@kiln/sdk'
 import { assertJobId, Exit, openClient, type GlobalOpts, type Io } from '../context.ts'
 import { settlementWords } from '../money.ts'
+import { collectSecrets } from '../secrets.ts'
 
 export type Say = (icon: string, msg: string) => void
 
@@ -21,12 +22,34 @@ export function sayer(o: GlobalOpts, io: Io): Say {
  * lost connection). It locks the funds of any run waiting for them, co-signs refunds and
  * slashes owed to you (a caught provider's bond is paid only with your signature), streams the
  * logs and fetches the checked output. On a finished job it collects what is still owed.
+ *
+ * A job whose spec names secrets needs their values again to lock a run (each run's are sealed
+ * to its own provider): `--secret NAME` or `--secret NAME=@FILE`, or the environment variable
+ * NAME; registry credentials as `kiln submit` takes them (collectSecrets).
  */
-export async function watch(o: GlobalOpts & { jobId: string; out: string }, io: Io): Promise<number> {
+export async function watch(
+  o: GlobalOpts & { jobId: string; out: string; secret?: string[]; registryAuth?: string },
+  io: Io,
+  /** Where secret values and registry credentials are read from: main.ts passes its env. */
+  env: Record<string, string | undefined> = {},
+): Promise<number> {
   const { client } = openClient(o)
   // Only the owner can read the job whole (the marketplace refuses anyone else with NOT_JOB_OWNER).
   const job = await client.get(assertJobId(o.jobId))
-  return follow(client, job.id, o, io, sayer(o, io))
+  let secrets: SecretBundle | undefined
+  if (job.spec.secrets.length > 0 || job.spec.privateImage) {
+    try {
+      secrets = collectSecrets(job.spec.secrets, o.secret ?? [], env, {
+        image: job.spec.image,
+        privateImage: job.spec.privateImage,
+        registryAuth: o.registryAuth,
+      })
+    } catch (e) {
+      // A job that has ended locks nothing more: what is still owed is collected without them.
+      if (!TERMINAL_STATES.includes(job.state)) throw e
+    }
+  }
+  return follow(client, job.id, o, io, sayer(o, io), { secrets })
 }
 
 /** Follows a job to its end: locks, co-signatures, logs, the checked output, a summary. */
@@ -36,11 +59,14 @@ export async function follow(
   o: GlobalOpts & { out: string },
   io: Io,
   say: Say,
-  extra: Record<string, unknown> = {},
+  extra: { secrets?: SecretBundle } & Record<string, unknown> = {},
 ): Promise<number> {
+  // The secrets go to the locks only: the rest of `extra` is shown in the --json summary.
+  const { secrets, ...shown } = extra
   let lockSignature: string | undefined
   const m = await client.money()
   const job = await client.watch(jobId, {
+    secrets,
     onState: (j) => {
       const line = stateLine(j, m)
       if (line) say(...line)
@@ -77,7 +103,7 @@ export async function follow(
         lockSignature,
         outputDir,
         files,
-        ...extra,
+        ...shown,
       }),
     )
   } else {
