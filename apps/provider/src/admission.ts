@@ -1,5 +1,9 @@
 import type { LockCheck, VaultRef } from '@kiln/escrow'
 import {
+  DEFAULT_MAX_ENVELOPE_BYTES,
+  MAX_SECRETS_ENVELOPE_BYTES,
+  openSecrets,
+  type Identity,
   gpuMismatch,
   gpuNeed,
   isEscrowIdOf,
@@ -104,6 +108,8 @@ export interface AcceptInit {
    * no other lease can pass the checks in between.
    */
   claim?(lease: Lease): void
+  /** This provider's key: the lease's sealed secrets must open with it (checked before the vault). */
+  identity?: Identity
 }
 
 function refuseOn(problems: LeaseProblem[], lease: Lease): void {
@@ -123,8 +129,19 @@ export async function acceptLease(raw: unknown, init: AcceptInit): Promise<Lease
     schema: Lease,
     signer: init.marketplace,
     nonces: init.nonces,
+    // A lease may carry the client's sealed secrets beside the spec.
+    maxBytes: DEFAULT_MAX_ENVELOPE_BYTES + MAX_SECRETS_ENVELOPE_BYTES,
   })
   refuseOn(leaseProblems(lease, init.state(lease)), lease)
+  // Sealed to another provider or lease, tampered with, or missing names: refused before any bond is posted.
+  if (init.identity && (lease.spec.secrets.length > 0 || lease.spec.privateImage))
+    openSecrets(init.identity, lease.secrets, {
+      client: lease.client,
+      jobId: lease.jobId,
+      escrowId: lease.escrowId,
+      names: lease.spec.secrets,
+      privateImage: lease.spec.privateImage,
+    })
   const lock = await init.checkLock({
     jobId: lease.escrowId,
     mint: lease.mint,

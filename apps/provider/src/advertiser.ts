@@ -1,5 +1,5 @@
 import type { MeshNode } from '@kiln/mesh'
-import type { Address, CapacityAdvert, Hardware } from '@kiln/protocol'
+import { MAX_ADVERT_CACHED_INPUTS, type Address, type CapacityAdvert, type Hardware } from '@kiln/protocol'
 import type { Availability } from './availability.ts'
 import { advertView } from './control-views.ts'
 import type { Logger } from './log.ts'
@@ -22,6 +22,8 @@ export interface AdvertiserInit {
    * posted have left the wallet, and it runs one lease at a time, so nothing else holds a share.
    */
   maxBond(): number | undefined
+  /** Input digests held in the local cache, most recently used first (bounded). */
+  cachedInputs?(): string[]
 }
 
 /**
@@ -54,6 +56,9 @@ export function createAdvertiser(init: AdvertiserInit) {
       ...(init.operator ? { operator: init.operator } : {}),
       ...(init.networkJobs() ? { network: true } : {}),
       ...(maxBond !== undefined ? { maxBond } : {}),
+      ...(init.cachedInputs?.().length
+        ? { cache: { images: [], inputs: init.cachedInputs().slice(0, MAX_ADVERT_CACHED_INPUTS) } }
+        : {}),
     }
   }
 

@@ -11,6 +11,7 @@ import {
   type Hardware,
   type Identity,
   type Lease,
+  MAX_ADVERT_CACHED_INPUTS,
 } from '@kiln/protocol'
 import { acceptLease, type LockChecker } from './admission.ts'
 import { createAdvertiser } from './advertiser.ts'
@@ -27,6 +28,7 @@ import { handleProtocols } from './mesh-handlers.ts'
 import { createNetworkJobs } from './network-jobs.ts'
 import { recoverJobs } from './recovery.ts'
 import type { DockerRuntime } from './runtime/index.ts'
+import { InputCache } from './inputs/cache.ts'
 import { createSlot } from './slot.ts'
 import { createWallet } from './wallet.ts'
 
@@ -62,6 +64,8 @@ export interface ProviderInit {
   persistPrice?: (pricePerHour: number) => void
   /** Take jobs that ask for network access (on the runtime's egress network). Default: no. */
   acceptNetworkJobs?: boolean
+  /** Bytes the input cache (`<dataDir>/inputs`) may hold before it evicts the least recently used. Default 20 GiB. */
+  inputCacheBytes?: number
 }
 
 /** What `kiln-provider start` and the dashboard use of a running provider. */
@@ -125,7 +129,9 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
     price: () => price,
     networkJobs: networkJobs.taken,
     maxBond: () => wallet.funds()?.tokens,
+    cachedInputs: () => inputCache?.list(MAX_ADVERT_CACHED_INPUTS) ?? [],
   })
+  let inputCache: InputCache | undefined
   let pollTimer: NodeJS.Timeout | undefined
   let ticking: Promise<void> | undefined
 
@@ -167,6 +173,7 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
 
   const accept = async (raw: unknown): Promise<Lease> => {
     const lease = await acceptLease(raw, {
+      identity,
       marketplace: init.marketplace,
       nonces,
       checkLock: init.checkLock ?? ((ref) => checkLock(init.connection, ref)),
@@ -283,7 +290,13 @@ export function createProviderDaemon(init: ProviderInit): ProviderDaemon {
     },
     async start() {
       await tickOnce()
+      inputCache = await InputCache.open({
+        dir: join(init.dataDir, 'inputs'),
+        maxBytes: init.inputCacheBytes ?? 20 * 1024 ** 3,
+        log,
+      })
       await handleProtocols({
+        inputCache,
         mesh,
         identity,
         marketplace: init.marketplace,

@@ -7,12 +7,18 @@ import {
   Kind,
   KilnError,
   OUTPUT_CHUNK_BYTES,
+  openSecrets,
   parseOrThrow,
   seal,
+  sha256Hex,
   type Identity,
   type Lease,
+  type SecretBundle,
   type WireError,
 } from '@kiln/protocol'
+import type { InputCache } from './inputs/cache.ts'
+import type { BlobSource } from './inputs/fetch.ts'
+import { prepareInputs } from './inputs/prepare.ts'
 import type { JobJournal } from './journal.ts'
 import type { Logger } from './log.ts'
 import { receiptOf } from './receipts.ts'
@@ -37,6 +43,14 @@ export interface JobStreamContext {
   gpuDeviceIds?: string[]
   /** Where outputs are kept until delivered. */
   resultsDir?: string
+  /** Inputs: the local cache, and where uploaded bytes come from for a lease (the marketplace that sent it). */
+  inputs?: { cache: InputCache; blobs(lease: Lease, marketplace: string): BlobSource; deadlineMs?: number }
+}
+
+/** The lease as it is kept on disk: without the sealed secrets (the journal must not hold them). */
+const forJournal = (lease: Lease): Lease => {
+  const { secrets: _sealed, ...rest } = lease
+  return rest
 }
 
 export function toWire(e: unknown): WireError {
@@ -64,7 +78,7 @@ export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void
   }
   const abort = new AbortController()
   try {
-    journal.put({ lease, state: 'accepted', acceptedAt: Date.now() })
+    journal.put({ lease: forJournal(lease), state: 'accepted', acceptedAt: Date.now() })
   } catch (e) {
     ctx.end(lease) // the daemon reserved itself for this lease in accept()
     throw e
@@ -74,6 +88,7 @@ export async function serveJob(ctx: JobStreamContext, ch: Channel): Promise<void
   try {
     await ch.sendJson({ t: 'accepted' })
     const result = await runWithStreaming(ctx, ch, lease, abort.signal)
+    // (the receipt below is of the lease as accepted; its sealed secrets never reach the journal)
     await ctx.beforeReceipt?.(lease).catch(() => {})
     const receipt = receiptOf(lease, ctx.identity.address, result)
     journal.update(lease.jobId, { state: 'finished', receipt, startedAt: result.startedAt, delivered: false })
@@ -139,6 +154,7 @@ async function runWithStreaming(
   signal: AbortSignal,
 ): Promise<RunResult> {
   let logSeq = 0
+  let mounts: { hostPath: string; containerPath: string }[] = []
   let pending: { stream: 'stdout' | 'stderr'; text: string }[] = []
   let sending = Promise.resolve()
   // Frames go out in order on one chain; a dead stream must not stop the run (its result is journaled).
@@ -153,11 +169,50 @@ async function runWithStreaming(
     logSeq += chunks.length
   }
   const flusher = setInterval(flush, 200)
+  let release = () => {}
   try {
+    // Before the container: the sealed secrets opened (admission checked they open), the
+    // image pulled with the client's credentials for a private one, the inputs fetched and
+    // checked. None of it is billed: billing starts at `started`.
+    let bundle: SecretBundle | undefined
+    const spec = lease.spec
+    try {
+      if (spec.secrets.length > 0 || spec.privateImage)
+        bundle = openSecrets(ctx.identity, lease.secrets, {
+          client: lease.client,
+          jobId: lease.jobId,
+          escrowId: lease.escrowId,
+          names: spec.secrets,
+          privateImage: spec.privateImage,
+        })
+      if (spec.privateImage)
+        await ctx.runtime.ensureImage(spec.image, {
+          ...(bundle?.registry ? { auth: bundle.registry } : {}),
+          onProgress: (done, total) => send({ t: 'preparing', phase: 'pulling', done, total }),
+        })
+      if (spec.inputs.length > 0) {
+        if (!ctx.inputs) throw new KilnError('INPUT_UNAVAILABLE', 'this provider has no input cache configured')
+        const prepared = await prepareInputs(spec.inputs, {
+          cache: ctx.inputs.cache,
+          blobs: ctx.inputs.blobs(lease, ch.remote),
+          signal,
+          deadlineMs: ctx.inputs.deadlineMs ?? 10 * 60_000,
+          log: ctx.log,
+          onProgress: (done, total) => send({ t: 'preparing', phase: 'fetching', done, total }),
+        })
+        release = prepared.release
+        mounts = prepared.mounts.map(({ hostPath, containerPath }) => ({ hostPath, containerPath }))
+      }
+    } catch (e) {
+      return notRun(e)
+    }
+    const values = bundle ? Object.values(bundle.values) : []
     const result = await ctx.runtime.run({
       jobId: lease.jobId,
       spec: lease.spec,
       signal,
+      ...(mounts.length ? { mounts } : {}),
+      ...(values.length ? { secretEnv: bundle!.values, mask: values } : {}),
       ...(ctx.gpuDeviceIds?.length ? { gpuDeviceIds: ctx.gpuDeviceIds } : {}),
       onStart: (at) => {
         ctx.journal.update(lease.jobId, { state: 'running', startedAt: at })
@@ -174,6 +229,25 @@ async function runWithStreaming(
     await sending
     return result
   } finally {
+    release()
     clearInterval(flusher)
+  }
+}
+
+/** The result of a run that never started: what stopped its preparation, as the receipt's error. */
+function notRun(e: unknown): RunResult {
+  const err = isKilnError(e) ? e : new KilnError('CONTAINER_FAILED', String((e as Error)?.message ?? e))
+  return {
+    status: 'failed',
+    exitCode: null,
+    error: { kind: err.kind, message: err.message },
+    output: null,
+    logDigest: sha256Hex(new Uint8Array()),
+    logBytes: 0,
+    log: '',
+    logTruncated: false,
+    startedAt: null,
+    endedAt: Date.now(),
+    containerSeconds: 0,
   }
 }

@@ -3,6 +3,8 @@ import type { Connection } from '@solana/web3.js'
 import type { MeshNode } from '@kiln/mesh'
 import { Protocol, type Address, type Identity, type Lease, type NonceCache } from '@kiln/protocol'
 import type { Bonds } from './bonds.ts'
+import type { InputCache } from './inputs/cache.ts'
+import { meshBlobSource } from './inputs/blob-client.ts'
 import { serveJob, type JobStreamContext } from './job-stream.ts'
 import type { JobJournal } from './journal.ts'
 import type { Logger } from './log.ts'
@@ -14,7 +16,7 @@ import type { JobSlot } from './slot.ts'
 import type { Wallet } from './wallet.ts'
 
 export interface HandlersInit {
-  mesh: Pick<MeshNode, 'handle'>
+  mesh: Pick<MeshNode, 'handle' | 'open'>
   identity: Identity
   marketplace: Address
   connection: Connection
@@ -32,6 +34,8 @@ export interface HandlersInit {
   accept(raw: unknown): Promise<Lease>
   /** The advert changed (a job began or ended). */
   changed(): void
+  /** Where inputs are cached; the marketplace that sent a lease serves its uploads over the blob protocol. */
+  inputCache?: InputCache
 }
 
 /**
@@ -48,6 +52,21 @@ export async function handleProtocols(init: HandlersInit): Promise<void> {
     journal,
     log,
     accept: init.accept,
+    ...(init.inputCache
+      ? {
+          inputs: {
+            cache: init.inputCache,
+            blobs: (lease: Lease, peer: string) =>
+              meshBlobSource({
+                mesh: init.mesh,
+                identity,
+                marketplace: peer as Address,
+                jobId: lease.jobId,
+                escrowId: lease.escrowId,
+              }),
+          },
+        }
+      : {}),
     ...(init.gpuDeviceIds.length ? { gpuDeviceIds: init.gpuDeviceIds } : {}),
     /** The receipt goes out only once the bond is in the vault: the marketplace pays no run without it. */
     beforeReceipt: (lease: Lease) => bonds.settled(lease),

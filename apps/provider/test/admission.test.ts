@@ -1,5 +1,15 @@
 import { describe, expect, it, vi } from 'vitest'
-import { escrowIdFor, Identity, JobSpec, Kind, NonceCache, seal, type Hardware, type Lease } from '@kiln/protocol'
+import {
+  escrowIdFor,
+  Identity,
+  JobSpec,
+  Kind,
+  NonceCache,
+  seal,
+  sealSecrets,
+  type Hardware,
+  type Lease,
+} from '@kiln/protocol'
 import { acceptLease, leaseProblems, stateProblems, type LeaseState, type LockChecker } from '../src/admission.ts'
 
 describe('leaseProblems', () => {
@@ -250,6 +260,37 @@ describe('acceptLease', () => {
     const envelope = seal(market, Kind.lease, lease)
     await acceptLease(envelope, init)
     await expect(acceptLease(envelope, init)).rejects.toMatchObject({ kind: 'ENVELOPE_REPLAYED' })
+  })
+})
+
+describe('acceptLease: sealed secrets', () => {
+  it("opens only secrets sealed by the lease's client to this provider, before the vault is checked", async () => {
+    const { lease: base, state, market } = setup()
+    const me = Identity.generate()
+    const client = Identity.generate()
+    const spec = JobSpec.parse({ image: 'kiln/busybox:1', maxPricePerHour: 1_000_000, secrets: ['HF_TOKEN'] })
+    const lease = { ...base, client: client.address, provider: me.address, spec }
+    const to = { provider: me.address, jobId: lease.jobId, escrowId: lease.escrowId }
+    const checkLock = vi.fn<LockChecker>(async () => ({ ok: true, balance: lease.lockAmount }))
+    const init = { identity: me, marketplace: market.address, state: () => ({ ...state, self: me.address }), checkLock }
+    const good = sealSecrets(client, to, { values: { HF_TOKEN: 'hf_abcdefgh' } })
+    const accepted = await acceptLease(seal(market, Kind.lease, { ...lease, secrets: good }), {
+      ...init,
+      nonces: new NonceCache(),
+    })
+    expect(accepted.spec.secrets).toEqual(['HF_TOKEN'])
+    const other = Identity.generate()
+    for (const secrets of [
+      undefined,
+      sealSecrets(client, { ...to, provider: other.address }, { values: { HF_TOKEN: 'hf_abcdefgh' } }),
+      sealSecrets(Identity.generate(), to, { values: { HF_TOKEN: 'hf_abcdefgh' } }),
+    ]) {
+      checkLock.mockClear()
+      await expect(
+        acceptLease(seal(market, Kind.lease, { ...lease, secrets }), { ...init, nonces: new NonceCache() }),
+      ).rejects.toMatchObject({ kind: 'SECRETS_UNSEALABLE' })
+      expect(checkLock).not.toHaveBeenCalled()
+    }
   })
 })
 
