@@ -25,7 +25,7 @@ export function marketplaceOf({ coordinator: c, info }: ApiContext): Marketplace
     info: () => info,
     providers: () =>
       c.inventory.list().map((p) => {
-        const reputation = c.reputation.get(p.address) ?? 0.5
+        const reputation = c.inventory.reputationOf(p.address)
         return {
           address: p.address,
           region: p.advert.region,
