@@ -45,6 +45,7 @@ describe('indexed engine vs scan of every provider', () => {
       let placed = 0
       let networkPlaced = 0
       let bondRefused = 0
+      const byCache = { cache: 0, outside: 0 }
       for (let step = 0; step < 1500; step++) {
         const roll = rand()
         if (roll < 0.55) {
@@ -64,6 +65,8 @@ describe('indexed engine vs scan of every provider', () => {
             expect(maxBond === undefined || j.bondAt(a.pricePerHour) <= maxBond).toBe(true)
           }
           if (!a.ok && a.excluded.bond) bondRefused++
+          if (a.ok && a.reason.by === 'cache') byCache.cache++
+          if (a.ok && a.reason.by === 'score' && a.reason.holders > 0) byCache.outside++
           if (a.ok && j.spec.network) {
             expect(takesNetwork.get(a.provider.address)).toBe(true)
             networkPlaced++
@@ -96,12 +99,25 @@ describe('indexed engine vs scan of every provider', () => {
       expect(placed).toBeGreaterThan(200)
       expect(networkPlaced).toBeGreaterThan(20)
       expect(bondRefused).toBeGreaterThan(0)
+      // The cache rule decided some placements, and some holders were too dear for it.
+      expect(byCache.cache).toBeGreaterThan(10)
+      expect(byCache.outside).toBeGreaterThan(0)
       for (const a of addresses) expect(indexed.get(a)).toEqual(scan.get(a))
       // And the index did less work than the scan.
       expect(indexed.stats().examined).toBeLessThan(scan.stats().examined / 2)
     })
   }
 })
+
+const IMAGES = ['kiln/matmul:1', 'kiln/infer:1', 'kiln/train:2']
+const DIGESTS = ['1', '2', '3', '4', '5'].map((c) => c.repeat(64))
+// Equal sizes on purpose too: equal held bytes fall back to the score, then the address.
+const SIZES = [0, 1024, 2 * 1024 ** 3, 2 * 1024 ** 3, 8 * 1024 ** 3]
+
+/** A random subset, in a random order. */
+function some<T>(rand: () => number, xs: readonly T[]): T[] {
+  return xs.filter(() => rand() < 0.35).sort(() => rand() - 0.5)
+}
 
 function setup(seed: number, alike: boolean) {
   const rand = mulberry32(seed)
@@ -138,6 +154,8 @@ function setup(seed: number, alike: boolean) {
       ...(rand() < 0.35 ? { network: true } : {}),
       // Some say how large a bond they can post (a newer advert may change it); the rest set no limit.
       ...(rand() < 0.6 ? { maxBond: pick([0, 5000, 20_000, 100_000]) } : {}),
+      // A fifth hold something: a few images and digests shared by many, so holders compete.
+      ...(rand() < 0.2 ? { cache: { images: some(rand, IMAGES), inputs: some(rand, DIGESTS) } } : {}),
     }
     return {
       address: `p${String(i).padStart(4, '0')}` as Address,
@@ -157,11 +175,13 @@ function setup(seed: number, alike: boolean) {
           }
         : undefined
     const spec = JobSpec.parse({
-      image: 'kiln/matmul:1',
+      image: pick(IMAGES),
       maxPricePerHour: pick([150_000, 300_000, 1_000_000]),
       resources: { cpu: pick([0.5, 1, 2, 8]), memoryMb: pick([512, 4096, 16_384]), ...(gpu ? { gpu } : {}) },
       ...(rand() < 0.4 ? { region: pick(regions) } : {}),
       ...(rand() < 0.3 ? { network: true } : {}),
+      inputs: some(rand, DIGESTS).map((sha256, i) => ({ name: `in${i}`, source: 'upload', sha256, size: pick(SIZES) })),
+      ...(rand() < 0.7 ? { placement: { cacheTolerance: pick([0, 0.05, 0.2, 1]) } } : {}),
     })
     // Most jobs ask a bond, a share of the run's lock at the provider's price or a fixed one.
     const ratio = pick([0, 0.05, 0.2, 1])

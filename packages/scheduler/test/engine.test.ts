@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest'
 import { formatRate, JobSpec, TEST_TOKEN, type Address, type CapacityAdvert } from '@kiln/protocol'
 import {
   createMatchingEngine,
+  explainPlacement,
   explainUnplaced,
+  IMAGE_CACHE_BYTES,
   type EngineInit,
   type PlaceJob,
   type ProviderInput,
@@ -265,6 +267,130 @@ describe('createMatchingEngine: choice', () => {
   })
 })
 
+describe('createMatchingEngine: cache-aware placement', () => {
+  const WEIGHTS = 'a'.repeat(64)
+  const DATA = 'b'.repeat(64)
+  const GiB = 1024 ** 3
+  const inputs = [
+    { name: 'weights', source: 'upload', sha256: WEIGHTS, size: 7 * GiB },
+    { name: 'data', source: 'upload', sha256: DATA, size: 200 * 1024 ** 2 },
+  ]
+  const placed = (r: ReturnType<ReturnType<typeof createMatchingEngine>['place']>) => {
+    if (!r.ok) throw new Error('expected a placement')
+    return r
+  }
+
+  it('prefers a holder within the tolerance over a cheaper provider that holds nothing, and says why', () => {
+    const { engine, add, job } = setup()
+    add({ price: 100_000 })
+    const holder = add({ price: 115_000, cache: { images: ['kiln/matmul:1'], inputs: [WEIGHTS] } })
+    const j = job({ inputs })
+    const r = placed(engine.place(j, { dryRun: true }))
+    expect(r.provider.address).toBe(holder)
+    expect(r.reason).toEqual({
+      by: 'cache',
+      cached: { image: true, inputs: ['weights'], bytes: 7 * GiB },
+      tolerance: 0.2,
+      holders: 1,
+      cheapestPerHour: 100_000,
+    })
+    expect(explainPlacement(r, j)).toBe(
+      'placed on prov00001: has the weights and the image cached (7.0 GiB), 15% above the cheapest fitting offer (within 20%)',
+    )
+  })
+
+  it('keeps the usual choice when every holder is dearer than the tolerance allows', () => {
+    const { engine, add, job } = setup()
+    const cheap = add({ price: 100_000 })
+    add({ price: 121_000, cache: { inputs: [WEIGHTS, DATA] } })
+    const j = job({ inputs })
+    const r = placed(engine.place(j, { dryRun: true }))
+    expect(r.provider.address).toBe(cheap)
+    expect(r.reason).toMatchObject({ by: 'score', holders: 1, cheapestPerHour: 100_000 })
+    expect(r.reason.cached).toEqual({ image: false, inputs: [], bytes: 0 })
+    expect(explainPlacement(r, j)).toBe(
+      'placed on prov00000: best offer by price, fit and reliability; the fitting provider that has the image or inputs cached costs more than 20% above the cheapest fitting offer',
+    )
+    // A wider tolerance lets it in.
+    expect(dry(engine, job({ inputs, placement: { cacheTolerance: 0.25 } }))).not.toBe(cheap)
+  })
+
+  it('ignores caches with a tolerance of 0', () => {
+    const { engine, add, job } = setup()
+    const cheap = add({ price: 100_000 })
+    add({ price: 100_001, cache: { images: ['kiln/matmul:1'], inputs: [WEIGHTS, DATA] } })
+    const j = job({ inputs, placement: { cacheTolerance: 0 } })
+    const r = placed(engine.place(j, { dryRun: true }))
+    expect(r.provider.address).toBe(cheap)
+    expect(r.reason).toEqual({ by: 'score', cached: { image: false, inputs: [], bytes: 0 }, tolerance: 0, holders: 0 })
+    expect(explainPlacement(r, j)).toBe(
+      'placed on prov00000: best offer by price, fit and reliability (cache preference off)',
+    )
+  })
+
+  it('among holders, the one holding the most bytes wins, then the better score; the image counts as 1 GiB', () => {
+    const { engine, add, job } = setup()
+    add({ price: 100_000 })
+    const imageOnly = add({ price: 101_000, cache: { images: ['kiln/matmul:1'] } })
+    const dataOnly = add({ price: 102_000, cache: { inputs: [DATA] } })
+    // 200 MiB of data is less than an image's 1 GiB.
+    expect(dry(engine, job({ inputs }))).toBe(imageOnly)
+    const weights = add({ price: 119_000, cache: { inputs: [WEIGHTS] } })
+    expect(dry(engine, job({ inputs }))).toBe(weights)
+    // Equal holdings: the usual score decides (here the cheaper one).
+    const weightsCheaper = add({ price: 110_000, cache: { inputs: [WEIGHTS] } })
+    expect(dry(engine, job({ inputs }))).toBe(weightsCheaper)
+    expect(IMAGE_CACHE_BYTES).toBe(GiB)
+    expect(dataOnly).not.toBe(weights)
+  })
+
+  it('does not let a holder break a hard constraint, and takes the next one that fits', () => {
+    const { engine, add, job } = setup()
+    add({ price: 100_000 })
+    add({ price: 105_000, memoryMb: 512, cache: { inputs: [WEIGHTS] } })
+    const fitting = add({ price: 110_000, cache: { inputs: [DATA] } })
+    expect(dry(engine, job({ inputs }))).toBe(fitting)
+    // Busy once it takes the job: the next one goes back to the cheapest.
+    expect(placed(engine.place(job({ inputs }, 'first'))).provider.address).toBe(fitting)
+    expect(placed(engine.place(job({ inputs }, 'second'))).reason.by).toBe('score')
+  })
+
+  it('places a job with no inputs on providers with no cache as before, and a holder of its image at the same price', () => {
+    const { engine, add, job } = setup()
+    const a = add({ price: 200_000 })
+    add({ price: 200_000 })
+    const j = job({})
+    const r = placed(engine.place(j, { dryRun: true }))
+    expect(r.provider.address).toBe(a)
+    expect(r.reason).toEqual({
+      by: 'score',
+      cached: { image: false, inputs: [], bytes: 0 },
+      tolerance: 0.2,
+      holders: 0,
+    })
+    expect(explainPlacement(r, j)).toBe(
+      'placed on prov00000: best offer by price, fit and reliability; no fitting provider has the image cached',
+    )
+    const img = add({ price: 200_000, cache: { images: ['kiln/matmul:1'] } })
+    const r2 = placed(engine.place(j, { dryRun: true }))
+    expect(r2.provider.address).toBe(img)
+    expect(explainPlacement(r2, j)).toBe('placed on prov00002: has the image cached, also the cheapest fitting offer')
+  })
+
+  it('forgets what a provider held once a newer advert drops it, or the provider leaves', () => {
+    const { engine, add, job, advert } = setup()
+    const cheap = add({ price: 100_000 })
+    const holder = add({ price: 110_000, cache: { inputs: [WEIGHTS] } })
+    expect(dry(engine, job({ inputs }))).toBe(holder)
+    engine.upsert({ address: holder, advert: advert({ price: 110_000 }) })
+    expect(dry(engine, job({ inputs }))).toBe(cheap)
+    engine.upsert({ address: holder, advert: advert({ price: 110_000, cache: { inputs: [DATA] } }) })
+    expect(dry(engine, job({ inputs }))).toBe(holder)
+    engine.remove(holder)
+    expect(dry(engine, job({ inputs }))).toBe(cheap)
+  })
+})
+
 type Machine = {
   cpu: number
   memoryMb: number
@@ -277,6 +403,8 @@ type Machine = {
   operator: string
   network: boolean
   maxBond: number
+  /** Images and input digests it holds. */
+  cache: { images?: string[]; inputs?: string[] }
 }
 
 function dry(engine: ReturnType<typeof createMatchingEngine>, j: PlaceJob): Address | undefined {
@@ -303,6 +431,7 @@ function setup(init: EngineInit = {}) {
       free: { cpu, memoryMb, gpus: gpus.length },
       ...(m.network ? { network: true } : {}),
       ...(m.maxBond !== undefined ? { maxBond: m.maxBond } : {}),
+      ...(m.cache ? { cache: { images: m.cache.images ?? [], inputs: m.cache.inputs ?? [] } } : {}),
     }
   }
   const add = (m: Partial<Machine>): Address => {

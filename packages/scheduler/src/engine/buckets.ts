@@ -1,6 +1,6 @@
 import { gpuMismatch } from '@kiln/protocol'
 import { BLOCK, insert, newBucket, remove, update, type Bucket, type Summary } from './bucket.ts'
-import { canBond, scoreOf, type JobCtx, type ProviderRecord } from './record.ts'
+import { fitsMember, scoreOf, type JobCtx, type ProviderRecord } from './record.ts'
 
 /**
  * The index. Providers with the same region, the same GPUs, the same answer to network jobs
@@ -25,6 +25,8 @@ export interface BucketIndex {
   /** The record's free capacity, load or quality changed; its price and bucket did not. */
   changed(r: ProviderRecord): void
   search(j: JobCtx): Best | undefined
+  /** The lowest price of a provider that fits the job, if one is below `below`; else `below`. */
+  cheapest(j: JobCtx, below: number): number
   /** Providers looked at one by one since the index was made. */
   examined(): number
 }
@@ -108,15 +110,7 @@ export function createBucketIndex(wFit: number): BucketIndex {
           if (base + r.b > limit) break
           if (!r.open) continue
           examined++
-          if (
-            r.freeCpu < j.cpu ||
-            r.freeMem < j.mem ||
-            r.freeGpus < j.gpus ||
-            r.price > j.maxPrice ||
-            r.reputation < j.minRep
-          )
-            continue
-          if (j.exclude?.has(r.address) || j.excludeOps?.has(r.operator) || !canBond(r, j)) continue
+          if (!fitsMember(r, j)) continue
           const sc = scoreOf(r, j, wFit)
           if (!best) best = { rec: r, s: sc }
           else if (sc < best.s || (sc === best.s && r.address < best.rec.address)) {
@@ -174,6 +168,31 @@ export function createBucketIndex(wFit: number): BucketIndex {
         if (at < 0) break
         bounds[at] = NaN // visited: NaN compares false, so it is never picked again
         best = scan(order[at]!, j, best)
+      }
+      return best
+    },
+    cheapest(j, below) {
+      // Bands are ordered by their price floor and every summary knows its open members' lowest
+      // price, so only what could undercut the best price so far is looked at member by member.
+      let best = below
+      for (const bucket of candidatesFor(j)) {
+        if (!mayFit(bucket.all, j) || bucket.all.minPrice >= best) continue
+        for (const band of bucket.bands) {
+          if (band.lo >= best) break
+          if (!mayFit(band.sum, j) || band.sum.minPrice >= best) continue
+          const { members, blocks } = band
+          for (let k = 0; k < blocks.length; k++) {
+            const blk = blocks[k]!
+            if (!mayFit(blk, j) || blk.minPrice >= best) continue
+            const end = Math.min(members.length, (k + 1) * BLOCK)
+            for (let i = k * BLOCK; i < end; i++) {
+              const r = members[i]!
+              if (!r.open || r.price >= best) continue
+              examined++
+              if (fitsMember(r, j)) best = r.price
+            }
+          }
+        }
       }
       return best
     },

@@ -1,4 +1,5 @@
-export { createMatchingEngine, explainUnplaced } from './engine.ts'
+export { createMatchingEngine, explainPlacement, explainUnplaced } from './engine.ts'
+export { IMAGE_CACHE_BYTES } from './cache.ts'
 export {
   DEFAULT_WEIGHTS,
   type EngineConstraint,
@@ -8,6 +9,9 @@ export {
   type MatchingEngine,
   type PlaceJob,
   type PlaceOptions,
+  type Placed,
+  type PlacementCached,
+  type PlacementReason,
   type PlaceResult,
   type ProviderInput,
   type ProviderStats,

@@ -1,4 +1,5 @@
 import { gpuMismatch, gpuNeed, type Address, type GpuInfo, type GpuNeed } from '@kiln/protocol'
+import { cacheNeed, heldOf, type CacheHeld, type CacheNeed } from './cache.ts'
 import type { EngineConstraint, PlaceJob, PlaceOptions, ProviderInput, ProviderView, ScoreWeights } from './types.ts'
 
 /**
@@ -26,6 +27,8 @@ export interface ProviderRecord {
   network: boolean
   /** The largest bond it can post now; Infinity when its advert does not say. */
   maxBond: number
+  /** The images and input digests its advert says it holds. */
+  held: CacheHeld
   hwCpu: number
   hwMem: number
   advertCpu: number
@@ -70,6 +73,8 @@ export interface JobCtx {
   minRep: number
   exclude: ReadonlySet<string> | undefined
   excludeOps: ReadonlySet<string> | undefined
+  /** The image and inputs a provider may hold, and the job's tolerance for a holder's price. */
+  need: CacheNeed
 }
 
 export interface RecordDefaults {
@@ -105,6 +110,7 @@ export function newRecord(p: ProviderInput, d: RecordDefaults): ProviderRecord {
     gpuSig: gpuSignature(a.hardware.gpus),
     network: a.network === true,
     maxBond: a.maxBond ?? Infinity,
+    held: heldOf(a),
     hwCpu: a.hardware.cpuCores,
     hwMem: a.hardware.memoryMb,
     advertCpu: a.free.cpu,
@@ -145,6 +151,7 @@ export function applyInput(r: ProviderRecord, p: ProviderInput): void {
   r.gpuSig = gpuSignature(a.hardware.gpus)
   r.network = a.network === true
   r.maxBond = a.maxBond ?? Infinity
+  r.held = heldOf(a)
   r.hwCpu = a.hardware.cpuCores
   r.hwMem = a.hardware.memoryMb
   r.advertCpu = a.free.cpu
@@ -198,6 +205,7 @@ export function jobCtx(
     minRep: Math.max(floor, job.minReputation ?? 0),
     exclude: opts.exclude?.length ? new Set(opts.exclude) : undefined,
     excludeOps: ops.length ? new Set(ops) : undefined,
+    need: cacheNeed(s),
   }
 }
 
@@ -224,6 +232,34 @@ export function failures(r: ProviderRecord, j: JobCtx): EngineConstraint[] {
   if (j.network && !r.network) f.push('network')
   if (!canBond(r, j)) f.push('bond')
   return f
+}
+
+/**
+ * The checks of one open provider that its bucket and summaries cannot settle: capacity,
+ * price, reputation, exclusions and bond. The index's searches run them per member.
+ */
+export function fitsMember(r: ProviderRecord, j: JobCtx): boolean {
+  return (
+    r.freeCpu >= j.cpu &&
+    r.freeMem >= j.mem &&
+    r.freeGpus >= j.gpus &&
+    r.price <= j.maxPrice &&
+    r.reputation >= j.minRep &&
+    !j.exclude?.has(r.address) &&
+    !j.excludeOps?.has(r.operator) &&
+    canBond(r, j)
+  )
+}
+
+/** Every hard constraint, as `failures(r, j).length === 0` but without building the list: for one provider at a time. */
+export function fits(r: ProviderRecord, j: JobCtx): boolean {
+  return (
+    r.open &&
+    fitsMember(r, j) &&
+    (j.region === undefined || r.region === j.region) &&
+    (!j.network || r.network) &&
+    (j.gpus === 0 || gpuMismatch(j.gpu, r.gpus, r.gpuModels) === undefined)
+  )
 }
 
 /** Whether the provider can post the job's bond at its own price (the bond grows with the price). */

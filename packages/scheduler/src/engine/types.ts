@@ -133,7 +133,34 @@ export type Unplaced = {
   excluded: Partial<Record<EngineConstraint, number>>
   nearest: EngineNearestOffer[]
 }
-export type PlaceResult = { ok: true; provider: ProviderView; pricePerHour: number; score: number } | Unplaced
+/** What the chosen provider holds of the job: its image, the names of inputs it holds, their bytes. */
+export interface PlacementCached {
+  image: boolean
+  inputs: string[]
+  /** Bytes of the held inputs (the image's size is not known, so it is not in here). */
+  bytes: number
+}
+
+/** Why a placement chose its provider, for the job's event and the logs (see explainPlacement). */
+export interface PlacementReason {
+  /**
+   * `cache`: it holds the most of the job's image and inputs among the fitting providers at most
+   * `tolerance` dearer than the cheapest fitting one. `score`: the usual choice (price first,
+   * then fit and reliability), because no holder was within the tolerance or the rule is off.
+   */
+  by: 'cache' | 'score'
+  cached: PlacementCached
+  /** The job's placement.cacheTolerance (0: the cache rule is off). */
+  tolerance: number
+  /** Fitting providers holding the job's image or an input (0 when the rule is off). */
+  holders: number
+  /** The cheapest fitting price, the base of the tolerance; known when holders > 0. */
+  cheapestPerHour?: number
+}
+
+export type PlaceResult =
+  { ok: true; provider: ProviderView; pricePerHour: number; score: number; reason: PlacementReason } | Unplaced
+export type Placed = Extract<PlaceResult, { ok: true }>
 
 export interface EngineStats {
   providers: number
@@ -152,7 +179,12 @@ export interface MatchingEngine {
   /** Load the provider reports (0..1), beyond the jobs this engine placed on it. */
   setLoad(address: Address, load: number): void
   setEscrowReady(address: Address, ready: boolean): void
-  /** Chooses the best provider for the job and reserves its capacity, or says why none fits. */
+  /**
+   * Chooses the best provider for the job and reserves its capacity, or says why none fits.
+   * Among the providers that fit, one that holds the job's image or inputs wins over the
+   * best-scored one while its price is at most `spec.placement.cacheTolerance` above the
+   * cheapest fitting price (the most held bytes first, then the score).
+   */
   place(job: PlaceJob, opts?: PlaceOptions): PlaceResult
   /** Records a placement made earlier (after a restart), so that its capacity counts as used. */
   assign(job: PlaceJob, address: Address): boolean
