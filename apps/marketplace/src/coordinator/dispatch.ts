@@ -1,6 +1,6 @@
 import { checkLock, multisigAddress, vaultAddress } from '@kiln/escrow'
 import { maxLeaseCost, type Address } from '@kiln/protocol'
-import { explainUnplaced, fairOrder, type Job, type TaskOutcome } from '@kiln/scheduler'
+import { explainPlacement, explainUnplaced, fairOrder, type Job, type TaskOutcome } from '@kiln/scheduler'
 import { resolveVerification } from '@kiln/verifier'
 import { afterLapse, parkedReason } from './park.ts'
 import { escrowIdOf, moneyOf, runDeadline, type CoordinatorContext } from './types.ts'
@@ -47,7 +47,7 @@ async function passOnce(ctx: CoordinatorContext): Promise<void> {
     }
     book.unwait(job.id)
     const provider = result.provider.address
-    const outcome = await placeOn(ctx, job, provider, result.pricePerHour, result.score)
+    const outcome = await placeOn(ctx, job, provider, result.pricePerHour, result.score, explainPlacement(result, job))
     if (outcome === 'placed') book.placed(job.id, provider)
     else book.unplaced(job.id)
   }
@@ -105,6 +105,7 @@ async function placeOn(
   provider: Address,
   pricePerHour: number,
   score: number,
+  why: string,
 ): Promise<'placed' | 'busy' | 'moved'> {
   const client = job.client as Address
   const attempt = job.attempt + 1
@@ -114,7 +115,7 @@ async function placeOn(
     job.id,
     provider,
     MAX_ACTIVE,
-    `placed on ${provider}`,
+    why,
     {
       attempt,
       pricePerHour,
