@@ -3,7 +3,7 @@ import type Dockerode from 'dockerode'
 import { isKilnError } from '@kiln/protocol'
 import { packCanonicalTar } from '@kiln/artifacts'
 import { LogCollector } from './logs.ts'
-import { LABEL_JOB, LABEL_MANAGED, LOG_FILES, OUT_PATH } from './sandbox.ts'
+import { LABEL_JOB, LABEL_MANAGED, LABEL_SECRETS, LOG_FILES, OUT_PATH } from './sandbox.ts'
 import { dockerMessage } from './errors.ts'
 import { remountOut } from './out-dir.ts'
 import type { RunOutput } from './types.ts'
@@ -21,6 +21,8 @@ export interface Leftover {
   finishedAt: number | null
   /** The host dir bound at /out, where the job's outputs are. */
   outDir: string | undefined
+  /** The values of the secrets it got (from its own env): masked in its recovered log. */
+  secretValues?: string[]
 }
 
 export interface CollectedLeftover {
@@ -69,9 +71,21 @@ export async function listLeftovers(docker: Dockerode, labels: string[] = [`${LA
       startedAt: engineTime(info.State.StartedAt),
       finishedAt: running ? null : engineTime(info.State.FinishedAt),
       outDir: info.Mounts.find((m) => m.Destination === OUT_PATH)?.Source,
+      ...secretsOf(c.Labels[LABEL_SECRETS], info.Config.Env),
     })
   }
   return out
+}
+
+/** A secret job's values, from the env the engine kept: the journal does not hold them. */
+function secretsOf(label: string | undefined, env: string[] | null | undefined): { secretValues?: string[] } {
+  if (!label) return {}
+  const names = new Set(label.split(','))
+  const secretValues = (env ?? [])
+    .map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as const)
+    .filter(([name]) => names.has(name))
+    .map(([, value]) => value)
+  return { secretValues }
 }
 
 /**
@@ -114,7 +128,7 @@ export async function collectLeftover(
   l: Leftover,
   opts: { maxLogBytes: number; logFileMaxBytes: number; maxOutputBytes: number },
 ): Promise<CollectedLeftover> {
-  const log = new LogCollector(opts.maxLogBytes)
+  const log = new LogCollector(opts.maxLogBytes, undefined, undefined, l.secretValues ?? [])
   const raw = await docker.getContainer(l.id).logs({ stdout: true, stderr: true, follow: false })
   const frames = demux(Buffer.isBuffer(raw) ? raw : Buffer.from(raw as unknown as string), log)
   const collected = log.finish()

@@ -22,6 +22,11 @@ export const LABEL_JOB = 'kiln.job'
  * the tests): each reconciles only its own, never a neighbour's running job.
  */
 export const LABEL_OWNER = 'kiln.owner'
+/**
+ * The names of the secrets a container got as env (comma-separated): crash recovery reads
+ * their values back from the container's own config to mask them in the engine's log copy.
+ */
+export const LABEL_SECRETS = 'kiln.secrets'
 
 const MiB = 1024 * 1024
 
@@ -186,7 +191,14 @@ export function buildContainerOptions(
     ...(spec.command ? { Cmd: spec.command } : {}),
     Env: containerEnv(spec, opts.secretEnv, opts.gpuDeviceIds),
     User: opts.user ?? (isRootUser(imageUser) ? SANDBOX_USER : imageUser),
-    Labels: { [LABEL_MANAGED]: '1', [LABEL_JOB]: jobId, ...(opts.owner ? { [LABEL_OWNER]: opts.owner } : {}) },
+    Labels: {
+      [LABEL_MANAGED]: '1',
+      [LABEL_JOB]: jobId,
+      ...(opts.owner ? { [LABEL_OWNER]: opts.owner } : {}),
+      ...(opts.secretEnv && Object.keys(opts.secretEnv).length
+        ? { [LABEL_SECRETS]: Object.keys(opts.secretEnv).join(',') }
+        : {}),
+    },
     AttachStdin: false,
     AttachStdout: true,
     AttachStderr: true,
