@@ -30,12 +30,26 @@ export async function run(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv
       code = await fn(...a)
     }
 
+  const repeat = (v: string, all: string[]) => [...all, v]
+  const secretHelp =
+    'a secret the spec names: NAME (its value from the environment variable NAME) or NAME=@FILE (repeatable); never the value itself'
+  const registryHelp =
+    'credentials for a private image: USER:@FILE (the password in FILE) or USER (the password in KILN_REGISTRY_PASSWORD)'
+  type SecretFlags = { secret: string[]; registryAuth?: string }
   program
     .command('submit <file>')
-    .description('submit a job spec (YAML or JSON), follow it to the end and fetch its outputs')
+    .description(
+      'submit a job spec (YAML or JSON), uploading its local inputs (path:), follow it to the end and fetch its outputs',
+    )
     .option('--no-wait', 'submit and return the job id')
     .option('--out <dir>', 'where outputs go', 'kiln-out')
-    .action(act(async (file: string, o: { wait: boolean; out: string }) => submit({ ...g(), file, ...o }, io)))
+    .option('--secret <name>', secretHelp, repeat, [] as string[])
+    .option('--registry-auth <user:@file>', registryHelp)
+    .action(
+      act(async (file: string, o: { wait: boolean; out: string } & SecretFlags) =>
+        submit({ ...g(), file, ...o }, io, env),
+      ),
+    )
   program
     .command('quote <file>')
     .description('what a job spec may cost, and the chance a cheating provider is caught, before paying')
@@ -46,7 +60,9 @@ export async function run(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv
       'take up a job again: lock its funds, co-sign what is owed to you, stream its logs and fetch its outputs',
     )
     .option('--out <dir>', 'where outputs go', 'kiln-out')
-    .action(act(async (jobId: string, o: { out: string }) => watch({ ...g(), jobId, ...o }, io)))
+    .option('--secret <name>', secretHelp, repeat, [] as string[])
+    .option('--registry-auth <user:@file>', registryHelp)
+    .action(act(async (jobId: string, o: { out: string } & SecretFlags) => watch({ ...g(), jobId, ...o }, io, env)))
   program
     .command('status <jobId>')
     .description('show a job, its money and its history')
@@ -92,7 +108,7 @@ export async function run(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv
     .option(
       '--pay <who=units>',
       'pay this first, in base units, e.g. provider=2000000 (repeatable)',
-      (v: string, all: string[]) => [...all, v],
+      repeat,
       [] as string[],
     )
     .action(

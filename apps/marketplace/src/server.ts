@@ -5,15 +5,22 @@ import { appRouter, httpStatusOf } from '@kiln/api'
 import { marketplaceOf, type ApiContext } from './api/market.ts'
 import { MAX_BODY_BYTES, screenApiRequest, sendApiError } from './api/body.ts'
 import type { ArtifactStore } from './coordinator/index.ts'
+import { blobRoutes } from './blobs/http.ts'
+import type { BlobStore } from './blobs/store.ts'
 
 export interface HttpInit {
   api: ApiContext
   artifacts: ArtifactStore
+  /** Uploaded inputs (`/blobs/<sha256>`), when this marketplace takes uploads. */
+  blobs?: BlobStore
   /** Handles everything that is not the API or an artifact (the Next.js app), when present. */
   web?: (req: IncomingMessage, res: ServerResponse) => Promise<void> | void
 }
 
-/** One port: `/trpc/*` the API, `/artifacts/<sha256>` outputs (their owner's only), the rest the web app. */
+/**
+ * One port: `/trpc/*` the API, `/artifacts/<sha256>` outputs (their owner's only), `/blobs/<sha256>`
+ * uploaded inputs (blobs/http.ts), the rest the web app.
+ */
 export function createHttpServer(init: HttpInit): Server {
   const audience = init.api.info.arbiter as Address
   const market = marketplaceOf(init.api)
@@ -28,6 +35,7 @@ export function createHttpServer(init: HttpInit): Server {
         init.api.coordinator.log.error({ path, err: String(error.cause ?? error) }, 'API request failed')
     },
   })
+  const blobs = init.blobs ? blobRoutes({ store: init.blobs, audience, log: init.api.coordinator.log }) : undefined
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     if (url.pathname.startsWith('/trpc/')) {
@@ -43,6 +51,7 @@ export function createHttpServer(init: HttpInit): Server {
     if (url.pathname === '/healthz') return json(res, 200, { ok: true })
     const m = /^\/artifacts\/([0-9a-f]{64})$/.exec(url.pathname)
     if (m?.[1]) return void serveArtifact(init, audience, m[1], req, res)
+    if (blobs?.(req, res, url)) return
     if (init.web) return void init.web(req, res)
     json(res, 404, { error: 'not found', hint: 'the web app is not built; run npm run build -w @kiln/marketplace' })
   })

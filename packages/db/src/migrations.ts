@@ -125,4 +125,16 @@ CREATE TABLE used_nonces (
 );
 CREATE INDEX used_nonces_expires_idx ON used_nonces (expires_at)`,
   },
+  {
+    id: 8,
+    sql: `
+CREATE TABLE blob_owners (
+  sha256 text NOT NULL,
+  client text NOT NULL,
+  size bigint NOT NULL,
+  created_at bigint NOT NULL,
+  PRIMARY KEY (client, sha256)
+);
+CREATE INDEX blob_owners_sha256_idx ON blob_owners (sha256)`,
+  },
 ]

@@ -179,3 +179,19 @@ export const usedNonces = pgTable(
   },
   (t) => [primaryKey({ columns: [t.signer, t.nonce] }), index('used_nonces_expires_idx').on(t.expiresAt)],
 )
+
+/**
+ * Who uploaded which blob to the marketplace's store (apps/marketplace/src/blobs). A client
+ * may name, fetch or ask about only the blobs it uploaded itself: the bytes are stored once,
+ * but each client that holds them uploaded them, so a row here proves that client had them.
+ */
+export const blobOwners = pgTable(
+  'blob_owners',
+  {
+    sha256: text('sha256').notNull(),
+    client: text('client').notNull(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    createdAt: ms('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.client, t.sha256] }), index('blob_owners_sha256_idx').on(t.sha256)],
+)

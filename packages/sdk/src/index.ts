@@ -23,3 +23,4 @@ export type {
   VerdictView,
 } from '@kiln/api'
 export { unpackTar as unpackOutput } from '@kiln/artifacts'
+export { packFolder, uploadInput, type UploadedInput, type UploadOptions, type UploadTarget } from './uploads.ts'

@@ -1,15 +1,22 @@
 import { readFileSync } from 'node:fs'
 import pc from 'picocolors'
 import { parse as parseYaml } from 'yaml'
-import { JobSpec, KilnError, parseOrThrow, type JobSpecInput } from '@kiln/protocol'
+import { JobSpec, KilnError, parseOrThrow, type Address, type JobSpecInput, type SecretBundle } from '@kiln/protocol'
 import type { Quote } from '@kiln/sdk'
 import { Exit, openClient, type GlobalOpts, type Io } from '../context.ts'
+import { uploadSpecInputs, withPlaceholders } from '../inputs.ts'
+import { collectSecrets } from '../secrets.ts'
 import { follow, sayer } from './follow.ts'
 
 export interface SubmitOpts extends GlobalOpts {
   file: string
   wait: boolean
   out: string
+  /** --secret NAME or NAME=@FILE, repeatable (secrets.ts). */
+  secret?: string[]
+  registryAuth?: string
+  /** Whether stderr is a terminal (a progress bar for uploads); default process.stderr.isTTY. */
+  tty?: boolean
 }
 
 export function readSpecFile(file: string): JobSpecInput {
@@ -36,7 +43,8 @@ export function readSpecFile(file: string): JobSpecInput {
 
 /** `kiln quote job.yaml`: what the job may cost and what verification guarantees, before paying. */
 export async function quote(o: GlobalOpts & { file: string }, io: Io): Promise<number> {
-  const spec = parseOrThrow(JobSpec, readSpecFile(o.file), `job spec ${o.file}`)
+  // A local input (path:) is priced like any other: nothing is uploaded for a quote.
+  const spec = parseOrThrow(JobSpec, withPlaceholders(readSpecFile(o.file)), `job spec ${o.file}`)
   const q = await openClient(o).client.quote(spec)
   io.out(o.json ? JSON.stringify({ ok: true, quote: quoteJson(q) }) : q.lines.join('\n'))
   return Exit.ok
@@ -61,15 +69,44 @@ function quoteJson(q: Quote) {
   }
 }
 
-/** `kiln submit job.yaml`: submit, lock funds when matched, stream logs, fetch and check outputs. */
-export async function submit(o: SubmitOpts, io: Io): Promise<number> {
-  // Validate before anything else (keypair, network): a bad spec is named at once.
-  const spec = parseOrThrow(JobSpec, readSpecFile(o.file), `job spec ${o.file}`)
-  const { client } = openClient(o)
+/**
+ * `kiln submit job.yaml`: upload local inputs, submit, lock funds when matched, stream logs,
+ * fetch and check outputs.
+ */
+export async function submit(
+  o: SubmitOpts,
+  io: Io,
+  /** Where secret values and registry credentials are read from: main.ts passes its env. */
+  env: Record<string, string | undefined> = {},
+): Promise<number> {
+  // Validate before anything else (keypair, network, uploads): a bad spec is named at once.
+  const raw = readSpecFile(o.file)
+  const checked = parseOrThrow(JobSpec, withPlaceholders(raw), `job spec ${o.file}`)
+  let secrets: SecretBundle | undefined
+  if (checked.secrets.length > 0 || checked.privateImage || (o.secret ?? []).length > 0 || o.registryAuth)
+    secrets = collectSecrets(checked.secrets, o.secret ?? [], env, {
+      image: checked.image,
+      privateImage: checked.privateImage,
+      registryAuth: o.registryAuth,
+    })
+  const { client, identity } = openClient(o)
   const say = sayer(o, io)
-  // The guarantee comes before anything is paid.
-  const q = await client.quote(spec)
+  // The guarantee comes before anything is paid or sent.
+  const q = await client.quote(checked)
   for (const line of q.lines) say(pc.cyan('ⓘ'), line)
+  const uploaded = await uploadSpecInputs(
+    raw,
+    o.file,
+    {
+      api: o.api,
+      identity,
+      arbiter: (await client.info()).arbiter as Address,
+      json: o.json,
+      tty: o.tty ?? Boolean(process.stderr.isTTY),
+    },
+    io,
+  )
+  const spec = parseOrThrow(JobSpec, uploaded, `job spec ${o.file}`)
   const { jobId, maxCost } = await client.submit(spec)
   say(
     pc.green('✓'),
@@ -85,5 +122,5 @@ export async function submit(o: SubmitOpts, io: Io): Promise<number> {
       )
     return Exit.ok
   }
-  return follow(client, jobId, o, io, say, { quote: quoteJson(q) })
+  return follow(client, jobId, o, io, say, { quote: quoteJson(q), secrets })
 }
