@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { Identity, isKilnError, KilnError, type Address } from '@kiln/protocol'
 import type { Job, JobPatch } from '@kiln/scheduler'
-import { FollowedRuns, PlacementBook } from '../src/coordinator/book.ts'
+import { FollowedRuns, PlacementBook, SealedSecrets } from '../src/coordinator/book.ts'
 import { failRun } from '../src/coordinator/lease-outcome.ts'
 import { reconcile } from '../src/coordinator/reconcile.ts'
 import { resumeRun } from '../src/coordinator/resume.ts'
@@ -83,6 +83,7 @@ function ctxOf(rows: Job[], extra: Record<string, unknown> = {}) {
     next,
     inventory,
     following: new FollowedRuns(),
+    sealed: new SealedSecrets(),
     arbiter: Identity.generate(),
     mint: Identity.generate().address,
     log: { info: vi.fn(), warn: vi.fn() },

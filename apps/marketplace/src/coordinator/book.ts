@@ -132,3 +132,28 @@ export class FollowedRuns {
     return this.#ids.has(jobId)
   }
 }
+
+/**
+ * The sealed secrets of locked runs, until their lease is delivered: a box only the placed
+ * provider can open, kept by the coordinator that took the lock, in memory only. A coordinator
+ * restarted between the lock and the run loses it, and the provider then refuses the lease
+ * (SECRETS_UNSEALABLE), which refunds the client; a lease row of its own (issue 10) is where
+ * it will be kept durably.
+ */
+export class SealedSecrets {
+  readonly #byRun = new Map<string, unknown>()
+
+  put(runId: string, envelope: unknown): void {
+    // Bounded: a box is at most MAX_SECRETS_ENVELOPE_BYTES, and runs are held one per provider.
+    if (this.#byRun.size >= 10_000) this.#byRun.delete(this.#byRun.keys().next().value as string)
+    this.#byRun.set(runId, envelope)
+  }
+
+  get(runId: string): unknown {
+    return this.#byRun.get(runId)
+  }
+
+  drop(runId: string): void {
+    this.#byRun.delete(runId)
+  }
+}

@@ -1,7 +1,7 @@
 import { providers, pruneNonces } from '@kiln/db'
 import { NonceCache } from '@kiln/protocol'
 import { createJobStore } from '@kiln/scheduler'
-import { FollowedRuns, PlacementBook } from './book.ts'
+import { FollowedRuns, PlacementBook, SealedSecrets } from './book.ts'
 import { dispatch, lockTimeout, placementPass } from './dispatch.ts'
 import { ProviderDirectory } from './inventory.ts'
 import { finishRun, runLease } from './lease.ts'
@@ -45,6 +45,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     inventory,
     book: new PlacementBook(inventory),
     following: new FollowedRuns(),
+    sealed: new SealedSecrets(),
     next,
     reputation: inventory.reputations,
   }

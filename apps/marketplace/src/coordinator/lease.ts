@@ -40,6 +40,7 @@ export async function runLease(ctx: CoordinatorContext, job: Job): Promise<void>
     await ctx.next.fail(job, failure)
   } finally {
     ctx.following.release(job.id)
+    ctx.sealed.drop(job.id)
   }
 }
 

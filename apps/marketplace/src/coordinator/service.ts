@@ -1,6 +1,8 @@
 import type { JobView, RunView } from '@kiln/api'
 import { checkLock, tokenBalance } from '@kiln/escrow'
 import {
+  DEFAULT_MAX_ENVELOPE_BYTES,
+  MAX_SECRETS_ENVELOPE_BYTES,
   CancelRequest,
   CosignRequest,
   Kind,
@@ -16,6 +18,7 @@ import {
 import { newJobId, type Job } from '@kiln/scheduler'
 import { decideSpotCheck, resolveVerification } from '@kiln/verifier'
 import { submitClientCosign } from './settle.ts'
+import { checkSealedSecrets } from '../inputs/secrets.ts'
 import { openSigned } from './signed.ts'
 import { escrowIdOf, moneyOf, runDeadline, vaultStatus, type CoordinatorContext } from './types.ts'
 import { runView, viewOf } from './views.ts'
@@ -118,7 +121,10 @@ export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<
 
 /** The client says it locked the funds; we check the chain ourselves before the lease goes out. */
 export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promise<JobView> {
-  const { payload, signer } = await openSigned(ctx, raw, Kind.lock, LockRequest)
+  // A lock may carry the sealed secrets for the run's provider beside the request itself.
+  const { payload, signer } = await openSigned(ctx, raw, Kind.lock, LockRequest, {
+    maxBytes: DEFAULT_MAX_ENVELOPE_BYTES + MAX_SECRETS_ENVELOPE_BYTES,
+  })
   const root = await publicJob(ctx, payload.jobId)
   if (root.client !== signer)
     throw new KilnError('NOT_JOB_OWNER', `${signer} does not own ${root.id}`, { jobId: root.id })
@@ -129,6 +135,14 @@ export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promis
       state: job.state,
     })
   }
+  // Checked before the chain: a box the provider could not open would only fail the run there.
+  const sealed = checkSealedSecrets(payload.secrets, {
+    client: job.client as Address,
+    provider: job.provider as Address,
+    jobId: root.id,
+    escrowId: escrowIdOf(ctx, job),
+    spec: job.spec,
+  })
   const lock = await checkLock(ctx.connection, {
     jobId: escrowIdOf(ctx, job),
     mint: ctx.mint,
@@ -150,7 +164,10 @@ export async function confirmLock(ctx: CoordinatorContext, raw: unknown): Promis
     `funds locked on chain (${payload.signature})`,
     { lockSignature: payload.signature, runDeadline: runDeadline(job.spec.timeoutSec) },
   )
-  if (locked) ctx.next.run(locked)
+  if (locked) {
+    if (sealed) ctx.sealed.put(locked.id, sealed)
+    ctx.next.run(locked)
+  }
   return viewOf(ctx, await ctx.store.mustGet(root.id))
 }
 

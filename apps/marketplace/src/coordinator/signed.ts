@@ -14,8 +14,9 @@ export async function openSigned<S extends z.ZodType>(
   raw: unknown,
   kind: string,
   schema: S,
+  opts: { maxBytes?: number } = {},
 ): Promise<Opened<z.output<S>>> {
-  const opened = open(raw, { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS })
+  const opened = open(raw, { kind, schema, maxTtlMs: MAX_API_ENVELOPE_TTL_MS, ...opts })
   const { signer, nonce, expiresAt } = opened.envelope
   if (!(await claimNonce(ctx.db, signer, nonce, expiresAt))) {
     throw new KilnError(

@@ -35,6 +35,7 @@ export function leaseOf(ctx: CoordinatorContext, job: Job): Lease {
     startBy: Date.now() + 60_000,
     bond: job.bond ?? 0,
     feeBps: job.feeBps ?? 0,
+    ...(ctx.sealed.get(job.id) !== undefined ? { secrets: ctx.sealed.get(job.id) } : {}),
   }
 }
 

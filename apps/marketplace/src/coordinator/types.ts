@@ -19,7 +19,7 @@ import {
 import type { Job, JobStore, LifecycleQueues } from '@kiln/scheduler'
 import type { ArtifactStore } from '@kiln/artifacts'
 import { placementAttempts, type VerificationDefaults } from '@kiln/verifier'
-import type { FollowedRuns, PlacementBook } from './book.ts'
+import type { FollowedRuns, PlacementBook, SealedSecrets } from './book.ts'
 import type { ProviderDirectory } from './inventory.ts'
 
 export type { Logger } from '@kiln/protocol'
@@ -107,6 +107,8 @@ export interface CoordinatorContext extends Collaborators {
   book: PlacementBook
   /** Runs whose stream this process follows right now. */
   following: FollowedRuns
+  /** Sealed secrets of locked runs, relayed in their lease. */
+  sealed: SealedSecrets
   next: Next
   /**
    * The directory's scores, read-only; kept for the API's providers list (api/market.ts),

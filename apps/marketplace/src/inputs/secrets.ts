@@ -1,7 +1,7 @@
 import {
   Kind,
   KilnError,
-  MAX_SEALED_SECRET_BYTES,
+  MAX_SECRETS_ENVELOPE_BYTES,
   open,
   SecretsPayload,
   type Address,
@@ -9,8 +9,6 @@ import {
   type JobSpec,
 } from '@kiln/protocol'
 
-/** A sealed box of MAX_SEALED_SECRET_BYTES in base64, and the envelope around it. */
-export const MAX_SECRETS_ENVELOPE_BYTES = Math.ceil((MAX_SEALED_SECRET_BYTES * 4) / 3) + 2048
 /** Sealed with the lock; the run starts right after, but a re-dispatch may come later. */
 const MAX_SECRETS_TTL_MS = 6 * 3600_000
 
