@@ -1,5 +1,5 @@
 import { join, dirname } from 'node:path'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { Connection } from '@solana/web3.js'
@@ -10,8 +10,12 @@ import { createMeshNode } from '@kiln/mesh'
 import { formatKilnError, isKilnError, loadOrCreateIdentity, tokenUnitFor, type Address } from '@kiln/protocol'
 import { createLifecycleQueues } from '@kiln/scheduler'
 import { createCoordinator, createFileArtifactStore, verificationSecret } from './coordinator/index.ts'
+import { escrowIdOf } from './coordinator/types.ts'
 import { readEnv } from './env.ts'
 import { createHttpServer } from './server.ts'
+import { serveBlobs } from './blobs/serve.ts'
+import { createBlobStore } from './blobs/store.ts'
+import { mayFetchInput } from './inputs/authorize.ts'
 
 const VERSION = '0.1.0'
 
@@ -48,7 +52,11 @@ async function main(): Promise<void> {
     onError: (task, jobId, err) => log.warn({ task, jobId, err: String(err) }, 'lifecycle task failed'),
   })
   const artifacts = createFileArtifactStore(join(env.KILN_DATA_DIR, 'artifacts'))
+  const blobs = createBlobStore({ dir: join(env.KILN_DATA_DIR, 'blobs'), db })
+  const inputsTmp = join(env.KILN_DATA_DIR, 'artifacts-tmp')
+  mkdirSync(inputsTmp, { recursive: true })
   const coordinator = createCoordinator({
+    inputs: { owns: (client, sha256) => blobs.owns(client, sha256), tmpDir: inputsTmp },
     arbiter,
     mint,
     connection,
@@ -72,6 +80,19 @@ async function main(): Promise<void> {
     },
   })
   await coordinator.start()
+  // Providers fetch a lease's inputs here: uploads from the blob store, other jobs' outputs
+  // (and files taken out of them) from the artifact store.
+  const c = coordinator.ctx
+  await serveBlobs({
+    mesh,
+    log,
+    store: {
+      size: (sha) => (artifacts.has(sha) ? artifacts.size(sha) : blobs.size(sha)),
+      open: (sha, start) => (artifacts.has(sha) ? artifacts.open(sha, start) : blobs.open(sha, start)),
+    },
+    authorize: (provider, req) =>
+      mayFetchInput({ family: (id) => c.store.family(id), escrowIdOf: (run) => escrowIdOf(c, run) }, provider, req),
+  })
 
   const web = env.KILN_WEB === 'off' ? undefined : await startWeb(env.KILN_WEB === 'on', log)
   const server = createHttpServer({
@@ -90,6 +111,7 @@ async function main(): Promise<void> {
       },
     },
     artifacts,
+    blobs,
     web,
   })
   await new Promise<void>((resolve) => server.listen(env.KILN_PORT, env.KILN_HOST, resolve))

@@ -13,11 +13,13 @@ import {
   SubmitRequest,
   TERMINAL_STATES,
   type Address,
+  type JobSpec,
   type JobState,
 } from '@kiln/protocol'
 import { newJobId, type Job } from '@kiln/scheduler'
 import { decideSpotCheck, resolveVerification } from '@kiln/verifier'
 import { submitClientCosign } from './settle.ts'
+import { resolveInputs } from '../inputs/resolve.ts'
 import { checkSealedSecrets } from '../inputs/secrets.ts'
 import { openSigned } from './signed.ts'
 import { escrowIdOf, moneyOf, runDeadline, vaultStatus, type CoordinatorContext } from './types.ts'
@@ -79,12 +81,42 @@ async function runOf(ctx: CoordinatorContext, job: Job, escrowId: string | undef
 }
 
 /**
+ * A spec's inputs as the lease will carry them: `upload` sources only among the client's own
+ * uploads (someone else's digest reads as not found), `job:` sources given the digest of what
+ * they name (inputs/resolve.ts).
+ */
+async function submittedInputs(ctx: CoordinatorContext, spec: JobSpec, client: Address): Promise<JobSpec> {
+  if (spec.inputs.length === 0) return spec
+  const inputs = ctx.inputs
+  if (!inputs)
+    throw new KilnError('INPUT_UNAVAILABLE', 'this marketplace keeps no inputs', {
+      issues: [{ path: 'inputs', message: 'not taken here', expected: 'no inputs' }],
+    })
+  for (const [i, input] of spec.inputs.entries())
+    if (input.source === 'upload' && !(await inputs.owns(client, input.sha256 ?? '')))
+      throw new KilnError('ARTIFACT_NOT_FOUND', `inputs[${i}]: no upload of yours has sha256 ${input.sha256}`, {
+        issues: [
+          {
+            path: `inputs.${i}.sha256`,
+            message: 'not uploaded by you',
+            expected: 'the digest of a file you uploaded (kiln submit uploads path: inputs)',
+          },
+        ],
+      })
+  return resolveInputs(spec, client, {
+    getJob: (id) => ctx.store.get(id),
+    artifacts: ctx.artifacts,
+    tmpDir: inputs.tmpDir,
+  })
+}
+
+/**
  * Accepts a signed job spec. Checks, before anything is stored or queued: the signature,
  * the spec (every bad field named), and that the client holds the job's maximum cost.
  */
 export async function submitJob(ctx: CoordinatorContext, raw: unknown): Promise<{ jobId: string; maxCost: number }> {
   const { payload, signer, envelope } = await openSigned(ctx, raw, Kind.submit, SubmitRequest)
-  const spec = payload.spec
+  const spec = await submittedInputs(ctx, payload.spec, signer)
   const maxCost = maxLeaseCost(spec.maxPricePerHour, spec.timeoutSec)
   const { p } = resolveVerification(spec.verification, maxCost, ctx.config.verification)
   // Every job that may be re-run must be able to pay for the re-run: were only the re-run

@@ -72,6 +72,11 @@ export interface Collaborators {
   nonces: NonceCache
   log: Logger
   config: CoordinatorConfig
+  /**
+   * Job inputs: who uploaded what (a spec names only its client's own uploads), and scratch
+   * space on the artifact store's filesystem for files taken out of other jobs' outputs.
+   */
+  inputs?: { owns(client: Address, sha256: string): Promise<boolean>; tmpDir: string }
 }
 
 /**
