@@ -1,4 +1,5 @@
-import { constants } from 'node:fs'
+import { constants, createReadStream, createWriteStream } from 'node:fs'
+import { pipeline } from 'node:stream/promises'
 import { lstat, mkdir, open, readdir, readFile, realpath } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { pack as tarPack, extract as tarExtract, type Header } from 'tar-stream'
@@ -62,6 +63,43 @@ function tooLarge(what: string, bytes: number, maxBytes: number): KilnError {
   )
 }
 
+/** An entry's tar header: only the path, type and size vary; every other field is fixed. */
+function canonicalHeader(e: WalkEntry): Partial<Header> & { name: string } {
+  return {
+    name: e.path,
+    type: e.type,
+    mode: e.type === 'file' ? 0o644 : 0o755,
+    mtime: new Date(0),
+    uid: 0,
+    gid: 0,
+    uname: '',
+    gname: '',
+  }
+}
+
+/**
+ * The same canonical tar as packCanonicalTar, streamed to the file `dest` one file at a time
+ * instead of built in memory, so a folder of big files (an input) packs in bounded memory.
+ */
+export async function packCanonicalTarTo(dir: string, dest: string): Promise<void> {
+  const entries = await walk(dir)
+  const pack = tarPack()
+  const written = pipeline(pack, createWriteStream(dest))
+  for (const e of entries) {
+    const header = canonicalHeader(e)
+    if (e.type === 'directory') {
+      pack.entry(header)
+      continue
+    }
+    await new Promise<void>((resolve, reject) => {
+      const entry = pack.entry({ ...header, size: e.size }, (err) => (err ? reject(err) : resolve()))
+      createReadStream(join(dir, e.path)).on('error', reject).pipe(entry)
+    })
+  }
+  pack.finalize()
+  await written
+}
+
 export async function packCanonicalTar(dir: string, opts: PackOptions = {}): Promise<PackedOutput> {
   const entries = await walk(dir)
   const maxBytes = opts.maxBytes
@@ -80,17 +118,7 @@ export async function packCanonicalTar(dir: string, opts: PackOptions = {}): Pro
   })
   let files = 0
   for (const e of entries) {
-    // Only the path, type, size and content vary; every other field is fixed.
-    const header: Partial<Header> & { name: string } = {
-      name: e.path,
-      type: e.type,
-      mode: e.type === 'file' ? 0o644 : 0o755,
-      mtime: new Date(0),
-      uid: 0,
-      gid: 0,
-      uname: '',
-      gname: '',
-    }
+    const header = canonicalHeader(e)
     if (e.type === 'directory') {
       pack.entry(header)
     } else {

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { lstat, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { pack as tarPack, type Header } from 'tar-stream'
+import { packCanonicalTarTo } from '@kiln/artifacts'
 import {
   authorizationHeader,
   Kind,
@@ -201,52 +201,5 @@ async function hashFile(file: string, signal?: AbortSignal): Promise<{ sha256: s
   return { sha256: hash.digest('hex'), size }
 }
 
-/**
- * The folder as the canonical tar of @kiln/artifacts (packCanonicalTar: byte-ordered paths,
- * fixed modes, owners and times, regular files and folders only), streamed to `dest` one file at
- * a time instead of built in memory, so a folder of big files packs in bounded memory.
- */
-export async function packFolder(dir: string, dest: string): Promise<void> {
-  const entries = await walk(dir)
-  const pack = tarPack()
-  const written = pipeline(pack, createWriteStream(dest))
-  for (const e of entries) {
-    const header: Partial<Header> & { name: string } = {
-      name: e.path,
-      type: e.type,
-      mode: e.type === 'file' ? 0o644 : 0o755,
-      mtime: new Date(0),
-      uid: 0,
-      gid: 0,
-      uname: '',
-      gname: '',
-      ...(e.type === 'file' ? { size: e.size } : {}),
-    }
-    if (e.type === 'directory') {
-      pack.entry(header)
-      continue
-    }
-    await new Promise<void>((resolve, reject) => {
-      const entry = pack.entry(header, (err) => (err ? reject(err) : resolve()))
-      createReadStream(join(dir, e.path)).on('error', reject).pipe(entry)
-    })
-  }
-  pack.finalize()
-  await written
-}
-
-async function walk(dir: string): Promise<{ path: string; type: 'file' | 'directory'; size: number }[]> {
-  const out: { path: string; type: 'file' | 'directory'; size: number }[] = []
-  const visit = async (abs: string, rel: string): Promise<void> => {
-    for (const name of await readdir(abs)) {
-      const st = await lstat(join(abs, name))
-      const path = rel === '' ? name : `${rel}/${name}`
-      if (st.isDirectory()) {
-        out.push({ path, type: 'directory', size: 0 })
-        await visit(join(abs, name), path)
-      } else if (st.isFile()) out.push({ path, type: 'file', size: st.size })
-    }
-  }
-  await visit(dir, '')
-  return out.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
-}
+/** The folder as the canonical tar of @kiln/artifacts, streamed to `dest` (bounded memory). */
+export const packFolder = packCanonicalTarTo

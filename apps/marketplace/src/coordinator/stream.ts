@@ -20,6 +20,7 @@ import { escrowIdOf, moneyOf, type CoordinatorContext } from './types.ts'
  * the provider cannot tell which one it holds, nor whether there is another.
  */
 export function leaseOf(ctx: CoordinatorContext, job: Job): Lease {
+  const secrets = ctx.sealed.get(job.id)
   return {
     jobId: job.parentId ?? job.id,
     client: job.client as Address,
@@ -35,7 +36,7 @@ export function leaseOf(ctx: CoordinatorContext, job: Job): Lease {
     startBy: Date.now() + 60_000,
     bond: job.bond ?? 0,
     feeBps: job.feeBps ?? 0,
-    ...(ctx.sealed.get(job.id) !== undefined ? { secrets: ctx.sealed.get(job.id) } : {}),
+    ...(secrets !== undefined ? { secrets } : {}),
   }
 }
 
